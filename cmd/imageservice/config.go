@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"text/tabwriter"
+)
+
+// setting is one configuration variable: its name, default and meaning.
+// The README's configuration table and "imageservice help" are made from
+// the same list, so they cannot drift apart.
+type setting struct {
+	name, def, doc string
+}
+
+// settings lists every environment variable the binary reads.
+var settings = []setting{
+	{"DATABASE_URL", "", "PostgreSQL connection URL for the event store (pgx syntax); when unset, the POSTGRES_* variables compose it"},
+	{"POSTGRES_HOST", "", "old-service name: database host, used when DATABASE_URL is unset"},
+	{"POSTGRES_PORT", "5432", "old-service name: database port"},
+	{"POSTGRES_USER", "", "old-service name: database user"},
+	{"POSTGRES_PASSWORD", "", "old-service name: database password (never logged)"},
+	{"POSTGRES_DB", "", "old-service name: database name"},
+	{"HTTP_ADDR", ":8080", "address the HTTP server listens on"},
+	{"MIGRATE", "true", "apply database migrations at start-up"},
+}
+
+// env returns the value of the named setting, or its default.
+func env(name string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	for _, s := range settings {
+		if s.name == name {
+			return s.def
+		}
+	}
+	panic(fmt.Sprintf("config: %s is not a documented setting", name))
+}
+
+// databaseURL returns DATABASE_URL or, when it is unset, a URL composed
+// from the old POSTGRES_* variables. It returns "" when neither is set.
+func databaseURL() string {
+	if u := env("DATABASE_URL"); u != "" {
+		return u
+	}
+	host := env("POSTGRES_HOST")
+	if host == "" {
+		return ""
+	}
+	return (&pgURL{
+		host: host, port: env("POSTGRES_PORT"), user: env("POSTGRES_USER"),
+		password: env("POSTGRES_PASSWORD"), db: env("POSTGRES_DB"),
+	}).String()
+}
+
+func runHelp(_ context.Context, _ []string, stdout, _ io.Writer) error {
+	fmt.Fprintln(stdout, "Usage: imageservice [command] [flags]")
+	fmt.Fprintln(stdout, "\nCommands:")
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, name := range sortedCommandNames() {
+		fmt.Fprintf(tw, "  %s\t%s\n", name, commands()[name].summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\nConfiguration (environment variables):")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, def, s.doc)
+	}
+	return tw.Flush()
+}
+
+func sortedCommandNames() []string {
+	var names []string
+	for n := range commands() {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// pgURL builds a postgres:// URL with every part escaped.
+type pgURL struct{ host, port, user, password, db string }
+
+func (p *pgURL) String() string {
+	u := url.URL{Scheme: "postgres", Host: p.host, Path: "/" + p.db}
+	if p.port != "" {
+		u.Host = p.host + ":" + p.port
+	}
+	if p.user != "" {
+		u.User = url.UserPassword(p.user, p.password)
+		if p.password == "" {
+			u.User = url.User(p.user)
+		}
+	}
+	return u.String()
+}

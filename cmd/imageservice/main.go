@@ -1,0 +1,56 @@
+// Command imageservice is the one binary of the image dithering service.
+//
+// Usage:
+//
+//	imageservice [command] [flags]
+//
+// With no command it runs "serve". "imageservice help" lists the commands
+// and the configuration variables.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one sub-command of the binary.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands returns the sub-commands by name. Each command lives in its own file.
+func commands() map[string]command {
+	return map[string]command{
+		"help":  {"list the commands and configuration variables", runHelp},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches args to a sub-command and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	cmd, ok := commands()[name]
+	if !ok {
+		fmt.Fprintf(stderr, "imageservice: unknown command %q (see \"imageservice help\")\n", name)
+		return 2
+	}
+	if err := cmd.run(ctx, args, stdout, stderr); err != nil {
+		slog.New(slog.NewTextHandler(stderr, nil)).Error(name+" failed", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,3 @@
+module github.com/imageservice/imageservice
+
+go 1.26.0
