@@ -1,0 +1,173 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+)
+
+// Signal is a broadcast wake-up for backends to implement Store.Changed:
+// every channel handed out by C is closed by the next Notify. The zero
+// Signal is ready to use.
+type Signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// C returns a channel that the next Notify closes.
+func (s *Signal) C() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Notify wakes everyone waiting on a channel from C.
+func (s *Signal) Notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// ReadOptions tune how Follow reads the log.
+type ReadOptions struct {
+	// BatchSize is the most events read at once (default 500).
+	BatchSize int
+	// Partitions splits the log by stream hash; with Partitions > 1 only
+	// the events of streams in Partition are handed over. Every event of
+	// one stream is in the same partition, so per-stream order holds.
+	Partitions int
+	Partition  int
+	// MinIdle and MaxIdle bound the polling back-off while the log is
+	// idle (defaults 5 ms and 1 s). Wake-up hints cut the wait short.
+	MinIdle, MaxIdle time.Duration
+}
+
+func (o ReadOptions) withDefaults() ReadOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 1
+	}
+	if o.MinIdle <= 0 {
+		o.MinIdle = 5 * time.Millisecond
+	}
+	if o.MaxIdle <= 0 {
+		o.MaxIdle = time.Second
+	}
+	return o
+}
+
+// PartitionOf returns the partition, out of n, that a stream belongs to.
+func PartitionOf(stream string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(stream))
+	return int(h.Sum32() % uint32(n))
+}
+
+// Follow reads the log after the position and hands each batch to fn,
+// first catching up and then following live, until ctx ends or fn fails.
+// next is the position to resume after once the batch is handled; with
+// partitions, events of other partitions are left out, so events may be
+// empty while next moves on. It reads without delay while batches come
+// back full, and otherwise waits for a Changed hint or a polling interval
+// that backs off from MinIdle to MaxIdle.
+func Follow(ctx context.Context, store Store, after Position, opts ReadOptions,
+	fn func(ctx context.Context, events []Event, next Position) error) error {
+	opts = opts.withDefaults()
+	idle := opts.MinIdle
+	for {
+		changed := store.Changed() // before reading, so no hint is missed
+		batch, err := store.ReadAll(ctx, after, opts.BatchSize)
+		if err != nil {
+			return fmt.Errorf("follow after %s: %w", after, err)
+		}
+		if len(batch) > 0 {
+			next := batch[len(batch)-1].Position
+			if err := fn(ctx, filter(batch, opts), next); err != nil {
+				return err
+			}
+			after = next
+			idle = opts.MinIdle
+			if len(batch) == opts.BatchSize {
+				continue
+			}
+		}
+		if err := wait(ctx, changed, idle); err != nil {
+			return err
+		}
+		idle = min(idle*2, opts.MaxIdle)
+	}
+}
+
+// filter keeps the events of the partition, reusing the batch's array.
+func filter(batch []Event, opts ReadOptions) []Event {
+	if opts.Partitions <= 1 {
+		return batch
+	}
+	out := batch[:0]
+	for _, e := range batch {
+		if PartitionOf(e.StreamID, opts.Partitions) == opts.Partition {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// wait returns when the hint channel closes, the interval passes or ctx ends.
+func wait(ctx context.Context, hint <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-hint:
+	case <-t.C:
+	}
+	return nil
+}
+
+// Lag is how far a subscription partition is behind the log.
+type Lag struct {
+	// Events approximates the number of events not yet handled, from the
+	// global positions (positions of rolled-back appends count too).
+	Events int64
+	// Age is how long ago the oldest unhandled event was recorded; zero
+	// when the partition is up to date.
+	Age time.Duration
+}
+
+// SubscriptionLag reports how far a subscription partition is behind.
+func SubscriptionLag(ctx context.Context, s Store, key CheckpointKey) (Lag, error) {
+	cp, err := s.Checkpoint(ctx, key)
+	if err != nil {
+		return Lag{}, err
+	}
+	head, _, err := s.Head(ctx)
+	if err != nil {
+		return Lag{}, err
+	}
+	if !cp.Less(head) {
+		return Lag{}, nil
+	}
+	next, err := s.ReadAll(ctx, cp, 1)
+	if err != nil {
+		return Lag{}, fmt.Errorf("lag of %s: %w", key, err)
+	}
+	lag := Lag{Events: max(head.Global-cp.Global, 1)}
+	if len(next) == 1 {
+		lag.Age = max(time.Since(next[0].RecordedAt), 0)
+	}
+	return lag, nil
+}

@@ -1,0 +1,230 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/imageservice/imageservice/eventstore"
+)
+
+const appendSQL = `SELECT stream_version, global_position, transaction_id, duplicate
+FROM eventstore_append($1, $2, $3, $4, $5, $6, $7)`
+
+// appendRetries bounds how often Append starts over in a new transaction
+// after a race it can resolve by itself.
+const appendRetries = 10
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Append implements eventstore.Store in one round trip. It starts over by
+// itself after a race that a new transaction resolves: a stream overtaken
+// by a later transaction, or an identical append committed concurrently
+// (which then reports Duplicate).
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+	args, err := appendArgs(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < appendRetries; attempt++ {
+		res, err := runAppend(ctx, s.pool, args)
+		if err == nil {
+			if !res.Duplicate {
+				s.committed()
+			}
+			return res, nil
+		}
+		lastErr = translate(stream, expected, err)
+		if !retryable(err, attempt) || ctx.Err() != nil {
+			return eventstore.AppendResult{}, lastErr
+		}
+	}
+	return eventstore.AppendResult{}, lastErr
+}
+
+// retryable reports an append error that a new transaction may resolve. A
+// version conflict is retried once, because it may be a concurrent
+// identical append that the retry reports as a duplicate.
+func retryable(err error, attempt int) bool {
+	translated := translate("", 0, err)
+	switch {
+	case errors.Is(translated, ErrStreamOvertaken), isUniqueEventID(err):
+		return true
+	case errors.Is(translated, eventstore.ErrWrongVersion):
+		return attempt == 0
+	}
+	return false
+}
+
+// AppendTx appends within the caller's transaction, so that events commit
+// together with other writes. Readers are woken when InTx commits; a
+// caller that commits by other means should call Store.Notify afterwards.
+// ErrStreamOvertaken means: roll back and try again in a new transaction.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+	args, err := appendArgs(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	res, err := runAppend(ctx, tx, args)
+	if err != nil {
+		return eventstore.AppendResult{}, translate(stream, expected, err)
+	}
+	return res, nil
+}
+
+// Notify wakes readers after a transaction that appended was committed
+// outside InTx.
+func (s *Store) Notify() { s.committed() }
+
+// appendArgs validates the events and turns them into the append
+// function's array arguments.
+func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eventstore.NewEvent) ([]any, error) {
+	if err := eventstore.Validate(stream, expected, events); err != nil {
+		return nil, err
+	}
+	n := len(events)
+	ids := make([]uuid.UUID, n)
+	types := make([]string, n)
+	versions := make([]int32, n)
+	data := make([]string, n)
+	meta := make([]string, n)
+	for i, e := range events {
+		m, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: metadata: %w", stream, err)
+		}
+		if len(e.Data)+len(m) > eventstore.MaxEventSize {
+			return nil, fmt.Errorf("%w: event %d of %s is over %d bytes", eventstore.ErrInvalidEvent, i, stream, eventstore.MaxEventSize)
+		}
+		ids[i], types[i], versions[i] = e.ID, e.Type, int32(max(e.SchemaVersion, 1))
+		data[i], meta[i] = string(e.Data), string(m)
+	}
+	return []any{stream, int64(expected), ids, types, versions, data, meta}, nil
+}
+
+func runAppend(ctx context.Context, q querier, args []any) (eventstore.AppendResult, error) {
+	rows, err := q.Query(ctx, appendSQL, args...)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	var res eventstore.AppendResult
+	type row struct {
+		version int64
+		pos     eventstore.Position
+	}
+	var out []row
+	for rows.Next() {
+		var r row
+		var txid int64
+		if err := rows.Scan(&r.version, &r.pos.Global, &txid, &res.Duplicate); err != nil {
+			rows.Close()
+			return eventstore.AppendResult{}, err
+		}
+		r.pos.TransactionID = uint64(txid)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	slices.SortFunc(out, func(a, b row) int { return int(a.version - b.version) })
+	for _, r := range out {
+		res.Positions = append(res.Positions, r.pos)
+	}
+	if len(out) > 0 {
+		res.StreamVersion = out[len(out)-1].version
+	}
+	return res, nil
+}
+
+const eventColumns = `global_position, transaction_id::text::bigint, stream_id, stream_version,
+event_id, event_type, schema_version, data, metadata, recorded_at`
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, after int64, limit int) ([]eventstore.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3`, stream, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	events, err := scanEvents(rows, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	return events, nil
+}
+
+// horizon is the condition that keeps readers below every transaction
+// that may still be running.
+const horizon = `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND `+horizon+`
+ORDER BY transaction_id, global_position LIMIT $3`,
+		fmt.Sprint(after.TransactionID), after.Global, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %s: %w", after, err)
+	}
+	events, err := scanEvents(rows, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %s: %w", after, err)
+	}
+	return events, nil
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, time.Time, error) {
+	var pos eventstore.Position
+	var txid int64
+	var at time.Time
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position, recorded_at
+FROM events WHERE `+horizon+` ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).
+		Scan(&txid, &pos.Global, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Position{}, time.Time{}, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, time.Time{}, fmt.Errorf("read head: %w", err)
+	}
+	pos.TransactionID = uint64(txid)
+	return pos, at, nil
+}
+
+func scanEvents(rows pgx.Rows, limit int) ([]eventstore.Event, error) {
+	defer rows.Close()
+	events := make([]eventstore.Event, 0, min(limit, 1024))
+	for rows.Next() {
+		var e eventstore.Event
+		var txid int64
+		var schema int32
+		var data, meta []byte
+		if err := rows.Scan(&e.Position.Global, &txid, &e.StreamID, &e.StreamVersion,
+			&e.ID, &e.Type, &schema, &data, &meta, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		e.Position.TransactionID = uint64(txid)
+		e.SchemaVersion = int(schema)
+		e.Data = data
+		if len(meta) > 2 { // "{}" needs no decoding
+			if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+				return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+			}
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}

@@ -1,0 +1,203 @@
+package eventstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// Subscription is a named, checkpointed reader of the log whose handler
+// runs on one replica at a time for each partition.
+type Subscription struct {
+	// Name identifies the subscription's checkpoints and leases.
+	Name string
+	// Partitions splits the work by stream hash (default 1). Each
+	// partition has its own lease and checkpoint, so partitions of one
+	// subscription can run on different replicas.
+	Partitions int
+	// Handler handles each batch. When it returns an error the batch is
+	// handed over again, after a back-off, from the last checkpoint.
+	Handler func(ctx context.Context, b Batch) error
+	// HandlerSavesCheckpoint says that Handler stores b.Checkpoint itself,
+	// in the same transaction as its own writes (a projection, say), with
+	// the backend's fenced checkpoint write. Otherwise the runner stores
+	// it after Handler succeeds, so a batch is handled at least once.
+	HandlerSavesCheckpoint bool
+	// Read tunes reading; its partition fields are set by the runner.
+	Read ReadOptions
+}
+
+// Batch is what a subscription handler receives: its partition's events
+// and the checkpoint to store once they are handled.
+type Batch struct {
+	Events     []Event
+	Checkpoint Checkpoint
+}
+
+// Checkpoint is a fenced checkpoint write: the partition, the epoch of the
+// lease under which the batch was read, and the position after the batch.
+type Checkpoint struct {
+	Key      CheckpointKey
+	Epoch    int64
+	Position Position
+}
+
+// Runner runs subscriptions under leases.
+type Runner struct {
+	// Store is the log and the home of checkpoints and leases.
+	Store Store
+	// Holder names this replica in leases (default: host, pid and a random suffix).
+	Holder string
+	// LeaseTTL is how long a lease lasts without renewal (default 15 s).
+	// The holder renews it every third of that; another replica takes
+	// over at most LeaseTTL after the holder stops renewing.
+	LeaseTTL time.Duration
+	// Logger receives errors that the runner retries (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Run runs the subscription's partitions until ctx ends, taking each
+// partition's lease when it is free and following the log from the
+// partition's checkpoint while it holds the lease. It returns ctx's error
+// once every partition has stopped and released its lease.
+func (r *Runner) Run(ctx context.Context, sub Subscription) error {
+	if sub.Name == "" || sub.Handler == nil {
+		return errors.New("run subscription: a name and a handler are required")
+	}
+	r.setDefaults()
+	n := max(sub.Partitions, 1)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Go(func() { r.runPartition(ctx, sub, CheckpointKey{sub.Name, p}, n) })
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (r *Runner) setDefaults() {
+	if r.Holder == "" {
+		r.Holder = DefaultHolder()
+	}
+	if r.LeaseTTL <= 0 {
+		r.LeaseTTL = 15 * time.Second
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+}
+
+// DefaultHolder returns a lease holder name unique to this process.
+func DefaultHolder() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// runPartition loops: take the lease, run while it is held, back off.
+func (r *Runner) runPartition(ctx context.Context, sub Subscription, key CheckpointKey, n int) {
+	log := r.Logger.With("subscription", key.String(), "holder", r.Holder)
+	backoff := newBackoff(50*time.Millisecond, r.LeaseTTL/3)
+	for ctx.Err() == nil {
+		lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
+		if err == nil {
+			err = r.holdLease(ctx, sub, lease, n)
+			backoff.reset()
+		}
+		if err != nil && !errors.Is(err, ErrLeaseHeld) && ctx.Err() == nil {
+			log.Warn("subscription partition stopped; retrying", "err", err)
+		}
+		if errors.Is(err, ErrLeaseHeld) {
+			backoff.d = r.LeaseTTL / 3
+		}
+		_ = wait(ctx, nil, backoff.next())
+	}
+}
+
+// holdLease follows the log while renewing the lease, until the lease is
+// lost, ctx ends or the handler fails; then it releases the lease.
+func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.renew(ctx, cancel, lease) })
+	err := r.follow(ctx, sub, lease, n)
+	cancel(err)
+	wg.Wait()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		return cause
+	}
+	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer relCancel()
+	if rerr := r.Store.ReleaseLease(relCtx, lease); rerr != nil {
+		r.Logger.Warn("release lease", "subscription", lease.Key.String(), "err", rerr)
+	}
+	return err
+}
+
+// renew extends the lease every third of its TTL and cancels the
+// partition's context with ErrLeaseLost when renewal is refused.
+func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, lease Lease) {
+	t := time.NewTicker(r.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		renewed, err := r.Store.RenewLease(ctx, lease, r.LeaseTTL)
+		switch {
+		case errors.Is(err, ErrLeaseLost):
+			cancel(fmt.Errorf("renew %s: %w", lease.Key, err))
+			return
+		case err != nil:
+			// A transient error: try again at the next tick, while the
+			// lease may still be valid; the fenced checkpoint protects us.
+			r.Logger.Warn("renew lease", "subscription", lease.Key.String(), "err", err)
+		default:
+			lease = renewed
+		}
+	}
+}
+
+// follow hands the partition's batches to the handler and checkpoints them.
+func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n int) error {
+	from, err := r.Store.Checkpoint(ctx, lease.Key)
+	if err != nil {
+		return fmt.Errorf("load checkpoint %s: %w", lease.Key, err)
+	}
+	opts := sub.Read
+	opts.Partitions, opts.Partition = n, lease.Key.Partition
+	return Follow(ctx, r.Store, from, opts, func(ctx context.Context, events []Event, next Position) error {
+		cp := Checkpoint{Key: lease.Key, Epoch: lease.Epoch, Position: next}
+		if len(events) > 0 {
+			if err := sub.Handler(ctx, Batch{Events: events, Checkpoint: cp}); err != nil {
+				return fmt.Errorf("handle %d events of %s: %w", len(events), lease.Key, err)
+			}
+			if sub.HandlerSavesCheckpoint {
+				return nil
+			}
+		}
+		return r.Store.SaveCheckpoint(ctx, cp.Key, cp.Epoch, cp.Position)
+	})
+}
+
+// backoff is an exponential back-off between lo and hi.
+type backoff struct{ lo, hi, d time.Duration }
+
+func newBackoff(lo, hi time.Duration) *backoff { return &backoff{lo: lo, hi: max(hi, lo), d: lo} }
+
+func (b *backoff) reset() { b.d = b.lo }
+
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(b.d*2, b.hi)
+	return d
+}

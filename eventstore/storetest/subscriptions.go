@@ -1,0 +1,406 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/imageservice/imageservice/eventstore"
+)
+
+// faulty wraps a store to act out a replica's failures: renewals that stop
+// getting through, or a process that is killed and does nothing more.
+type faulty struct {
+	eventstore.Store
+	noRenew atomic.Bool // RenewLease fails as on a broken network
+	dead    atomic.Bool // every call fails, as in a killed process
+	fenced  atomic.Int64
+}
+
+var errDead = errors.New("storetest: this replica was killed")
+
+func (f *faulty) check() error {
+	if f.dead.Load() {
+		return errDead
+	}
+	return nil
+}
+
+func (f *faulty) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Event, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.Store.ReadAll(ctx, after, limit)
+}
+
+func (f *faulty) SaveCheckpoint(ctx context.Context, key eventstore.CheckpointKey, epoch int64, pos eventstore.Position) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	err := f.Store.SaveCheckpoint(ctx, key, epoch, pos)
+	if errors.Is(err, eventstore.ErrLeaseLost) {
+		f.fenced.Add(1)
+	}
+	return err
+}
+
+func (f *faulty) AcquireLease(ctx context.Context, key eventstore.CheckpointKey, holder string, ttl time.Duration) (eventstore.Lease, error) {
+	if err := f.check(); err != nil {
+		return eventstore.Lease{}, err
+	}
+	return f.Store.AcquireLease(ctx, key, holder, ttl)
+}
+
+func (f *faulty) RenewLease(ctx context.Context, l eventstore.Lease, ttl time.Duration) (eventstore.Lease, error) {
+	if f.dead.Load() || f.noRenew.Load() {
+		return eventstore.Lease{}, errors.New("storetest: renewals are not getting through")
+	}
+	return f.Store.RenewLease(ctx, l, ttl)
+}
+
+func (f *faulty) ReleaseLease(ctx context.Context, l eventstore.Lease) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.Store.ReleaseLease(ctx, l)
+}
+
+// handled records what a subscription's handler was given, by holder.
+type handled struct {
+	mu      sync.Mutex
+	events  []eventstore.Event
+	holders []string
+	parts   []int
+}
+
+func (h *handled) add(holder string, b eventstore.Batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range b.Events {
+		h.events = append(h.events, e)
+		h.holders = append(h.holders, holder)
+		h.parts = append(h.parts, b.Checkpoint.Key.Partition)
+	}
+}
+
+func (h *handled) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.events)
+}
+
+func (h *handled) ids() []uuid.UUID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]uuid.UUID, len(h.events))
+	for i, e := range h.events {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// replica is one runner of a subscription, started in the background.
+type replica struct {
+	store  *faulty
+	runner *eventstore.Runner
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// startReplica runs sub on a runner named holder until stopped or the test ends.
+func startReplica(t *testing.T, s eventstore.Store, holder string, ttl time.Duration, sub eventstore.Subscription, h *handled) *replica {
+	return startFaultyReplica(t, &faulty{Store: s}, holder, ttl, sub, h)
+}
+
+// startFaultyReplica is startReplica on a store whose faults the test controls.
+func startFaultyReplica(t *testing.T, f *faulty, holder string, ttl time.Duration, sub eventstore.Subscription, h *handled) *replica {
+	r := &replica{
+		store:  f,
+		runner: &eventstore.Runner{Store: f, Holder: holder, LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)},
+		done:   make(chan struct{}),
+	}
+	inner := sub.Handler
+	sub.Handler = func(ctx context.Context, b eventstore.Batch) error {
+		h.add(holder, b)
+		if inner != nil {
+			return inner(ctx, b)
+		}
+		return nil
+	}
+	var c context.Context
+	c, r.stop = context.WithCancel(ctx(t))
+	go func() { defer close(r.done); _ = r.runner.Run(c, sub) }()
+	t.Cleanup(r.halt)
+	return r
+}
+
+// halt stops the replica and waits for it.
+func (r *replica) halt() { r.stop(); <-r.done }
+
+func appendN(t *testing.T, s eventstore.Store, n int) []uuid.UUID {
+	ids := make([]uuid.UUID, n)
+	for i := range n {
+		e := ev("E", i)
+		ids[i] = e.ID
+		mustAppend(t, s, fmt.Sprintf("sub-%d", i%4), eventstore.Any, e)
+	}
+	return ids
+}
+
+// testSubscriberRestart: a subscriber stopped and started again resumes
+// from its checkpoint without losing or repeating events.
+func testSubscriberRestart(t *testing.T, b Backend) {
+	s := b.Store
+	sub := eventstore.Subscription{Name: "restart", Read: eventstore.ReadOptions{BatchSize: 4}}
+	first := appendN(t, s, 10)
+	var h1, h2 handled
+	r1 := startReplica(t, s, "one", time.Second, sub, &h1)
+	eventually(t, "the first ten events", func() bool { return h1.count() == 10 })
+	r1.halt()
+	cp, err := s.Checkpoint(ctx(t), eventstore.CheckpointKey{Subscription: "restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := appendN(t, s, 5)
+	startReplica(t, s, "two", time.Second, sub, &h2)
+	eventually(t, "the next five events", func() bool { return h2.count() >= 5 })
+	all := append(first, second...)
+	resumedIDs := h2.ids()
+	resumed := indexOf(all, resumedIDs[0])
+	if want := afterCheckpoint(t, s, cp); resumed != len(all)-want {
+		t.Fatalf("restart resumed at event %d, want the first after the checkpoint (%d)", resumed, len(all)-want)
+	}
+	if got := append(h1.ids()[:resumed], resumedIDs...); !equalIDs(got, all) {
+		t.Fatalf("restart lost or repeated events: %d handled, want %d", len(got), len(all))
+	}
+}
+
+// testSubscriberKilled: a subscriber killed mid-work, without releasing its
+// lease or saving its last checkpoint, is replaced by another replica after
+// the lease expires, which repeats at most the batch that was in flight.
+func testSubscriberKilled(t *testing.T, b Backend) {
+	s := b.Store
+	all := appendN(t, s, 20)
+	var h1, h2 handled
+	var batches atomic.Int32
+	victim := &faulty{Store: s}
+	sub := eventstore.Subscription{Name: "killed", Read: eventstore.ReadOptions{BatchSize: 3}}
+	killer := sub
+	killer.Handler = func(ctx context.Context, b eventstore.Batch) error {
+		if batches.Add(1) == 3 {
+			victim.dead.Store(true) // dies before it can checkpoint
+		}
+		return nil
+	}
+	startFaultyReplica(t, victim, "victim", 500*time.Millisecond, killer, &h1)
+	eventually(t, "the victim to die", func() bool { return victim.dead.Load() })
+	startReplica(t, s, "heir", 500*time.Millisecond, sub, &h2)
+	eventually(t, "the heir to finish", func() bool { return h2.count() >= 14 })
+	if h1.count() != 9 {
+		t.Fatalf("victim handled %d events, want 9 (three batches)", h1.count())
+	}
+	got := h2.ids()
+	if len(got) != 14 || !equalIDs(got, all[6:]) {
+		t.Fatalf("heir handled %d events starting at %d, want the 14 after the last checkpoint", len(got), indexOf(all, got[0]))
+	}
+}
+
+// testLeaseExclusive: one holder at a time; a released lease is free at
+// once and its epoch moves on; two runners of one subscription never both run.
+func testLeaseExclusive(t *testing.T, b Backend) {
+	s := b.Store
+	key := eventstore.CheckpointKey{Subscription: "exclusive"}
+	a, err := s.AcquireLease(ctx(t), key, "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx(t), key, "b", time.Minute); !errors.Is(err, eventstore.ErrLeaseHeld) {
+		t.Fatalf("second acquire: %v, want ErrLeaseHeld", err)
+	}
+	if _, err := s.AcquireLease(ctx(t), key, "a", time.Minute); !errors.Is(err, eventstore.ErrLeaseHeld) {
+		t.Fatalf("re-acquire by the holder: %v, want ErrLeaseHeld", err)
+	}
+	if _, err := s.RenewLease(ctx(t), a, time.Minute); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := s.ReleaseLease(ctx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	bl, err := s.AcquireLease(ctx(t), key, "b", time.Minute)
+	if err != nil || bl.Epoch <= a.Epoch {
+		t.Fatalf("acquire after release: %+v, %v", bl, err)
+	}
+	if _, err := s.RenewLease(ctx(t), a, time.Minute); !errors.Is(err, eventstore.ErrLeaseLost) {
+		t.Fatalf("renew of a released lease: %v, want ErrLeaseLost", err)
+	}
+
+	var h handled
+	sub := eventstore.Subscription{Name: "exclusive-runner"}
+	startReplica(t, s, "r1", 2*time.Second, sub, &h)
+	startReplica(t, s, "r2", 2*time.Second, sub, &h)
+	ids := appendN(t, s, 30)
+	eventually(t, "every event", func() bool { return h.count() >= 30 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, holder := range h.holders {
+		if holder != h.holders[0] {
+			t.Fatalf("event %d handled by %s, earlier ones by %s: both runners ran", i, holder, h.holders[0])
+		}
+	}
+	if len(h.events) != len(ids) {
+		t.Fatalf("handled %d events, want %d", len(h.events), len(ids))
+	}
+}
+
+// testLeaseTakeoverFencesOldHolder: an expired lease is taken over with a
+// new epoch, and the old holder can neither renew nor move the checkpoint.
+func testLeaseTakeoverFencesOldHolder(t *testing.T, b Backend) {
+	s := b.Store
+	key := eventstore.CheckpointKey{Subscription: "fenced", Partition: 3}
+	old, err := s.AcquireLease(ctx(t), key, "old", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx(t), key, old.Epoch, eventstore.Position{TransactionID: 1, Global: 1}); err != nil {
+		t.Fatalf("holder's checkpoint: %v", err)
+	}
+	var heir eventstore.Lease
+	eventually(t, "the lease to expire", func() bool {
+		heir, err = s.AcquireLease(ctx(t), key, "heir", time.Minute)
+		return err == nil
+	})
+	if heir.Epoch != old.Epoch+1 {
+		t.Fatalf("heir epoch %d, want %d", heir.Epoch, old.Epoch+1)
+	}
+	if _, err := s.RenewLease(ctx(t), old, time.Minute); !errors.Is(err, eventstore.ErrLeaseLost) {
+		t.Fatalf("old holder renewed: %v", err)
+	}
+	stale := eventstore.Position{TransactionID: 9, Global: 9}
+	if err := s.SaveCheckpoint(ctx(t), key, old.Epoch, stale); !errors.Is(err, eventstore.ErrLeaseLost) {
+		t.Fatalf("old holder's checkpoint write: %v, want ErrLeaseLost", err)
+	}
+	heirPos := eventstore.Position{TransactionID: 2, Global: 2}
+	if err := s.SaveCheckpoint(ctx(t), key, heir.Epoch, heirPos); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Checkpoint(ctx(t), key); err != nil || got != heirPos {
+		t.Fatalf("checkpoint = %s, %v; want the heir's %s", got, err, heirPos)
+	}
+}
+
+// testRunnerTakeover: when the holder's renewals stop, another runner takes
+// over within the TTL and the old holder's checkpoint writes are rejected.
+func testRunnerTakeover(t *testing.T, b Backend) {
+	s := b.Store
+	var h handled
+	sub := eventstore.Subscription{Name: "takeover"}
+	ttl := 500 * time.Millisecond
+	first := startReplica(t, s, "first", ttl, sub, &h)
+	appendN(t, s, 5)
+	eventually(t, "five events", func() bool { return h.count() >= 5 })
+	first.store.noRenew.Store(true)
+	startReplica(t, s, "second", ttl, sub, &h)
+	// Keep the log growing until the second runner handles what is new,
+	// and the first, still following, has tried to checkpoint it.
+	eventually(t, "the second runner to take over", func() bool {
+		appendN(t, s, 1)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.holders[len(h.holders)-1] == "second"
+	})
+	eventually(t, "the old holder to be fenced", func() bool {
+		appendN(t, s, 1)
+		return first.store.fenced.Load() > 0
+	})
+}
+
+// testPartitionedSubscription: partitions split the work between replicas;
+// each event is handled once, each stream stays in one partition, in order.
+func testPartitionedSubscription(t *testing.T, b Backend) {
+	s := b.Store
+	var h handled
+	sub := eventstore.Subscription{Name: "partitioned", Partitions: 4, Read: eventstore.ReadOptions{BatchSize: 10}}
+	startReplica(t, s, "p1", 2*time.Second, sub, &h)
+	startReplica(t, s, "p2", 2*time.Second, sub, &h)
+	for i := range 200 {
+		mustAppend(t, s, fmt.Sprintf("part-%d", i%20), eventstore.Any, ev("P", i))
+	}
+	eventually(t, "every event", func() bool { return h.count() >= 200 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	checkPerStreamOrder(t, "partitioned subscription", h.events, 200)
+	partOf := map[string]int{}
+	for i, e := range h.events {
+		p := h.parts[i]
+		if p != eventstore.PartitionOf(e.StreamID, 4) {
+			t.Fatalf("stream %s handled in partition %d", e.StreamID, p)
+		}
+		if q, ok := partOf[e.StreamID]; ok && q != p {
+			t.Fatalf("stream %s split over partitions %d and %d", e.StreamID, q, p)
+		}
+		partOf[e.StreamID] = p
+	}
+}
+
+func testLag(t *testing.T, b Backend) {
+	s := b.Store
+	key := eventstore.CheckpointKey{Subscription: "lag"}
+	if lag, err := eventstore.SubscriptionLag(ctx(t), s, key); err != nil || lag != (eventstore.Lag{}) {
+		t.Fatalf("lag of an empty log = %+v, %v", lag, err)
+	}
+	appendN(t, s, 5)
+	readAll(t, s) // settle: every event is readable
+	lag, err := eventstore.SubscriptionLag(ctx(t), s, key)
+	if err != nil || lag.Events < 5 {
+		t.Fatalf("lag = %+v, %v; want at least 5 events", lag, err)
+	}
+	head, _, err := s.Head(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx(t), key, 0, head); err != nil {
+		t.Fatal(err)
+	}
+	if lag, err := eventstore.SubscriptionLag(ctx(t), s, key); err != nil || lag != (eventstore.Lag{}) {
+		t.Fatalf("lag when up to date = %+v, %v", lag, err)
+	}
+}
+
+// afterCheckpoint counts the events after a position.
+func afterCheckpoint(t *testing.T, s eventstore.Store, cp eventstore.Position) int {
+	n := 0
+	for _, e := range readAll(t, s) {
+		if cp.Less(e.Position) {
+			n++
+		}
+	}
+	return n
+}
+
+func indexOf(ids []uuid.UUID, id uuid.UUID) int {
+	for i, x := range ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func equalIDs(a, b []uuid.UUID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
