@@ -1,3 +1,5 @@
 module github.com/imageservice/imageservice
 
 go 1.26.0
+
+require github.com/google/uuid v1.6.0
