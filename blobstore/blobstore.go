@@ -66,6 +66,7 @@ type Store interface {
 	// Stat describes the blob with the given key, or returns ErrNotFound.
 	Stat(ctx context.Context, key string) (Blob, error)
 	// Open returns a reader of the blob's content; the caller closes it.
+	// The reader may keep using ctx, so use it only while ctx is live.
 	Open(ctx context.Context, key string) (Reader, Blob, error)
 	// Delete removes the blob. Deleting a missing blob is not an error.
 	Delete(ctx context.Context, key string) error

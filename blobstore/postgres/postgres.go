@@ -117,20 +117,26 @@ func stat(ctx context.Context, q querier, key string) (blobstore.Blob, error) {
 	return b, nil
 }
 
-// Open implements blobstore.Store. The whole content is loaded into memory.
+// Open implements blobstore.Store. Blobs up to 1 MiB are read whole; larger
+// ones are read in 1 MiB chunks on demand, each chunk a query using ctx, so
+// the reader must not outlive ctx.
 func (s *Store) Open(ctx context.Context, key string) (blobstore.Reader, blobstore.Blob, error) {
 	if err := blobstore.CheckKey(key); err != nil {
 		return nil, blobstore.Blob{}, fmt.Errorf("open blob: %w", err)
 	}
 	b := blobstore.Blob{Key: key}
 	var data []byte
-	err := s.pool.QueryRow(ctx, `SELECT content_type, size, created_at, data FROM blobs WHERE key = $1`, key).
+	err := s.pool.QueryRow(ctx, `SELECT content_type, size, created_at,
+		CASE WHEN size <= $2 THEN data END FROM blobs WHERE key = $1`, key, chunkSize).
 		Scan(&b.ContentType, &b.Size, &b.CreatedAt, &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, blobstore.Blob{}, fmt.Errorf("open blob %s: %w", key, blobstore.ErrNotFound)
 	}
 	if err != nil {
 		return nil, blobstore.Blob{}, fmt.Errorf("open blob %s: %w", key, err)
+	}
+	if b.Size > chunkSize {
+		return &chunkReader{ctx: ctx, pool: s.pool, key: key, size: b.Size}, b, nil
 	}
 	return memReader{bytes.NewReader(data)}, b, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -248,5 +249,55 @@ func TestMaxSize(t *testing.T) {
 	}
 	if _, err := s.Put(ctx, "", bytes.NewReader(make([]byte, 10))); err != nil {
 		t.Fatalf("Put at limit: %v", err)
+	}
+}
+
+// TestChunkedRead reads a blob larger than one chunk through Seek, Read and
+// ReadAt across chunk boundaries.
+func TestChunkedRead(t *testing.T) {
+	t.Parallel()
+	s := blobpg.New(freshPool(t))
+	ctx := context.Background()
+	data := make([]byte, 3<<20+12345)
+	_, _ = rand.Read(data)
+	b, err := s.Put(ctx, "image/png", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := s.Open(ctx, b.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, tc := range []struct{ off, n int64 }{{0, 10}, {1<<20 - 5, 10}, {2<<20 - 1, 1<<20 + 2}, {int64(len(data)) - 7, 7}} {
+		buf := make([]byte, tc.n)
+		if _, err := r.ReadAt(buf, tc.off); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("ReadAt(%d, %d): %v", tc.off, tc.n, err)
+		}
+		if !bytes.Equal(buf, data[tc.off:tc.off+tc.n]) {
+			t.Fatalf("ReadAt(%d, %d) differs", tc.off, tc.n)
+		}
+	}
+	if n, err := r.ReadAt(make([]byte, 10), int64(len(data))-3); n != 3 || !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadAt past end = %d, %v", n, err)
+	}
+	if _, err := r.Seek(1<<20+100, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(rest, data[1<<20+100:]) {
+		t.Fatalf("read after seek: %d bytes, %v", len(rest), err)
+	}
+	// A blob deleted while open reports not found on the next chunk.
+	r2, _, err := s.Open(ctx, b.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if err := s.Delete(ctx, b.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.Read(make([]byte, 10)); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("read deleted blob: %v", err)
 	}
 }
