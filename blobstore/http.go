@@ -1,0 +1,56 @@
+package blobstore
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Handler serves blobs by key: GET and HEAD /<key> (mount it under a prefix
+// with http.StripPrefix). Responses carry the stored content type, an ETag of
+// the key, immutable caching and nosniff; range requests and If-None-Match
+// are handled by http.ServeContent. A malformed key is 400, an unknown one
+// 404, both with a short JSON error.
+func Handler(store Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		key := strings.TrimPrefix(r.URL.Path, "/")
+		if !ValidKey(key) {
+			writeError(w, http.StatusBadRequest, "malformed blob key")
+			return
+		}
+		rd, blob, err := store.Open(r.Context(), key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			writeError(w, http.StatusNotFound, "blob not found")
+			return
+		case err != nil:
+			slog.ErrorContext(r.Context(), "serve blob", "key", key, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		defer rd.Close()
+		h := w.Header()
+		h.Set("Content-Type", blob.ContentType)
+		h.Set("ETag", `"`+blob.Key+`"`)
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+		http.ServeContent(w, r, "", blob.CreatedAt, rd)
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

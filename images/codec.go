@@ -1,0 +1,133 @@
+package images
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrUnknownEventType is returned (wrapped) by Marshal and Unmarshal for an
+// event type this package does not know.
+var ErrUnknownEventType = errors.New("unknown event type")
+
+// ErrUnknownSchemaVersion is returned (wrapped) by Unmarshal for a schema
+// version newer than the code or with no upcaster.
+var ErrUnknownSchemaVersion = errors.New("unknown schema version")
+
+// upcaster rewrites the JSON of version v into version v+1.
+type upcaster func(data []byte) ([]byte, error)
+
+// codec knows how to read one event type in all its versions.
+type codec struct {
+	current   int
+	decode    func(data []byte) (Event, error)
+	upcasters map[int]upcaster // keyed by the version they read
+}
+
+var registry = map[string]codec{
+	TypeImageUploaded: {current: ImageUploadedVersion, decode: decodeAs[ImageUploaded]},
+	TypeDitherRequested: {current: DitherRequestedVersion, decode: decodeAs[DitherRequested],
+		upcasters: map[int]upcaster{1: upcastDitherRequestedV1}},
+	TypeDitherCompleted: {current: DitherCompletedVersion, decode: decodeAs[DitherCompleted]},
+	TypeDitherFailed:    {current: DitherFailedVersion, decode: decodeAs[DitherFailed]},
+	TypeImageSynced:     {current: ImageSyncedVersion, decode: decodeAs[ImageSynced]},
+	TypeDitherSynced:    {current: DitherSyncedVersion, decode: decodeAs[DitherSynced]},
+	TypeImageDeleted:    {current: ImageDeletedVersion, decode: decodeAs[ImageDeleted]},
+}
+
+// EventTypes returns the names of all event types this package knows.
+func EventTypes() []string {
+	return []string{TypeImageUploaded, TypeDitherRequested, TypeDitherCompleted,
+		TypeDitherFailed, TypeImageSynced, TypeDitherSynced, TypeImageDeleted}
+}
+
+// Marshal encodes e as the JSON stored in the log, with its type name and
+// current schema version.
+func Marshal(e Event) (typ string, schemaVersion int, data []byte, err error) {
+	if e == nil {
+		return "", 0, nil, errors.New("marshal event: nil event")
+	}
+	typ = e.EventType()
+	if _, ok := registry[typ]; !ok {
+		return "", 0, nil, fmt.Errorf("marshal event %q: %w", typ, ErrUnknownEventType)
+	}
+	data, err = json.Marshal(e)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("marshal event %q: %w", typ, err)
+	}
+	return typ, e.SchemaVersion(), data, nil
+}
+
+// Unmarshal decodes stored JSON into an event of the current schema version,
+// upcasting older versions step by step. The result is a value (not a
+// pointer) of one of the event struct types.
+func Unmarshal(typ string, schemaVersion int, data []byte) (Event, error) {
+	c, ok := registry[typ]
+	if !ok {
+		return nil, fmt.Errorf("unmarshal event %q: %w", typ, ErrUnknownEventType)
+	}
+	if schemaVersion < 1 || schemaVersion > c.current {
+		return nil, fmt.Errorf("unmarshal event %q v%d (this build reads up to v%d): %w",
+			typ, schemaVersion, c.current, ErrUnknownSchemaVersion)
+	}
+	for v := schemaVersion; v < c.current; v++ {
+		up, ok := c.upcasters[v]
+		if !ok {
+			return nil, fmt.Errorf("unmarshal event %q: no upcaster from v%d: %w", typ, v, ErrUnknownSchemaVersion)
+		}
+		var err error
+		if data, err = up(data); err != nil {
+			return nil, fmt.Errorf("unmarshal event %q: upcast v%d: %w", typ, v, err)
+		}
+	}
+	e, err := c.decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("unmarshal event %q v%d: %w", typ, schemaVersion, err)
+	}
+	return e, nil
+}
+
+func decodeAs[T Event](data []byte) (Event, error) {
+	var e T
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ditherRequestedV1 is the first JSON of DitherRequested: only the level
+// count and an algorithm name, which could be in enum style
+// ("FLOYD_STEINBERG").
+type ditherRequestedV1 struct {
+	DitherID  json.RawMessage `json:"dither_id"`
+	Levels    int             `json:"levels"`
+	Algorithm string          `json:"algorithm"`
+}
+
+// upcastDitherRequestedV1 fills the fields v2 added with the defaults v1
+// implied: strength 1, sRGB, no serpentine, no grayscale, no palette. The
+// request time is left zero; Evolve then uses the recorded time.
+func upcastDitherRequestedV1(data []byte) ([]byte, error) {
+	var v1 ditherRequestedV1
+	if err := json.Unmarshal(data, &v1); err != nil {
+		return nil, err
+	}
+	alg := NormalizeAlgorithm(v1.Algorithm)
+	if alg == "" {
+		alg = DefaultAlgorithm
+	}
+	levels := v1.Levels
+	if levels == 0 {
+		levels = DefaultLevels
+	}
+	v2 := map[string]any{
+		"dither_id":   v1.DitherID,
+		"levels":      levels,
+		"algorithm":   alg,
+		"serpentine":  false,
+		"strength":    DefaultStrength,
+		"color_space": DefaultColorSpace,
+		"grayscale":   false,
+	}
+	return json.Marshal(v2)
+}
