@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,71 +16,14 @@ import (
 	"github.com/imageservice/imageservice/blobstore"
 	"github.com/imageservice/imageservice/blobstore/blobtest"
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
+	"github.com/imageservice/imageservice/internal/pgtest"
 )
 
-// testDB connects to TEST_DATABASE_URL or skips the test.
-func testDB(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("TEST_DATABASE_URL not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test) to run the Postgres blob store tests")
-	}
-	return url
-}
-
-var (
-	adminOnce sync.Once
-	admin     *pgxpool.Pool
-	adminErr  error
-)
-
-func adminPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	adminOnce.Do(func() {
-		cfg, err := pgxpool.ParseConfig(url)
-		if err != nil {
-			adminErr = err
-			return
-		}
-		cfg.MaxConns = 2
-		admin, adminErr = pgxpool.NewWithConfig(context.Background(), cfg)
-	})
-	if adminErr != nil {
-		t.Fatalf("connect: %v", adminErr)
-	}
-	return admin
-}
-
-// freshPool creates a schema of its own, a pool whose search_path is that
-// schema, and migrates it; cleanup drops the schema.
+// freshPool returns a migrated pool on a schema of its own.
 func freshPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := testDB(t)
-	ctx := context.Background()
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	schema := "blobtest_" + hex.EncodeToString(rnd[:])
-	a := adminPool(t, url)
-	if _, err := a.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := a.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 3
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := blobpg.Migrate(ctx, pool); err != nil {
+	pool := pgtest.Pool(t)
+	if err := blobpg.Migrate(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
 	return pool
@@ -125,7 +66,7 @@ func TestMigrate(t *testing.T) {
 }
 
 func TestMigrateNoSchema(t *testing.T) {
-	url := testDB(t)
+	url, _ := pgtest.URL(t)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,8 @@ type command struct {
 // commands returns the sub-commands by name. Each command lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"help": {"list the commands and configuration variables", runHelp},
+		"serve": {"run the service (the default)", runServe},
+		"help":  {"list the commands and configuration variables", runHelp},
 	}
 }
 

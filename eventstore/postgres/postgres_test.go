@@ -2,17 +2,14 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/eventstore/storetest"
+	"github.com/imageservice/imageservice/internal/pgtest"
 )
 
 func TestConformance(t *testing.T) {
@@ -26,7 +23,7 @@ func TestConformance(t *testing.T) {
 // when the test ends.
 func newStore(t testing.TB) *postgres.Store {
 	t.Helper()
-	pool := NewTestPool(t)
+	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
@@ -34,47 +31,6 @@ func newStore(t testing.TB) *postgres.Store {
 	s := postgres.Open(pool, postgres.Options{Channel: pool.Config().ConnConfig.RuntimeParams["search_path"]})
 	t.Cleanup(s.Close)
 	return s
-}
-
-// NewTestPool connects to TEST_DATABASE_URL with a fresh schema as its
-// search_path, or skips the test when the variable is unset.
-func NewTestPool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("TEST_DATABASE_URL is not set: skipping the PostgreSQL tests (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test)")
-	}
-	ctx := context.Background()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "test_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 20
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		conn, err := pgx.Connect(context.Background(), url)
-		if err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(context.Background())
-		}
-	})
-	return pool
 }
 
 // beginFunc opens transactions that hold their transaction id from the start.

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imageservice/imageservice/internal/pgtest"
+)
+
+// startServe runs "imageservice serve" in-process with the environment
+// set, and returns its base URL and a function that stops it and returns
+// the exit code.
+func startServe(t *testing.T, env map[string]string) (string, func() int) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	t.Setenv("HTTP_ADDR", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve"}, w, io.Discard); w.Close() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("serve printed no address (exit %d): %v", <-code, err)
+	}
+	go io.Copy(io.Discard, out)
+	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	stop := func() int { cancel(); return <-code }
+	return base, stop
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServeHealthAndReadiness(t *testing.T) {
+	dbURL, _ := pgtest.URL(t)
+	base, stop := startServe(t, map[string]string{"DATABASE_URL": dbURL})
+	if code, body := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d %s", code, body)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "ready") {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	done := make(chan int, 1)
+	go func() { done <- stop() }()
+	select {
+	case c := <-done:
+		if c != 0 {
+			t.Fatalf("serve exited with %d after a clean stop", c)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestServeNotReadyWhenNotMigrated(t *testing.T) {
+	dbURL, _ := pgtest.URL(t)
+	base, stop := startServe(t, map[string]string{"DATABASE_URL": dbURL, "MIGRATE": "false"})
+	defer stop()
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "not migrated") {
+		t.Fatalf("/readyz = %d %s, want 503 not migrated", code, body)
+	}
+}
+
+func TestServeRefusesBadDatabaseURL(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://user:s3cret@[bad")
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"serve"}, io.Discard, &stderr); code == 0 {
+		t.Fatal("serve started with a malformed DATABASE_URL")
+	}
+	if strings.Contains(stderr.String(), "s3cret") {
+		t.Fatalf("the password reached the log: %s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "DATABASE_URL") {
+		t.Fatalf("the error does not name the variable: %s", stderr.String())
+	}
+}
+
+func TestComposedDatabaseURL(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("POSTGRES_HOST", "db")
+	t.Setenv("POSTGRES_USER", "app")
+	t.Setenv("POSTGRES_PASSWORD", "p@ss/word")
+	t.Setenv("POSTGRES_DB", "images")
+	want := "postgres://app:p%40ss%2Fword@db:5432/images"
+	if got := databaseURL(); got != want {
+		t.Fatalf("databaseURL() = %q, want %q", got, want)
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out strings.Builder
+	if code := run(context.Background(), []string{"help"}, &out, io.Discard); code != 0 {
+		t.Fatalf("help exited %d", code)
+	}
+	for _, s := range settings {
+		if !strings.Contains(out.String(), s.name) {
+			t.Errorf("help does not list %s", s.name)
+		}
+	}
+	if code := run(context.Background(), []string{"nonsense"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("unknown command exited %d, want 2", code)
+	}
+}
