@@ -14,8 +14,9 @@ type diffusion struct {
 	s     int32     // strength, fixed point over 256
 }
 
-// runDiffusion dithers every row with the chosen error-diffusion kernel.
-func (e *engine) runDiffusion() {
+// runDiffusion dithers every row with the chosen error-diffusion kernel;
+// false means a row failed the opaqueness check.
+func (e *engine) runDiffusion() bool {
 	k := kernels[e.opts.Algorithm]
 	d := &diffusion{k: k, shift: -1, s: e.opts.strength()}
 	if bits.OnesCount(uint(k.divisor)) == 1 {
@@ -26,23 +27,31 @@ func (e *engine) runDiffusion() {
 		d.rows = append(d.rows, make([]int32, stride))
 	}
 	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3
+	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
 	for y := 0; y < e.h; y++ {
-		e.loadWork(y)
+		if ok := (fast && e.loadRow(y)) || (!fast && e.loadWork(y)); !ok {
+			return false
+		}
 		dir := 1
 		if e.opts.Serpentine && y%2 == 1 {
 			dir = -1
 		}
 		switch {
+		case fast && two:
+			e.floydSteinbergRow2(d, dir, e.palRow(y))
 		case fast:
-			e.floydSteinbergRow(d, dir)
+			e.floydSteinbergRow(d, dir, e.palRow(y))
 		case e.pq != nil:
 			e.diffusePaletteRow(d, dir)
 		default:
 			e.diffuseLevelsRow(d, dir)
 		}
-		e.emit(y)
+		if !fast || e.out.pal == nil {
+			e.emit(y)
+		}
 		d.advance(fast)
 	}
+	return true
 }
 
 // advance moves the error rows up by one; the fast Floyd-Steinberg path
@@ -136,11 +145,15 @@ func (e *engine) diffusePaletteRow(d *diffusion, dir int) {
 }
 
 // floydSteinbergRow is diffuseLevelsRow specialised for Floyd-Steinberg on
-// three channels. The error for the next pixel is carried in registers and
-// each element of the next row is written once.
-func (e *engine) floydSteinbergRow(d *diffusion, dir int) {
+// three channels, reading the source row directly. The error for the next
+// pixel is carried in registers and each element of the next row is
+// written once. With a paletted result, pal is its row and gets the
+// palette indices; otherwise the levels go to e.idx.
+func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
 	cur, nxt := d.rows[0], d.rows[1]
 	qr, qg, qb := e.lq[0], e.lq[1], e.lq[2]
+	m0, m1 := e.out.mul[0], e.out.mul[1]
+	t := &e.sp.toWork
 	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
 	var ar, ag, ab int32 // next-row error still missing the next pixel's share
 	var br, bg, bb int32 // next-row error one pixel further on
@@ -152,14 +165,25 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int) {
 	for range e.w {
 		p, o := (x+pad)*3, 3*x
 		var er, eg, eb int32
-		if e.opaqueAt(x) {
-			w, c, id := e.work[o:o+3:o+3], cur[p:p+3:p+3], e.idx[o:o+3:o+3]
-			er = fsChannel(qr, w[0]+(c[0]+fr+8)>>4, &id[0])
-			eg = fsChannel(qg, w[1]+(c[1]+fg+8)>>4, &id[1])
-			eb = fsChannel(qb, w[2]+(c[2]+fb+8)>>4, &id[2])
+		s := e.row[4*x : 4*x+4 : 4*x+4]
+		if e.kind == alphaOpaque || s[3] != 0 {
+			c := cur[p : p+3 : p+3]
+			vr := t[s[0]] + (c[0]+fr+8)>>4
+			vg := t[s[1]] + (c[1]+fg+8)>>4
+			vb := t[s[2]] + (c[2]+fb+8)>>4
+			kr, kg, kb := qr.nearest(vr), qg.nearest(vg), qb.nearest(vb)
+			er, eg, eb = vr-qr.lv[kr], vg-qg.lv[kg], vb-qb.lv[kb]
+			if pal != nil {
+				pal[x] = uint8(kr*m0 + kg*m1 + kb)
+			} else {
+				id := e.idx[o : o+3 : o+3]
+				id[0], id[1], id[2] = uint8(kr), uint8(kg), uint8(kb)
+			}
 			if d.s != 256 {
 				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
 			}
+		} else if pal != nil {
+			pal[x] = e.out.transp
 		}
 		n := nxt[p-step : p-step+3 : p-step+3]
 		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
@@ -173,10 +197,52 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int) {
 	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
 }
 
-// fsChannel quantises v to the nearest level, stores the level and
-// returns the error.
-func fsChannel(q *levelQuant, v int32, idx *uint8) int32 {
-	k := q.nearest(v)
-	*idx = uint8(k)
-	return v - q.lv[k]
+// floydSteinbergRow2 is floydSteinbergRow for two levels in every channel,
+// the default. Quantising is then a comparison with the midpoint, with no
+// table look-up on the path from one pixel's error to the next pixel.
+func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
+	cur, nxt := d.rows[0], d.rows[1]
+	thr, hi := e.lq[0].thr[0], e.lq[0].lv[1] // same in every channel
+	m0, m1 := e.out.mul[0], e.out.mul[1]
+	t := &e.sp.toWork
+	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	for range e.w {
+		p, o := (x+pad)*3, 3*x
+		var er, eg, eb int32
+		s := e.row[4*x : 4*x+4 : 4*x+4]
+		if e.kind == alphaOpaque || s[3] != 0 {
+			c := cur[p : p+3 : p+3]
+			vr := t[s[0]] + (c[0]+fr+8)>>4
+			vg := t[s[1]] + (c[1]+fg+8)>>4
+			vb := t[s[2]] + (c[2]+fb+8)>>4
+			// -1 when at or above the midpoint, else 0.
+			kr, kg, kb := (thr-1-vr)>>31, (thr-1-vg)>>31, (thr-1-vb)>>31
+			er, eg, eb = vr-kr&hi, vg-kg&hi, vb-kb&hi
+			if pal != nil {
+				pal[x] = uint8(-int(kr)*m0 - int(kg)*m1 - int(kb))
+			} else {
+				id := e.idx[o : o+3 : o+3]
+				id[0], id[1], id[2] = uint8(-kr), uint8(-kg), uint8(-kb)
+			}
+			if d.s != 256 {
+				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			}
+		} else if pal != nil {
+			pal[x] = e.out.transp
+		}
+		n := nxt[p-step : p-step+3 : p-step+3]
+		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
+		ar, ag, ab = br+5*er, bg+5*eg, bb+5*eb
+		br, bg, bb = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
+	p := (x - dir + pad) * 3
+	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
+	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
 }

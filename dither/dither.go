@@ -31,11 +31,25 @@ func Dither(src image.Image, opts Options) (image.Image, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	e := newEngine(src, opts)
-	if e.w > 0 && e.h > 0 {
+	kind, sure := guessAlpha(src)
+	e := newEngine(src, opts, kind, !sure)
+	if !e.run() {
+		// A row of an image taken to be opaque was not: start again.
+		e = newEngine(src, opts, scanAlpha(src), false)
 		e.run()
 	}
 	return e.out.img, nil
+}
+
+// guessAlpha returns the alphaKind of src and whether it is certain. For
+// RGBA and NRGBA images it guesses opaque, to be checked row by row while
+// dithering, which saves a pass over the image.
+func guessAlpha(src image.Image) (alphaKind, bool) {
+	switch src.(type) {
+	case *image.RGBA, *image.NRGBA:
+		return alphaOpaque, false
+	}
+	return scanAlpha(src), true
 }
 
 // engine holds the state of one Dither call.
@@ -45,22 +59,22 @@ type engine struct {
 	c     int // channels dithered: 1 (grey levels) or 3
 	load  rowLoader
 	kind  alphaKind
+	check bool // verify that every row is opaque, as kind was only guessed
 	sp    *space
 	lq    [3]*levelQuant // per channel, when quantising to levels
 	pq    *paletteQuant  // when quantising to a palette
-	rgb   []uint8        // current source row, 3 bytes a pixel
-	alpha []uint8        // current source row's alpha
+	buf   []uint8        // scratch for the loader, 4 bytes a pixel
+	row   []uint8        // current source row, straight RGBA
 	work  []int32        // current row in working values, c a pixel
 	idx   []uint8        // chosen level per channel, or palette index, a pixel
 	out   *output
 }
 
-func newEngine(src image.Image, opts Options) *engine {
+func newEngine(src image.Image, opts Options, kind alphaKind, check bool) *engine {
 	b := src.Bounds()
-	e := &engine{opts: opts, w: b.Dx(), h: b.Dy(), c: 3, sp: spaceFor(opts.ColorSpace)}
-	e.load = newRowLoader(src)
-	e.rgb, e.alpha = make([]uint8, 3*e.w), make([]uint8, e.w)
-	e.kind = scanAlpha(src, e.load, e.rgb, e.alpha)
+	e := &engine{opts: opts, w: b.Dx(), h: b.Dy(), c: 3, sp: spaceFor(opts.ColorSpace), kind: kind, check: check}
+	e.load = newRowLoader(src, e.kind == alphaOpaque)
+	e.buf = make([]uint8, 4*e.w)
 	if p := opts.palette(); p != nil {
 		e.pq = newPaletteQuant(p, e.sp)
 	} else {
@@ -82,29 +96,34 @@ func newEngine(src image.Image, opts Options) *engine {
 	return e
 }
 
-// run dithers every row into e.out.
-func (e *engine) run() {
-	if e.opts.Algorithm.IsErrorDiffusion() {
-		e.runDiffusion()
-		return
+// run dithers every row into e.out. It returns false when e.check finds
+// a row that is not opaque.
+func (e *engine) run() bool {
+	if e.w == 0 || e.h == 0 {
+		return true
 	}
-	e.runThreshold()
+	if e.opts.Algorithm.IsErrorDiffusion() {
+		return e.runDiffusion()
+	}
+	return e.runThreshold()
 }
 
-// loadWork reads source row y into e.work (and e.alpha).
-func (e *engine) loadWork(y int) {
-	e.load(y, e.rgb, e.alpha)
+// loadWork reads source row y into e.row and e.work; see loadRow.
+func (e *engine) loadWork(y int) bool {
+	if !e.loadRow(y) {
+		return false
+	}
 	t := &e.sp.toWork
 	if !e.opts.Grayscale {
-		w := e.work[:3*e.w]
-		for i, v := range e.rgb[:len(w)] {
-			w[i] = t[v]
+		for x := 0; x < e.w; x++ {
+			p, w := e.row[4*x:4*x+3:4*x+3], e.work[3*x:3*x+3:3*x+3]
+			w[0], w[1], w[2] = t[p[0]], t[p[1]], t[p[2]]
 		}
-		return
+		return true
 	}
 	l := e.sp.luma
 	for x := 0; x < e.w; x++ {
-		p := e.rgb[3*x : 3*x+3 : 3*x+3]
+		p := e.row[4*x : 4*x+3 : 4*x+3]
 		y := int32((int64(t[p[0]])*l[0] + int64(t[p[1]])*l[1] + int64(t[p[2]])*l[2] + 32768) >> 16)
 		if e.c == 1 {
 			e.work[x] = y
@@ -112,12 +131,20 @@ func (e *engine) loadWork(y int) {
 			e.work[3*x], e.work[3*x+1], e.work[3*x+2] = y, y, y
 		}
 	}
+	return true
+}
+
+// loadRow reads source row y into e.row. It returns false when e.check
+// is set and the row is not opaque.
+func (e *engine) loadRow(y int) bool {
+	e.row = e.load(y, e.buf)
+	return !e.check || rgbaOpaque(e.row, 0, 0, e.w, 1)
 }
 
 // opaqueAt reports whether pixel x of the current row is drawn (not
 // fully transparent).
 func (e *engine) opaqueAt(x int) bool {
-	return e.kind == alphaOpaque || e.alpha[x] != 0
+	return e.kind == alphaOpaque || e.row[4*x+3] != 0
 }
 
 // output is the result image and how rows of chosen indices go into it.
@@ -194,6 +221,15 @@ func (e *engine) colors() []color.NRGBA {
 	return out
 }
 
+// palRow returns row y of a paletted result, or nil for other results.
+func (e *engine) palRow(y int) []uint8 {
+	if e.out.pal == nil {
+		return nil
+	}
+	p := e.out.pal
+	return p.Pix[y*p.Stride : y*p.Stride+e.w]
+}
+
 // emit writes the chosen indices of row y (e.idx) into the result.
 func (e *engine) emit(y int) {
 	o := e.out
@@ -206,7 +242,7 @@ func (e *engine) emit(y int) {
 		d := row[4*x : 4*x+4 : 4*x+4]
 		a := uint8(255)
 		if e.kind != alphaOpaque {
-			a = e.alpha[x]
+			a = e.row[4*x+3]
 		}
 		if a == 0 {
 			d[0], d[1], d[2], d[3] = 0, 0, 0, 0
@@ -244,8 +280,8 @@ func (e *engine) emitPaletted(y int) {
 		}
 	}
 	if e.kind == alphaBinary {
-		for x, a := range e.alpha[:e.w] {
-			if a == 0 {
+		for x := range row {
+			if e.row[4*x+3] == 0 {
 				row[x] = o.transp
 			}
 		}

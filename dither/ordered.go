@@ -88,12 +88,15 @@ func mix(seed, v uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// runThreshold dithers every row with ordered, random or no thresholds.
-func (e *engine) runThreshold() {
+// runThreshold dithers every row with ordered, random or no thresholds;
+// false means a row failed the opaqueness check.
+func (e *engine) runThreshold() bool {
 	t := newThresholds(e.opts)
 	trow := make([]int32, e.w)
 	for y := 0; y < e.h; y++ {
-		e.loadWork(y)
+		if !e.loadWork(y) {
+			return false
+		}
 		t.row(y, trow)
 		if e.pq != nil {
 			e.thresholdPaletteRow(trow)
@@ -102,6 +105,7 @@ func (e *engine) runThreshold() {
 		}
 		e.emit(y)
 	}
+	return true
 }
 
 func (e *engine) thresholdLevelsRow(trow []int32) {

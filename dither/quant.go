@@ -72,8 +72,11 @@ func linearToSRGB(v float64) float64 {
 }
 
 // clampWork clamps v to [0, workMax].
+// It is branch-free: dithered values cross the bounds unpredictably.
 func clampWork(v int32) int32 {
-	return min(max(v, 0), workMax)
+	v &^= v >> 31 // max(v, 0)
+	d := workMax - v
+	return v + d&(d>>31) // min(v, workMax)
 }
 
 // levelQuant quantises one channel to n evenly spaced 8-bit output levels.
@@ -123,14 +126,13 @@ func (q *levelQuant) slowNearest(v int32) int {
 	return k
 }
 
-// nearest returns the level nearest to v (ties go up).
+// nearest returns the level nearest to v (ties go up). A table bucket
+// holds at most one threshold (levels are more than a bucket apart), so
+// one comparison finishes the table lookup; it compiles without a branch.
 func (q *levelQuant) nearest(v int32) int {
 	c := clampWork(v)
 	k := int(q.near[c>>bucketShift])
-	for c >= q.thr[k] {
-		k++
-	}
-	return k
+	return k - int((q.thr[k]-1-c)>>31) // k+1 when c >= thr[k], without a branch
 }
 
 // threshold returns the level above v when the fraction of the way from
@@ -138,7 +140,7 @@ func (q *levelQuant) nearest(v int32) int {
 func (q *levelQuant) threshold(v, t int32) int {
 	c := clampWork(v)
 	k := int(q.floor[c>>bucketShift])
-	for c >= q.lv[k+1] {
+	if c >= q.lv[k+1] {
 		k++
 	}
 	if int32((int64(c-q.lv[k])*q.inv[k])>>16) > t {

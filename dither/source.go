@@ -1,48 +1,60 @@
 package dither
 
 import (
+	"encoding/binary"
 	"image"
 	"image/color"
 )
 
-// rowLoader writes row y of an image as 8-bit non-premultiplied RGB
-// (3 bytes a pixel) and alpha (1 byte a pixel).
-type rowLoader func(y int, rgb, alpha []uint8)
+// rowLoader returns row y of an image as 8-bit non-premultiplied RGBA,
+// 4 bytes a pixel. It fills buf, or returns a read-only slice of the
+// source's own pixels when they are already in that form.
+type rowLoader func(y int, buf []uint8) []uint8
 
 // newRowLoader returns a loader for src, with a fast path for the common
-// standard image types and a generic one for the rest.
-func newRowLoader(src image.Image) rowLoader {
+// standard image types and a generic one for the rest. opaque says src
+// has no transparency, which lets RGBA rows be used in place.
+func newRowLoader(src image.Image, opaque bool) rowLoader {
 	b := src.Bounds()
+	w := b.Dx()
 	switch s := src.(type) {
 	case *image.RGBA:
-		return func(y int, rgb, alpha []uint8) { loadRGBA(s, b, y, rgb, alpha) }
+		return func(y int, buf []uint8) []uint8 {
+			off := s.PixOffset(b.Min.X, b.Min.Y+y)
+			if opaque {
+				return s.Pix[off : off+4*w]
+			}
+			return unpremulRow(s.Pix[off:off+4*w], buf)
+		}
 	case *image.NRGBA:
-		return func(y int, rgb, alpha []uint8) { loadNRGBA(s, b, y, rgb, alpha) }
+		return func(y int, _ []uint8) []uint8 {
+			off := s.PixOffset(b.Min.X, b.Min.Y+y)
+			return s.Pix[off : off+4*w]
+		}
 	case *image.YCbCr:
-		return func(y int, rgb, alpha []uint8) { loadYCbCr(s, b, y, rgb, alpha) }
+		return func(y int, buf []uint8) []uint8 { return loadYCbCr(s, b, y, buf) }
 	case *image.Gray:
-		return func(y int, rgb, alpha []uint8) { loadGray(s, b, y, rgb, alpha) }
+		return func(y int, buf []uint8) []uint8 { return loadGray(s, b, y, buf) }
 	case *image.Paletted:
 		lut := paletteLUT(s.Palette)
-		return func(y int, rgb, alpha []uint8) { loadPaletted(s, lut, b, y, rgb, alpha) }
+		return func(y int, buf []uint8) []uint8 { return loadPaletted(s, lut, b, y, buf) }
 	}
-	return func(y int, rgb, alpha []uint8) { loadGeneric(src, b, y, rgb, alpha) }
+	return func(y int, buf []uint8) []uint8 { return loadGeneric(src, b, y, buf) }
 }
 
-func loadRGBA(s *image.RGBA, b image.Rectangle, y int, rgb, alpha []uint8) {
-	off := s.PixOffset(b.Min.X, b.Min.Y+y)
-	pix := s.Pix[off : off+4*b.Dx()]
-	for x := range alpha {
-		p := pix[4*x : 4*x+4 : 4*x+4]
+// unpremulRow converts a premultiplied RGBA row to straight alpha in dst.
+func unpremulRow(pix, dst []uint8) []uint8 {
+	dst = dst[:len(pix)]
+	for i := 0; i+3 < len(pix); i += 4 {
+		p, d := pix[i:i+4:i+4], dst[i:i+4:i+4]
 		a := p[3]
-		alpha[x] = a
-		d := rgb[3*x : 3*x+3 : 3*x+3]
 		if a == 255 {
-			d[0], d[1], d[2] = p[0], p[1], p[2]
+			copy(d, p)
 			continue
 		}
-		d[0], d[1], d[2] = unpremul(p[0], a), unpremul(p[1], a), unpremul(p[2], a)
+		d[0], d[1], d[2], d[3] = unpremul(p[0], a), unpremul(p[1], a), unpremul(p[2], a), a
 	}
+	return dst
 }
 
 // unpremul undoes alpha premultiplication of one 8-bit channel.
@@ -53,34 +65,25 @@ func unpremul(c, a uint8) uint8 {
 	return uint8(min(255, (uint32(c)*255+uint32(a)/2)/uint32(a)))
 }
 
-func loadNRGBA(s *image.NRGBA, b image.Rectangle, y int, rgb, alpha []uint8) {
-	off := s.PixOffset(b.Min.X, b.Min.Y+y)
-	pix := s.Pix[off : off+4*b.Dx()]
-	for x := range alpha {
-		p := pix[4*x : 4*x+4 : 4*x+4]
-		d := rgb[3*x : 3*x+3 : 3*x+3]
-		d[0], d[1], d[2], alpha[x] = p[0], p[1], p[2], p[3]
-	}
-}
-
-func loadYCbCr(s *image.YCbCr, b image.Rectangle, y int, rgb, alpha []uint8) {
+func loadYCbCr(s *image.YCbCr, b image.Rectangle, y int, buf []uint8) []uint8 {
 	sy := b.Min.Y + y
-	for x := range alpha {
+	for x := 0; x < b.Dx(); x++ {
 		sx := b.Min.X + x
 		yi, ci := s.YOffset(sx, sy), s.COffset(sx, sy)
 		r, g, bl := color.YCbCrToRGB(s.Y[yi], s.Cb[ci], s.Cr[ci])
-		d := rgb[3*x : 3*x+3 : 3*x+3]
-		d[0], d[1], d[2], alpha[x] = r, g, bl, 255
+		d := buf[4*x : 4*x+4 : 4*x+4]
+		d[0], d[1], d[2], d[3] = r, g, bl, 255
 	}
+	return buf[:4*b.Dx()]
 }
 
-func loadGray(s *image.Gray, b image.Rectangle, y int, rgb, alpha []uint8) {
+func loadGray(s *image.Gray, b image.Rectangle, y int, buf []uint8) []uint8 {
 	off := s.PixOffset(b.Min.X, b.Min.Y+y)
-	pix := s.Pix[off : off+b.Dx()]
-	for x, v := range pix {
-		d := rgb[3*x : 3*x+3 : 3*x+3]
-		d[0], d[1], d[2], alpha[x] = v, v, v, 255
+	for x, v := range s.Pix[off : off+b.Dx()] {
+		d := buf[4*x : 4*x+4 : 4*x+4]
+		d[0], d[1], d[2], d[3] = v, v, v, 255
 	}
+	return buf[:4*b.Dx()]
 }
 
 // paletteLUT returns the palette as non-premultiplied RGBA, 256 entries
@@ -97,21 +100,19 @@ func paletteLUT(p color.Palette) *[256][4]uint8 {
 	return &lut
 }
 
-func loadPaletted(s *image.Paletted, lut *[256][4]uint8, b image.Rectangle, y int, rgb, alpha []uint8) {
+func loadPaletted(s *image.Paletted, lut *[256][4]uint8, b image.Rectangle, y int, buf []uint8) []uint8 {
 	off := s.PixOffset(b.Min.X, b.Min.Y+y)
-	pix := s.Pix[off : off+b.Dx()]
-	for x, i := range pix {
-		c := &lut[i]
-		d := rgb[3*x : 3*x+3 : 3*x+3]
-		d[0], d[1], d[2], alpha[x] = c[0], c[1], c[2], c[3]
+	for x, i := range s.Pix[off : off+b.Dx()] {
+		copy(buf[4*x:4*x+4], lut[i][:])
 	}
+	return buf[:4*b.Dx()]
 }
 
 // loadGeneric reads any image through RGBA64At (no allocation) or At.
-func loadGeneric(src image.Image, b image.Rectangle, y int, rgb, alpha []uint8) {
+func loadGeneric(src image.Image, b image.Rectangle, y int, buf []uint8) []uint8 {
 	fast, _ := src.(image.RGBA64Image)
 	sy := b.Min.Y + y
-	for x := range alpha {
+	for x := 0; x < b.Dx(); x++ {
 		var r, g, bl, a uint32
 		if fast != nil {
 			c := fast.RGBA64At(b.Min.X+x, sy)
@@ -119,10 +120,10 @@ func loadGeneric(src image.Image, b image.Rectangle, y int, rgb, alpha []uint8) 
 		} else {
 			r, g, bl, a = src.At(b.Min.X+x, sy).RGBA()
 		}
-		d := rgb[3*x : 3*x+3 : 3*x+3]
-		d[0], d[1], d[2] = unpremul16(r, a), unpremul16(g, a), unpremul16(bl, a)
-		alpha[x] = uint8(a >> 8)
+		d := buf[4*x : 4*x+4 : 4*x+4]
+		d[0], d[1], d[2], d[3] = unpremul16(r, a), unpremul16(g, a), unpremul16(bl, a), uint8(a>>8)
 	}
+	return buf[:4*b.Dx()]
 }
 
 // unpremul16 turns one 16-bit premultiplied channel into 8-bit straight colour.
@@ -142,21 +143,32 @@ const (
 	alphaPartial                  // some pixel partly transparent
 )
 
-// scanAlpha finds the alphaKind of src, reading it row by row with load.
-func scanAlpha(src image.Image, load rowLoader, rgb, alpha []uint8) alphaKind {
+// scanAlpha finds the alphaKind of src.
+func scanAlpha(src image.Image) alphaKind {
+	b := src.Bounds()
 	switch s := src.(type) {
 	case *image.YCbCr, *image.Gray:
 		return alphaOpaque
+	case *image.RGBA:
+		if rgbaOpaque(s.Pix, s.PixOffset(b.Min.X, b.Min.Y), s.Stride, b.Dx(), b.Dy()) {
+			return alphaOpaque
+		}
+	case *image.NRGBA:
+		if rgbaOpaque(s.Pix, s.PixOffset(b.Min.X, b.Min.Y), s.Stride, b.Dx(), b.Dy()) {
+			return alphaOpaque
+		}
 	case interface{ Opaque() bool }:
 		if s.Opaque() {
 			return alphaOpaque
 		}
 	}
+	load := newRowLoader(src, false)
+	buf := make([]uint8, 4*b.Dx())
 	kind := alphaOpaque
-	for y := 0; y < src.Bounds().Dy(); y++ {
-		load(y, rgb, alpha)
-		for _, a := range alpha {
-			switch a {
+	for y := 0; y < b.Dy(); y++ {
+		row := load(y, buf)
+		for i := 3; i < len(row); i += 4 {
+			switch row[i] {
 			case 255:
 			case 0:
 				kind = alphaBinary
@@ -166,4 +178,22 @@ func scanAlpha(src image.Image, load rowLoader, rgb, alpha []uint8) alphaKind {
 		}
 	}
 	return kind
+}
+
+// rgbaOpaque reports whether every alpha byte of a 4-byte-a-pixel image is
+// 255, testing two pixels a step.
+func rgbaOpaque(pix []uint8, off, stride, w, h int) bool {
+	const mask = 0xff000000ff000000
+	for y := 0; y < h; y++ {
+		row := pix[off+y*stride : off+y*stride+4*w]
+		acc := uint64(mask)
+		i := 0
+		for ; i+8 <= len(row); i += 8 {
+			acc &= binary.LittleEndian.Uint64(row[i:])
+		}
+		if acc&mask != mask || (i < len(row) && row[i+3] != 255) {
+			return false
+		}
+	}
+	return true
 }
