@@ -75,8 +75,9 @@ func (t *thresholds) row(y int, dst []int32) {
 		return
 	}
 	cells := t.cells[(y%t.side)*t.side : (y%t.side+1)*t.side]
-	for x := range dst {
-		dst[x] = cells[x%t.side]
+	n := copy(dst, cells)
+	for n < len(dst) { // the matrix side divides n: repeat what is there
+		n += copy(dst[n:], dst[:n])
 	}
 }
 
@@ -93,17 +94,26 @@ func mix(seed, v uint64) uint64 {
 func (e *engine) runThreshold() bool {
 	t := newThresholds(e.opts)
 	trow := make([]int32, e.w)
+	var lut *orderedLUT
+	if e.pq == nil && e.c == 3 {
+		lut = newOrderedLUT(e)
+	}
 	for y := 0; y < e.h; y++ {
-		if !e.loadWork(y) {
+		if ok := (lut != nil && e.loadRow(y)) || (lut == nil && e.loadWork(y)); !ok {
 			return false
 		}
 		t.row(y, trow)
-		if e.pq != nil {
+		switch {
+		case lut != nil:
+			e.thresholdRGBRow(lut, trow, e.palRow(y))
+		case e.pq != nil:
 			e.thresholdPaletteRow(trow)
-		} else {
+		default:
 			e.thresholdLevelsRow(trow)
 		}
-		e.emit(y)
+		if lut == nil || e.out.pal == nil {
+			e.emit(y)
+		}
 	}
 	return true
 }
@@ -131,5 +141,71 @@ func (e *engine) thresholdPaletteRow(trow []int32) {
 		off := int32((int64(t-32768) * sp) >> 16)
 		w := e.work[3*x : 3*x+3 : 3*x+3]
 		e.idx[x] = uint8(e.pq.nearest(w[0]+off, w[1]+off, w[2]+off))
+	}
+}
+
+// orderedLUT maps 8-bit source values straight to the level below and the
+// fraction of the way to the next level, per channel, so that threshold
+// dithering of three channels needs no working values.
+type orderedLUT struct {
+	k [3][256]uint8
+	f [3][256]int32 // 0..65535
+}
+
+func newOrderedLUT(e *engine) *orderedLUT {
+	l := &orderedLUT{}
+	for ch := range 3 {
+		q := e.lq[ch]
+		for v := range 256 {
+			c := e.sp.toWork[v]
+			k := int(q.floor[c>>bucketShift])
+			if c >= q.lv[k+1] {
+				k++
+			}
+			l.k[ch][v] = uint8(k)
+			l.f[ch][v] = int32((int64(c-q.lv[k]) * q.inv[k]) >> 16)
+		}
+	}
+	return l
+}
+
+// thresholdRGBRow dithers the current source row on three channels of
+// levels with the thresholds trow, writing palette indices to pal when the
+// result is paletted, else levels to e.idx.
+func (e *engine) thresholdRGBRow(l *orderedLUT, trow []int32, pal []uint8) {
+	if pal != nil && e.kind == alphaOpaque {
+		thresholdRGBOpaque(l, e.row, trow, pal, e.out.mul)
+		return
+	}
+	m0, m1 := e.out.mul[0], e.out.mul[1]
+	for x, t := range trow {
+		s := e.row[4*x : 4*x+4 : 4*x+4]
+		// A level up when the fraction exceeds the threshold.
+		kr := int(l.k[0][s[0]]) - int((t-l.f[0][s[0]])>>31)
+		kg := int(l.k[1][s[1]]) - int((t-l.f[1][s[1]])>>31)
+		kb := int(l.k[2][s[2]]) - int((t-l.f[2][s[2]])>>31)
+		switch {
+		case pal == nil:
+			id := e.idx[3*x : 3*x+3 : 3*x+3]
+			id[0], id[1], id[2] = uint8(kr), uint8(kg), uint8(kb)
+		case e.kind != alphaOpaque && s[3] == 0:
+			pal[x] = e.out.transp
+		default:
+			pal[x] = uint8(kr*m0 + kg*m1 + kb)
+		}
+	}
+}
+
+// thresholdRGBOpaque is thresholdRGBRow for an opaque row and a paletted
+// result, the common case.
+func thresholdRGBOpaque(l *orderedLUT, row []uint8, trow []int32, pal []uint8, mul [3]int) {
+	m0, m1 := mul[0], mul[1]
+	pal = pal[:len(trow)]
+	for x, t := range trow {
+		s := row[4*x : 4*x+3 : 4*x+3]
+		kr := int(l.k[0][s[0]]) - int((t-l.f[0][s[0]])>>31)
+		kg := int(l.k[1][s[1]]) - int((t-l.f[1][s[1]])>>31)
+		kb := int(l.k[2][s[2]]) - int((t-l.f[2][s[2]])>>31)
+		pal[x] = uint8(kr*m0 + kg*m1 + kb)
 	}
 }
