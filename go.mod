@@ -1,3 +1,5 @@
 module github.com/imageservice/imageservice
 
 go 1.26.0
+
+require golang.org/x/image v0.48.0
