@@ -1,0 +1,248 @@
+package dither
+
+import "math/bits"
+
+// pad is the number of spare pixels on each side of an error row, so that
+// kernel taps past the edges need no bounds tests.
+const pad = 2
+
+// diffusion is the state of an error-diffusion pass.
+type diffusion struct {
+	k     kernel
+	shift int       // log2 of the divisor, or -1 when not a power of two
+	rows  [][]int32 // error rows: rows[0] the current row, rows[i] i rows below
+	s     int32     // strength, fixed point over 256
+}
+
+// runDiffusion dithers every row with the chosen error-diffusion kernel;
+// false means a row failed the opaqueness check.
+func (e *engine) runDiffusion() bool {
+	k := kernels[e.opts.Algorithm]
+	d := &diffusion{k: k, shift: -1, s: e.opts.strength()}
+	if bits.OnesCount(uint(k.divisor)) == 1 {
+		d.shift = bits.TrailingZeros(uint(k.divisor))
+	}
+	stride := e.c * (e.w + 2*pad)
+	for range k.rows() {
+		d.rows = append(d.rows, make([]int32, stride))
+	}
+	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3
+	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
+	for y := 0; y < e.h; y++ {
+		if ok := (fast && e.loadRow(y)) || (!fast && e.loadWork(y)); !ok {
+			return false
+		}
+		dir := 1
+		if e.opts.Serpentine && y%2 == 1 {
+			dir = -1
+		}
+		switch {
+		case fast && two:
+			e.floydSteinbergRow2(d, dir, e.palRow(y))
+		case fast:
+			e.floydSteinbergRow(d, dir, e.palRow(y))
+		case e.pq != nil:
+			e.diffusePaletteRow(d, dir)
+		default:
+			e.diffuseLevelsRow(d, dir)
+		}
+		if !fast || e.out.pal == nil {
+			e.emit(y)
+		}
+		d.advance(fast)
+	}
+	return true
+}
+
+// advance moves the error rows up by one; the fast Floyd-Steinberg path
+// overwrites its next row, so it needs no clearing.
+func (d *diffusion) advance(noClear bool) {
+	first := d.rows[0]
+	if !noClear {
+		clear(first)
+	}
+	copy(d.rows, d.rows[1:])
+	d.rows[len(d.rows)-1] = first
+}
+
+// div divides accumulated error by the kernel divisor, rounding to nearest
+// (halves up).
+func (d *diffusion) div(acc int32) int32 {
+	half := int32(d.k.divisor / 2)
+	if d.shift >= 0 {
+		return (acc + half) >> d.shift
+	}
+	n := acc + half
+	q := n / int32(d.k.divisor)
+	if n%int32(d.k.divisor) < 0 {
+		q--
+	}
+	return q
+}
+
+// scale applies the strength to an error.
+func (d *diffusion) scale(err int32) int32 {
+	if d.s == 256 {
+		return err
+	}
+	return err * d.s >> 8
+}
+
+// spread adds err times each kernel weight to the error rows around
+// element p (pixel offset times channels plus channel) of the rows.
+func (d *diffusion) spread(p, step int, err int32) {
+	for _, t := range d.k.taps {
+		d.rows[t.dy][p+t.dx*step] += err * int32(t.w)
+	}
+}
+
+// diffuseLevelsRow dithers the current row to levels with any kernel.
+func (e *engine) diffuseLevelsRow(d *diffusion, dir int) {
+	c, cur := e.c, d.rows[0]
+	step := dir * c
+	for i := 0; i < e.w; i++ {
+		x := i
+		if dir < 0 {
+			x = e.w - 1 - i
+		}
+		if !e.opaqueAt(x) {
+			continue
+		}
+		for ch := 0; ch < c; ch++ {
+			p := (x+pad)*c + ch
+			q := e.lq[ch]
+			v := e.work[x*c+ch] + d.div(cur[p])
+			k := q.nearest(v)
+			e.idx[x*c+ch] = uint8(k)
+			d.spread(p, step, d.scale(v-q.lv[k]))
+		}
+	}
+}
+
+// diffusePaletteRow dithers the current row to the palette with any kernel.
+func (e *engine) diffusePaletteRow(d *diffusion, dir int) {
+	cur := d.rows[0]
+	step := dir * 3
+	for i := 0; i < e.w; i++ {
+		x := i
+		if dir < 0 {
+			x = e.w - 1 - i
+		}
+		if !e.opaqueAt(x) {
+			continue
+		}
+		p := (x + pad) * 3
+		var v [3]int32
+		for ch := range v {
+			v[ch] = e.work[3*x+ch] + d.div(cur[p+ch])
+		}
+		k := e.pq.nearest(v[0], v[1], v[2])
+		e.idx[x] = uint8(k)
+		for ch := range v {
+			d.spread(p+ch, step, d.scale(v[ch]-e.pq.work[k][ch]))
+		}
+	}
+}
+
+// floydSteinbergRow is diffuseLevelsRow specialised for Floyd-Steinberg on
+// three channels, reading the source row directly. The error for the next
+// pixel is carried in registers and each element of the next row is
+// written once. With a paletted result, pal is its row and gets the
+// palette indices; otherwise the levels go to e.idx.
+func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
+	cur, nxt := d.rows[0], d.rows[1]
+	qr, qg, qb := e.lq[0], e.lq[1], e.lq[2]
+	m0, m1 := e.out.mul[0], e.out.mul[1]
+	t := &e.sp.toWork
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	var ar, ag, ab int32 // next-row error still missing the next pixel's share
+	var br, bg, bb int32 // next-row error one pixel further on
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	for range e.w {
+		p, o := (x+pad)*3, 3*x
+		var er, eg, eb int32
+		s := e.row[4*x : 4*x+4 : 4*x+4]
+		if e.kind == alphaOpaque || s[3] != 0 {
+			c := cur[p : p+3 : p+3]
+			vr := t[s[0]] + (c[0]+fr+8)>>4
+			vg := t[s[1]] + (c[1]+fg+8)>>4
+			vb := t[s[2]] + (c[2]+fb+8)>>4
+			kr, kg, kb := qr.nearest(vr), qg.nearest(vg), qb.nearest(vb)
+			er, eg, eb = vr-qr.lv[kr], vg-qg.lv[kg], vb-qb.lv[kb]
+			if pal != nil {
+				pal[x] = uint8(kr*m0 + kg*m1 + kb)
+			} else {
+				id := e.idx[o : o+3 : o+3]
+				id[0], id[1], id[2] = uint8(kr), uint8(kg), uint8(kb)
+			}
+			if d.s != 256 {
+				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			}
+		} else if pal != nil {
+			pal[x] = e.out.transp
+		}
+		n := nxt[p-step : p-step+3 : p-step+3]
+		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
+		ar, ag, ab = br+5*er, bg+5*eg, bb+5*eb
+		br, bg, bb = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
+	p := (x - dir + pad) * 3
+	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
+	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
+}
+
+// floydSteinbergRow2 is floydSteinbergRow for two levels in every channel,
+// the default. Quantising is then a comparison with the midpoint, with no
+// table look-up on the path from one pixel's error to the next pixel.
+func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
+	cur, nxt := d.rows[0], d.rows[1]
+	thr, hi := e.lq[0].thr[0], e.lq[0].lv[1] // same in every channel
+	m0, m1 := e.out.mul[0], e.out.mul[1]
+	t := &e.sp.toWork
+	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	for range e.w {
+		p, o := (x+pad)*3, 3*x
+		var er, eg, eb int32
+		s := e.row[4*x : 4*x+4 : 4*x+4]
+		if e.kind == alphaOpaque || s[3] != 0 {
+			c := cur[p : p+3 : p+3]
+			vr := t[s[0]] + (c[0]+fr+8)>>4
+			vg := t[s[1]] + (c[1]+fg+8)>>4
+			vb := t[s[2]] + (c[2]+fb+8)>>4
+			// -1 when at or above the midpoint, else 0.
+			kr, kg, kb := (thr-1-vr)>>31, (thr-1-vg)>>31, (thr-1-vb)>>31
+			er, eg, eb = vr-kr&hi, vg-kg&hi, vb-kb&hi
+			if pal != nil {
+				pal[x] = uint8(-int(kr)*m0 - int(kg)*m1 - int(kb))
+			} else {
+				id := e.idx[o : o+3 : o+3]
+				id[0], id[1], id[2] = uint8(-kr), uint8(-kg), uint8(-kb)
+			}
+			if d.s != 256 {
+				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			}
+		} else if pal != nil {
+			pal[x] = e.out.transp
+		}
+		n := nxt[p-step : p-step+3 : p-step+3]
+		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
+		ar, ag, ab = br+5*er, bg+5*eg, bb+5*eb
+		br, bg, bb = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
+	p := (x - dir + pad) * 3
+	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
+	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
+}

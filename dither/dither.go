@@ -1,0 +1,289 @@
+// Package dither reduces the colours of an image by dithering: error
+// diffusion (Floyd-Steinberg and seven others), ordered dithering (Bayer
+// matrices and a blue-noise mask), random thresholds, or plain
+// posterisation.
+//
+// Colours are quantised either to evenly spaced levels per channel (the
+// old service's "channels": 2 levels give 8 colours) or to a fixed palette.
+// Error is measured in linear light by default, or on sRGB values as
+// ImageMagick does. The engine works in integer fixed point on raw pixel
+// rows; besides the result it allocates memory proportional to the width.
+//
+// The package uses only the standard library and does no I/O.
+package dither
+
+import (
+	"errors"
+	"image"
+	"image/color"
+)
+
+// Dither returns src dithered with opts. The result is an *image.Paletted
+// when it needs 256 colours or fewer (a fully transparent colour counts as
+// one) and no pixel is partly transparent; otherwise an *image.NRGBA when
+// src has transparency, else an *image.RGBA. Fully transparent pixels stay
+// transparent and other alpha values are kept. The result's bounds start
+// at (0, 0) and have the size of src's.
+func Dither(src image.Image, opts Options) (image.Image, error) {
+	if src == nil {
+		return nil, errors.New("dither: nil image")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	kind, sure := guessAlpha(src)
+	e := newEngine(src, opts, kind, !sure)
+	if !e.run() {
+		// A row of an image taken to be opaque was not: start again.
+		e = newEngine(src, opts, scanAlpha(src), false)
+		e.run()
+	}
+	return e.out.img, nil
+}
+
+// guessAlpha returns the alphaKind of src and whether it is certain. For
+// RGBA and NRGBA images it guesses opaque, to be checked row by row while
+// dithering, which saves a pass over the image.
+func guessAlpha(src image.Image) (alphaKind, bool) {
+	switch src.(type) {
+	case *image.RGBA, *image.NRGBA:
+		return alphaOpaque, false
+	}
+	return scanAlpha(src), true
+}
+
+// engine holds the state of one Dither call.
+type engine struct {
+	opts  Options
+	w, h  int
+	c     int // channels dithered: 1 (grey levels) or 3
+	load  rowLoader
+	kind  alphaKind
+	check bool // verify that every row is opaque, as kind was only guessed
+	sp    *space
+	lq    [3]*levelQuant // per channel, when quantising to levels
+	pq    *paletteQuant  // when quantising to a palette
+	buf   []uint8        // scratch for the loader, 4 bytes a pixel
+	row   []uint8        // current source row, straight RGBA
+	work  []int32        // current row in working values, c a pixel
+	idx   []uint8        // chosen level per channel, or palette index, a pixel
+	out   *output
+}
+
+func newEngine(src image.Image, opts Options, kind alphaKind, check bool) *engine {
+	b := src.Bounds()
+	e := &engine{opts: opts, w: b.Dx(), h: b.Dy(), c: 3, sp: spaceFor(opts.ColorSpace), kind: kind, check: check}
+	e.load = newRowLoader(src, e.kind == alphaOpaque)
+	e.buf = make([]uint8, 4*e.w)
+	if p := opts.palette(); p != nil {
+		e.pq = newPaletteQuant(p, e.sp)
+	} else {
+		levels := opts.channelLevels()
+		if opts.Grayscale {
+			e.c = 1
+		}
+		for ch := 0; ch < e.c; ch++ {
+			e.lq[ch] = newLevelQuant(levels[ch], e.sp)
+		}
+	}
+	e.work = make([]int32, e.c*e.w)
+	if e.pq != nil {
+		e.idx = make([]uint8, e.w)
+	} else {
+		e.idx = make([]uint8, e.c*e.w)
+	}
+	e.out = newOutput(e)
+	return e
+}
+
+// run dithers every row into e.out. It returns false when e.check finds
+// a row that is not opaque.
+func (e *engine) run() bool {
+	if e.w == 0 || e.h == 0 {
+		return true
+	}
+	if e.opts.Algorithm.IsErrorDiffusion() {
+		return e.runDiffusion()
+	}
+	return e.runThreshold()
+}
+
+// loadWork reads source row y into e.row and e.work; see loadRow.
+func (e *engine) loadWork(y int) bool {
+	if !e.loadRow(y) {
+		return false
+	}
+	t := &e.sp.toWork
+	if !e.opts.Grayscale {
+		for x := 0; x < e.w; x++ {
+			p, w := e.row[4*x:4*x+3:4*x+3], e.work[3*x:3*x+3:3*x+3]
+			w[0], w[1], w[2] = t[p[0]], t[p[1]], t[p[2]]
+		}
+		return true
+	}
+	l := e.sp.luma
+	for x := 0; x < e.w; x++ {
+		p := e.row[4*x : 4*x+3 : 4*x+3]
+		y := int32((int64(t[p[0]])*l[0] + int64(t[p[1]])*l[1] + int64(t[p[2]])*l[2] + 32768) >> 16)
+		if e.c == 1 {
+			e.work[x] = y
+		} else {
+			e.work[3*x], e.work[3*x+1], e.work[3*x+2] = y, y, y
+		}
+	}
+	return true
+}
+
+// loadRow reads source row y into e.row. It returns false when e.check
+// is set and the row is not opaque.
+func (e *engine) loadRow(y int) bool {
+	e.row = e.load(y, e.buf)
+	return !e.check || rgbaOpaque(e.row, 0, 0, e.w, 1)
+}
+
+// opaqueAt reports whether pixel x of the current row is drawn (not
+// fully transparent).
+func (e *engine) opaqueAt(x int) bool {
+	return e.kind == alphaOpaque || e.row[4*x+3] != 0
+}
+
+// output is the result image and how rows of chosen indices go into it.
+type output struct {
+	img      image.Image
+	pal      *image.Paletted
+	rgba     []uint8 // Pix of the RGBA or NRGBA result
+	stride   int
+	straight bool  // NRGBA: keep source alpha
+	transp   uint8 // palette index of the transparent colour
+	mul      [3]int
+}
+
+func newOutput(e *engine) *output {
+	o := &output{}
+	r := image.Rect(0, 0, e.w, e.h)
+	colors := e.colors()
+	need := len(colors)
+	if e.kind == alphaBinary {
+		need++
+	}
+	if e.pq == nil && e.c == 3 {
+		o.mul = [3]int{e.lq[1].n * e.lq[2].n, e.lq[2].n, 1}
+	}
+	switch {
+	case e.kind != alphaPartial && need <= 256:
+		p := make(color.Palette, len(colors), need)
+		for i, c := range colors {
+			p[i] = c
+		}
+		if e.kind == alphaBinary {
+			o.transp = uint8(len(p))
+			p = append(p, color.NRGBA{})
+		}
+		o.pal = image.NewPaletted(r, p)
+		o.img = o.pal
+	case e.kind == alphaOpaque:
+		m := image.NewRGBA(r)
+		o.img, o.rgba, o.stride = m, m.Pix, m.Stride
+	default:
+		m := image.NewNRGBA(r)
+		o.img, o.rgba, o.stride, o.straight = m, m.Pix, m.Stride, true
+	}
+	return o
+}
+
+// colors returns the output colours, in palette-index order; for three
+// channels of levels the index is (r*levelsG+g)*levelsB+b.
+func (e *engine) colors() []color.NRGBA {
+	if e.pq != nil {
+		return e.pq.colors
+	}
+	if e.c == 1 {
+		q := e.lq[0]
+		out := make([]color.NRGBA, q.n)
+		for k := range out {
+			v := q.out8[k]
+			out[k] = color.NRGBA{v, v, v, 255}
+		}
+		return out
+	}
+	n := e.lq[0].n * e.lq[1].n * e.lq[2].n
+	if n > 256 {
+		return make([]color.NRGBA, n) // only the count matters: RGBA output
+	}
+	out := make([]color.NRGBA, 0, n)
+	for r := 0; r < e.lq[0].n; r++ {
+		for g := 0; g < e.lq[1].n; g++ {
+			for b := 0; b < e.lq[2].n; b++ {
+				out = append(out, color.NRGBA{e.lq[0].out8[r], e.lq[1].out8[g], e.lq[2].out8[b], 255})
+			}
+		}
+	}
+	return out
+}
+
+// palRow returns row y of a paletted result, or nil for other results.
+func (e *engine) palRow(y int) []uint8 {
+	if e.out.pal == nil {
+		return nil
+	}
+	p := e.out.pal
+	return p.Pix[y*p.Stride : y*p.Stride+e.w]
+}
+
+// emit writes the chosen indices of row y (e.idx) into the result.
+func (e *engine) emit(y int) {
+	o := e.out
+	if o.pal != nil {
+		e.emitPaletted(y)
+		return
+	}
+	row := o.rgba[y*o.stride : y*o.stride+4*e.w]
+	for x := 0; x < e.w; x++ {
+		d := row[4*x : 4*x+4 : 4*x+4]
+		a := uint8(255)
+		if e.kind != alphaOpaque {
+			a = e.row[4*x+3]
+		}
+		if a == 0 {
+			d[0], d[1], d[2], d[3] = 0, 0, 0, 0
+			continue
+		}
+		c := e.pixelColor(x)
+		d[0], d[1], d[2], d[3] = c.R, c.G, c.B, a
+	}
+}
+
+// pixelColor returns the opaque output colour chosen for pixel x.
+func (e *engine) pixelColor(x int) color.NRGBA {
+	switch {
+	case e.pq != nil:
+		return e.pq.colors[e.idx[x]]
+	case e.c == 1:
+		v := e.lq[0].out8[e.idx[x]]
+		return color.NRGBA{v, v, v, 255}
+	}
+	i := e.idx[3*x : 3*x+3 : 3*x+3]
+	return color.NRGBA{e.lq[0].out8[i[0]], e.lq[1].out8[i[1]], e.lq[2].out8[i[2]], 255}
+}
+
+func (e *engine) emitPaletted(y int) {
+	o := e.out
+	row := o.pal.Pix[y*o.pal.Stride : y*o.pal.Stride+e.w]
+	switch {
+	case e.pq != nil || e.c == 1:
+		copy(row, e.idx[:e.w])
+	default:
+		m0, m1 := o.mul[0], o.mul[1]
+		for x := range row {
+			i := e.idx[3*x : 3*x+3 : 3*x+3]
+			row[x] = uint8(int(i[0])*m0 + int(i[1])*m1 + int(i[2]))
+		}
+	}
+	if e.kind == alphaBinary {
+		for x := range row {
+			if e.row[4*x+3] == 0 {
+				row[x] = o.transp
+			}
+		}
+	}
+}

@@ -1,0 +1,427 @@
+package dither
+
+import (
+	"errors"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"strings"
+	"testing"
+)
+
+func mustDither(t *testing.T, img image.Image, o Options) image.Image {
+	t.Helper()
+	out, err := Dither(img, o)
+	if err != nil {
+		t.Fatalf("Dither(%+v): %v", o, err)
+	}
+	return out
+}
+
+func TestParseAlgorithm(t *testing.T) {
+	for _, a := range Algorithms() {
+		for _, s := range []string{a.String(), a.EnumName(), strings.ToLower(a.EnumName()), strings.ToUpper(a.String())} {
+			got, err := ParseAlgorithm(s)
+			if err != nil || got != a {
+				t.Errorf("ParseAlgorithm(%q) = %v, %v; want %v", s, got, err, a)
+			}
+		}
+	}
+	if len(Algorithms()) != 15 || Algorithms()[0] != FloydSteinberg {
+		t.Errorf("Algorithms() = %v", Algorithms())
+	}
+	if got, _ := ParseAlgorithm("BAYER_8X8"); got != Bayer8x8 {
+		t.Errorf("BAYER_8X8 parsed as %v", got)
+	}
+	_, err := ParseAlgorithm("floyd")
+	if err == nil || !strings.Contains(err.Error(), "floyd-steinberg") {
+		t.Errorf("unknown name: error %v should list the valid names", err)
+	}
+	var a Algorithm
+	if err := a.UnmarshalText([]byte("sierra-lite")); err != nil || a != SierraLite {
+		t.Errorf("UnmarshalText: %v %v", a, err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	big := make(color.Palette, 257)
+	for i := range big {
+		big[i] = color.Gray{uint8(i)}
+	}
+	bad := map[string]Options{
+		"levels 1":       {Levels: 1},
+		"levels 257":     {Levels: 257},
+		"red levels 1":   {LevelsR: 1},
+		"strength":       {Strength: 1.5},
+		"negative":       {Strength: -0.1},
+		"NaN strength":   {Strength: math.NaN()},
+		"palette":        {Palette: "c64"},
+		"big palette":    {CustomPalette: big},
+		"empty palette":  {CustomPalette: color.Palette{}},
+		"both palettes":  {Palette: "cga", CustomPalette: color.Palette{color.Black}},
+		"algorithm":      {Algorithm: 99},
+		"colour space":   {ColorSpace: 7},
+		"nil colour":     {CustomPalette: color.Palette{nil}},
+		"levels 0 green": {LevelsG: 300},
+	}
+	for name, o := range bad {
+		err := o.Validate()
+		if !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("%s: Validate() = %v, want ErrInvalidOptions", name, err)
+		}
+		if _, err := Dither(image.NewGray(image.Rect(0, 0, 1, 1)), o); err == nil {
+			t.Errorf("%s: Dither accepted invalid options", name)
+		}
+	}
+	good := []Options{{}, {Levels: 256}, {Levels: 2, LevelsB: 3}, {Palette: "web-safe"}, {Strength: 0.5}, {Grayscale: true, Palette: "gameboy"}}
+	for _, o := range good {
+		if err := o.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", o, err)
+		}
+	}
+}
+
+func TestKernelWeights(t *testing.T) {
+	for _, a := range Algorithms() {
+		if !a.IsErrorDiffusion() {
+			continue
+		}
+		k := kernels[a]
+		sum := 0
+		for _, tp := range k.taps {
+			sum += tp.w
+			if tp.dy < 0 || tp.dy > 2 || (tp.dy == 0 && tp.dx <= 0) || tp.dx < -2 || tp.dx > 2 {
+				t.Errorf("%v: tap %+v is not ahead of the current pixel within 2", a, tp)
+			}
+		}
+		want := k.divisor
+		if a == Atkinson {
+			want = 6 // Atkinson diffuses 6/8 of the error by design
+		}
+		if sum != want {
+			t.Errorf("%v: weights sum to %d, want %d", a, sum, want)
+		}
+	}
+	if got := kernels[FloydSteinberg]; len(got.taps) != 4 || got.divisor != 16 || got.taps[0] != (tap{1, 0, 7}) {
+		t.Errorf("Floyd-Steinberg kernel = %+v", got)
+	}
+	rows := map[Algorithm]int{FloydSteinberg: 2, JarvisJudiceNinke: 3, Stucki: 3, Burkes: 2, Sierra: 3, SierraTwoRow: 2, SierraLite: 2, Atkinson: 3}
+	for a, n := range rows {
+		if kernels[a].rows() != n {
+			t.Errorf("%v touches %d rows, want %d", a, kernels[a].rows(), n)
+		}
+	}
+}
+
+func TestSerpentineDiffers(t *testing.T) {
+	img := testImage(40, 30, 9)
+	a := mustDither(t, img, Options{ColorSpace: SRGB}).(*image.Paletted)
+	b := mustDither(t, img, Options{ColorSpace: SRGB, Serpentine: true}).(*image.Paletted)
+	same := string(a.Pix[:40]) == string(b.Pix[:40])
+	if !same {
+		t.Error("serpentine changed the first row, which runs left to right")
+	}
+	if string(a.Pix) == string(b.Pix) {
+		t.Error("serpentine made no difference")
+	}
+}
+
+// flat returns a w x h opaque grey image of value v.
+func flat(w, h int, v uint8) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(m, m.Bounds(), image.NewUniform(color.RGBA{v, v, v, 255}), image.Point{}, draw.Src)
+	return m
+}
+
+// meanLight returns the mean of the red channel over img, in linear light
+// when linear is set, as a fraction of full scale.
+func meanLight(img image.Image, linear bool) float64 {
+	b := img.Bounds()
+	var sum float64
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, _, _, _ := img.At(x, y).RGBA()
+			v := float64(r) / 0xffff
+			if linear {
+				v = srgbToLinear(v)
+			}
+			sum += v
+		}
+	}
+	return sum / float64(b.Dx()*b.Dy())
+}
+
+func TestMeanBrightnessPreserved(t *testing.T) {
+	for _, cs := range []ColorSpace{SRGB, Linear} {
+		for _, a := range []Algorithm{FloydSteinberg, JarvisJudiceNinke, Sierra, Bayer8x8, BlueNoise, Random} {
+			for _, v := range []uint8{13, 64, 128, 200, 250} {
+				img := flat(64, 64, v)
+				out := mustDither(t, img, Options{Algorithm: a, ColorSpace: cs})
+				want, got := meanLight(img, cs == Linear), meanLight(out, cs == Linear)
+				if math.Abs(got-want) > 0.02 {
+					t.Errorf("%v %v grey %d: mean %.4f, want %.4f", a, cs, v, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	img := testImage(50, 40, 3)
+	for _, a := range Algorithms() {
+		o := Options{Algorithm: a, Seed: 42, Levels: 3}
+		x, y := mustDither(t, img, o).(*image.Paletted), mustDither(t, img, o).(*image.Paletted)
+		if string(x.Pix) != string(y.Pix) {
+			t.Errorf("%v: two runs differ", a)
+		}
+	}
+	r1 := mustDither(t, img, Options{Algorithm: Random, Seed: 1}).(*image.Paletted)
+	r2 := mustDither(t, img, Options{Algorithm: Random, Seed: 2}).(*image.Paletted)
+	if string(r1.Pix) == string(r2.Pix) {
+		t.Error("random: different seeds gave the same result")
+	}
+}
+
+// sourceTypes returns img (exactly representable in every type: greys
+// only when gray is set) as each supported source type.
+func sourceTypes(img *image.NRGBA, gray bool) map[string]image.Image {
+	b := img.Bounds()
+	rgba := image.NewRGBA(b)
+	draw.Draw(rgba, b, img, b.Min, draw.Src)
+	out := map[string]image.Image{"nrgba": img, "rgba": rgba, "rgba64": toRGBA64(img)}
+	if gray {
+		g := image.NewGray(b)
+		draw.Draw(g, b, img, b.Min, draw.Src)
+		out["gray"] = g
+	}
+	pal := image.NewPaletted(b, nil)
+	seen := map[color.NRGBA]uint8{}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := img.NRGBAAt(x, y)
+			i, ok := seen[c]
+			if !ok && len(seen) == 256 {
+				return out
+			}
+			if !ok {
+				i = uint8(len(seen))
+				seen[c] = i
+				pal.Palette = append(pal.Palette, c)
+			}
+			pal.SetColorIndex(x, y, i)
+		}
+	}
+	out["paletted"] = pal
+	return out
+}
+
+func toRGBA64(img image.Image) *image.RGBA64 {
+	m := image.NewRGBA64(img.Bounds())
+	draw.Draw(m, m.Bounds(), img, img.Bounds().Min, draw.Src)
+	return m
+}
+
+// smallPaletteImage returns an image of at most 16 greys and colours.
+func smallPaletteImage(w, h int, gray bool) *image.NRGBA {
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			n := mix(7, uint64(y*w+x)) % 16
+			v := uint8(n * 17)
+			c := color.NRGBA{v, 255 - v, uint8(n * 9), 255}
+			if gray {
+				c = color.NRGBA{v, v, v, 255}
+			}
+			m.SetNRGBA(x, y, c)
+		}
+	}
+	return m
+}
+
+func TestSourceTypesAgree(t *testing.T) {
+	for _, gray := range []bool{false, true} {
+		img := smallPaletteImage(37, 21, gray)
+		for _, o := range []Options{{}, {Algorithm: Bayer4x4, Levels: 3}, {Palette: "cga"}, {Grayscale: true, Algorithm: Atkinson}} {
+			want := mustDither(t, img, o)
+			for name, src := range sourceTypes(img, gray) {
+				if !sameImage(mustDither(t, src, o), want) {
+					t.Errorf("gray %v %+v: %s source differs from NRGBA", gray, o, name)
+				}
+			}
+		}
+	}
+}
+
+func TestYCbCrMatchesRGBA(t *testing.T) {
+	y := image.NewYCbCr(image.Rect(0, 0, 33, 17), image.YCbCrSubsampleRatio420)
+	for i := range y.Y {
+		y.Y[i] = uint8(mix(1, uint64(i)))
+	}
+	for i := range y.Cb {
+		y.Cb[i], y.Cr[i] = uint8(mix(2, uint64(i))), uint8(mix(3, uint64(i)))
+	}
+	rgba := image.NewRGBA(y.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), y, image.Point{}, draw.Src)
+	for _, o := range []Options{{}, {Algorithm: BlueNoise}, {Palette: "gameboy", Serpentine: true}} {
+		if !sameImage(mustDither(t, y, o), mustDither(t, rgba, o)) {
+			t.Errorf("%+v: YCbCr differs from RGBA", o)
+		}
+	}
+}
+
+// sameImage reports whether a and b have equal bounds and colours.
+func sameImage(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if color.NRGBAModel.Convert(a.At(x, y)) != color.NRGBAModel.Convert(b.At(x, y)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestOddSizes(t *testing.T) {
+	for _, sz := range [][2]int{{1, 1}, {1, 7}, {7, 1}, {20000, 2}, {2, 3}, {0, 0}, {0, 5}} {
+		img := testImage(sz[0], sz[1], 4)
+		for _, a := range Algorithms() {
+			for _, serp := range []bool{false, true} {
+				out := mustDither(t, img, Options{Algorithm: a, Serpentine: serp, Levels: 2})
+				if out.Bounds() != image.Rect(0, 0, sz[0], sz[1]) {
+					t.Fatalf("%v %v: bounds %v", a, sz, out.Bounds())
+				}
+			}
+		}
+	}
+}
+
+func TestSubImageOffset(t *testing.T) {
+	img := testImage(30, 30, 5)
+	sub := img.SubImage(image.Rect(5, 7, 25, 20)).(*image.NRGBA)
+	cp := image.NewNRGBA(image.Rect(0, 0, 20, 13))
+	draw.Draw(cp, cp.Bounds(), sub, sub.Bounds().Min, draw.Src)
+	if !sameImage(mustDither(t, sub, Options{}), mustDither(t, cp, Options{})) {
+		t.Error("a sub-image dithers differently from its copy")
+	}
+}
+
+func TestTransparencyKept(t *testing.T) {
+	img := testImage(20, 10, 6)
+	for x := 0; x < 20; x++ {
+		img.SetNRGBA(x, 3, color.NRGBA{})
+	}
+	for _, a := range []Algorithm{FloydSteinberg, Stucki, Bayer2x2, None} {
+		out := mustDither(t, img, Options{Algorithm: a})
+		p, ok := out.(*image.Paletted)
+		if !ok {
+			t.Fatalf("%v: binary alpha gave %T, want *image.Paletted", a, out)
+		}
+		for x := 0; x < 20; x++ {
+			if _, _, _, al := p.At(x, 3).RGBA(); al != 0 {
+				t.Fatalf("%v: pixel (%d,3) not transparent", a, x)
+			}
+			if _, _, _, al := p.At(x, 4).RGBA(); al != 0xffff {
+				t.Fatalf("%v: pixel (%d,4) not opaque", a, x)
+			}
+		}
+	}
+	rgba := image.NewRGBA(img.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+	if !sameImage(mustDither(t, rgba, Options{}), mustDither(t, img, Options{})) {
+		t.Error("RGBA with transparency differs from NRGBA")
+	}
+	img.SetNRGBA(0, 0, color.NRGBA{200, 100, 50, 128})
+	out := mustDither(t, img, Options{})
+	n, ok := out.(*image.NRGBA)
+	if !ok {
+		t.Fatalf("partial alpha gave %T, want *image.NRGBA", out)
+	}
+	if n.NRGBAAt(0, 0).A != 128 || n.NRGBAAt(0, 3).A != 0 || n.NRGBAAt(5, 5).A != 255 {
+		t.Error("alpha values not kept")
+	}
+}
+
+func TestPalettedOutput(t *testing.T) {
+	img := testImage(64, 48, 8)
+	for n := 2; n <= 7; n++ {
+		out := mustDither(t, img, Options{Levels: n})
+		if n*n*n > 256 {
+			if _, ok := out.(*image.RGBA); !ok {
+				t.Errorf("levels %d: got %T, want *image.RGBA", n, out)
+			}
+			continue
+		}
+		p, ok := out.(*image.Paletted)
+		if !ok {
+			t.Fatalf("levels %d: got %T, want *image.Paletted", n, out)
+		}
+		if len(p.Palette) > n*n*n {
+			t.Errorf("levels %d: %d colours", n, len(p.Palette))
+		}
+	}
+	for _, name := range PaletteNames() {
+		pal, _ := NamedPalette(name)
+		p, ok := mustDither(t, img, Options{Palette: name}).(*image.Paletted)
+		if !ok || len(p.Palette) != len(pal) {
+			t.Errorf("palette %s: got %T with wrong palette", name, p)
+		}
+	}
+	g := mustDither(t, img, Options{Grayscale: true, Levels: 4}).(*image.Paletted)
+	for _, c := range g.Palette {
+		if r, gg, b, _ := c.RGBA(); r != gg || gg != b {
+			t.Errorf("grayscale palette has colour %v", c)
+		}
+	}
+}
+
+func TestStrength(t *testing.T) {
+	img := flat(32, 32, 100)
+	full := mustDither(t, img, Options{Strength: 1}).(*image.Paletted)
+	none := mustDither(t, img, Options{Strength: 0.001, Algorithm: Bayer8x8}).(*image.Paletted)
+	post := mustDither(t, img, Options{Algorithm: None}).(*image.Paletted)
+	if string(none.Pix) != string(post.Pix) {
+		t.Error("near-zero strength should posterize")
+	}
+	if string(full.Pix) == string(post.Pix) {
+		t.Error("full strength should dither")
+	}
+}
+
+func TestCustomPalette(t *testing.T) {
+	pal := color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}}
+	img := flat(16, 16, 128)
+	p := mustDither(t, img, Options{CustomPalette: pal}).(*image.Paletted)
+	if len(p.Palette) != 2 {
+		t.Fatalf("palette has %d colours", len(p.Palette))
+	}
+}
+
+func TestBlueNoiseMask(t *testing.T) {
+	m := blueNoiseMask()
+	seen := make([]bool, len(m))
+	for _, r := range m {
+		if r < 0 || r >= len(m) || seen[r] {
+			t.Fatalf("rank %d repeated or out of range", r)
+		}
+		seen[r] = true
+	}
+	// The darkest 1/16 of the mask must be spread out: no two of its
+	// pixels touch (blue noise avoids clumps).
+	n := blueNoiseSize
+	for i, r := range m {
+		if r >= len(m)/16 {
+			continue
+		}
+		x, y := i%n, i/n
+		for _, d := range [][2]int{{1, 0}, {0, 1}, {1, 1}, {-1, 1}} {
+			j := ((y+d[1]+n)%n)*n + (x+d[0]+n)%n
+			if m[j] < len(m)/16 {
+				t.Fatalf("pixels %d and %d of the first 1/16 touch", i, j)
+			}
+		}
+	}
+}

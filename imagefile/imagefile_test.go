@@ -1,0 +1,237 @@
+package imagefile
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"strings"
+	"testing"
+)
+
+func encodeWith(t testing.TB, img image.Image, enc func(*bytes.Buffer, image.Image) error) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := enc(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func pngBytes(t testing.TB, img image.Image) []byte {
+	return encodeWith(t, img, func(b *bytes.Buffer, m image.Image) error { return png.Encode(b, m) })
+}
+
+func jpegBytes(t testing.TB, img image.Image) []byte {
+	return encodeWith(t, img, func(b *bytes.Buffer, m image.Image) error { return jpeg.Encode(b, m, &jpeg.Options{Quality: 95}) })
+}
+
+func gifBytes(t testing.TB, frames ...*image.Paletted) []byte {
+	g := &gif.GIF{Image: frames, Delay: make([]int, len(frames))}
+	return encodeWith(t, nil, func(b *bytes.Buffer, _ image.Image) error { return gif.EncodeAll(b, g) })
+}
+
+// quadrants returns a w x h image: red, green on top; blue, white below.
+func quadrants(w, h int) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			m.Set(x, y, quadrantColor(x, y, w, h))
+		}
+	}
+	return m
+}
+
+func quadrantColor(x, y, w, h int) color.RGBA {
+	switch {
+	case y < h/2 && x < w/2:
+		return color.RGBA{255, 0, 0, 255}
+	case y < h/2:
+		return color.RGBA{0, 255, 0, 255}
+	case x < w/2:
+		return color.RGBA{0, 0, 255, 255}
+	}
+	return color.RGBA{255, 255, 255, 255}
+}
+
+// withOrientation splices an Exif APP1 segment carrying orientation o
+// (big- or little-endian TIFF) right after the SOI marker of a JPEG.
+func withOrientation(jpg []byte, o int, little bool) []byte {
+	var bo binary.ByteOrder = binary.BigEndian
+	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08")
+	if little {
+		bo = binary.LittleEndian
+		tiff = []byte("II\x2a\x00\x08\x00\x00\x00")
+	}
+	ifd := make([]byte, 2+12+4)
+	bo.PutUint16(ifd[0:], 1)
+	bo.PutUint16(ifd[2:], 0x0112)
+	bo.PutUint16(ifd[4:], 3)
+	bo.PutUint32(ifd[6:], 1)
+	bo.PutUint16(ifd[10:], uint16(o))
+	payload := append(append([]byte("Exif\x00\x00"), tiff...), ifd...)
+	seg := []byte{0xff, 0xe1, 0, 0}
+	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
+	seg = append(seg, payload...)
+	out := append([]byte{}, jpg[:2]...)
+	return append(append(out, seg...), jpg[2:]...)
+}
+
+func near(a, b color.Color) bool {
+	r1, g1, b1, _ := a.RGBA()
+	r2, g2, b2, _ := b.RGBA()
+	d := func(x, y uint32) bool { return x > y+0x3000 || y > x+0x3000 }
+	return !d(r1, r2) && !d(g1, g2) && !d(b1, b2)
+}
+
+func TestOrientation(t *testing.T) {
+	const w, h = 32, 16
+	plain := jpegBytes(t, quadrants(w, h))
+	for o := 1; o <= 8; o++ {
+		for _, little := range []bool{false, true} {
+			img, info, err := Decode(bytes.NewReader(withOrientation(plain, o, little)), Limits{})
+			if err != nil {
+				t.Fatalf("orientation %d: %v", o, err)
+			}
+			dw, dh := w, h
+			if o >= 5 {
+				dw, dh = h, w
+			}
+			if info.Orientation != o || info.Width != dw || info.Height != dh || img.Bounds() != image.Rect(0, 0, dw, dh) {
+				t.Fatalf("orientation %d: info %+v, bounds %v", o, info, img.Bounds())
+			}
+			for _, p := range []image.Point{{2, 2}, {dw - 3, 2}, {2, dh - 3}, {dw - 3, dh - 3}} {
+				sx, sy := sourceXY(o, p.X, p.Y, w, h)
+				if want := quadrantColor(sx, sy, w, h); !near(img.At(p.X, p.Y), want) {
+					t.Errorf("orientation %d: pixel %v is %v, want %v", o, p, img.At(p.X, p.Y), want)
+				}
+			}
+		}
+	}
+}
+
+func TestOrientationUprightCorners(t *testing.T) {
+	// Orientation 6: the stored image must turn 90 degrees clockwise, so
+	// the stored bottom-left (blue) becomes the top-left.
+	img, _, err := Decode(bytes.NewReader(withOrientation(jpegBytes(t, quadrants(32, 16)), 6, false)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(img.At(1, 1), color.RGBA{0, 0, 255, 255}) || !near(img.At(14, 1), color.RGBA{255, 0, 0, 255}) {
+		t.Errorf("orientation 6 corners: %v %v", img.At(1, 1), img.At(14, 1))
+	}
+}
+
+func TestDecodeFormats(t *testing.T) {
+	src := quadrants(8, 6)
+	pal := image.NewPaletted(src.Bounds(), palette.Plan9)
+	copy(pal.Pix, bytes.Repeat([]byte{3}, len(pal.Pix)))
+	second := image.NewPaletted(image.Rect(0, 0, 8, 6), palette.Plan9)
+	cases := map[string][]byte{"png": pngBytes(t, src), "jpeg": jpegBytes(t, src), "gif": gifBytes(t, pal, second)}
+	for want, data := range cases {
+		img, info, err := Decode(bytes.NewReader(data), Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", want, err)
+		}
+		if info.Format != want || info.ContentType != "image/"+want || info.Width != 8 || info.Height != 6 {
+			t.Errorf("%s: info %+v", want, info)
+		}
+		if want == "gif" && img.(*image.Paletted).Pix[0] != 3 {
+			t.Error("gif: not the first frame")
+		}
+	}
+}
+
+func TestDecodeWebP(t *testing.T) {
+	// A 1x1 lossless WebP.
+	data := []byte("RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00")
+	_, info, err := Decode(bytes.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Format != "webp" || info.Width != 1 || info.Height != 1 {
+		t.Errorf("info %+v", info)
+	}
+}
+
+func TestDecode16BitPNG(t *testing.T) {
+	m := image.NewNRGBA64(image.Rect(0, 0, 3, 2))
+	m.SetNRGBA64(1, 1, color.NRGBA64{0xffff, 0x8000, 0x0101, 0xffff})
+	img, _, err := Decode(bytes.NewReader(pngBytes(t, m)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, g, _, _ := img.At(1, 1).RGBA(); r != 0xffff || g != 0x8000 {
+		t.Errorf("16-bit values lost: %v", img.At(1, 1))
+	}
+}
+
+// forgedPNG returns a PNG signature and IHDR claiming w x h pixels, with
+// a valid CRC, and no image data.
+func forgedPNG(w, h uint32) []byte {
+	ihdr := make([]byte, 17)
+	copy(ihdr, "IHDR")
+	binary.BigEndian.PutUint32(ihdr[4:], w)
+	binary.BigEndian.PutUint32(ihdr[8:], h)
+	ihdr[12], ihdr[13] = 8, 6 // 8-bit RGBA
+	out := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d")
+	out = append(out, ihdr...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(ihdr))
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good := pngBytes(t, quadrants(16, 16))
+	cases := []struct {
+		name   string
+		data   []byte
+		limits Limits
+		want   error
+	}{
+		{"too large", good, Limits{MaxBytes: int64(len(good) - 1)}, ErrTooLarge},
+		{"exactly the cap", good, Limits{MaxBytes: int64(len(good))}, nil},
+		{"huge header", forgedPNG(100000, 100000), Limits{}, ErrTooManyPixels},
+		{"over pixel cap", good, Limits{MaxPixels: 255}, ErrTooManyPixels},
+		{"bmp", []byte("BM\x00\x00\x00\x00\x00\x00\x00\x00"), Limits{}, ErrUnsupportedFormat},
+		{"text", []byte("hello, world"), Limits{}, ErrUnsupportedFormat},
+		{"empty", nil, Limits{}, ErrUnsupportedFormat},
+		{"truncated png", good[:len(good)/2], Limits{}, ErrCorrupt},
+		{"truncated header", good[:20], Limits{}, ErrCorrupt},
+		{"zero size", forgedPNG(0, 5), Limits{}, ErrCorrupt},
+		{"truncated jpeg", jpegBytes(t, quadrants(16, 16))[:100], Limits{}, ErrCorrupt},
+	}
+	for _, c := range cases {
+		_, _, err := Decode(bytes.NewReader(c.data), c.limits)
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: error %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestEncodePNG(t *testing.T) {
+	p := image.NewPaletted(image.Rect(0, 0, 4, 4), color.Palette{color.Black, color.White})
+	p.Pix[5] = 1
+	var b bytes.Buffer
+	if err := EncodePNG(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	back, err := png.Decode(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bp, ok := back.(*image.Paletted); !ok || bp.Pix[5] != 1 || len(bp.Palette) != 2 {
+		t.Errorf("round trip gave %T", back)
+	}
+	if err := EncodePNG(failWriter{}, p); err == nil || !strings.Contains(err.Error(), "png") {
+		t.Errorf("write error not reported: %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
