@@ -126,7 +126,7 @@ func upcastDitherRequestedV1(data []byte) ([]byte, error) {
 		"algorithm":   alg,
 		"serpentine":  false,
 		"strength":    DefaultStrength,
-		"color_space": DefaultColorSpace,
+		"color_space": ColorSpaceSRGB, // v1 requests were dithered in sRGB, as the old service did
 		"grayscale":   false,
 	}
 	return json.Marshal(v2)

@@ -57,6 +57,6 @@ func Example() {
 	// image-0193a0a0-0000-7000-8000-000000000001 version 3
 	// holiday.png ACTIVE
 	// atkinson 4 COMPLETED
-	// DitherRequested 2 {"dither_id":"0193a0a0-0000-7000-8000-0000000000d1","levels":4,"algorithm":"atkinson","serpentine":false,"strength":1,"color_space":"srgb","grayscale":false,"requested_at":"2025-01-02T03:04:05Z"}
+	// DitherRequested 2 {"dither_id":"0193a0a0-0000-7000-8000-0000000000d1","levels":4,"algorithm":"atkinson","serpentine":false,"strength":1,"color_space":"linear","grayscale":false,"requested_at":"2025-01-02T03:04:05Z"}
 	// PENDING
 }

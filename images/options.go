@@ -11,7 +11,7 @@ const (
 	DefaultLevels     = 2
 	DefaultAlgorithm  = "floyd-steinberg"
 	DefaultStrength   = 1.0
-	DefaultColorSpace = ColorSpaceSRGB
+	DefaultColorSpace = ColorSpaceLinear // as the dither engine: keeps perceived brightness right
 	MinLevels         = 2
 	MaxLevels         = 256
 	maxPaletteName    = 64

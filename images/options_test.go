@@ -8,7 +8,7 @@ import (
 )
 
 func TestDitherInputResolve(t *testing.T) {
-	defaults := images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "srgb"}
+	defaults := images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear"}
 	tests := []struct {
 		name  string
 		in    images.DitherInput
@@ -17,22 +17,22 @@ func TestDitherInputResolve(t *testing.T) {
 		field string
 	}{
 		{name: "defaults", in: images.DitherInput{}, want: &defaults},
-		{name: "levels 256", in: images.DitherInput{Levels: 256}, want: &images.DitherOptions{Levels: 256, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "srgb"}},
+		{name: "levels 256", in: images.DitherInput{Levels: 256}, want: &images.DitherOptions{Levels: 256, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear"}},
 		{name: "levels 1", in: images.DitherInput{Levels: 1}, code: images.CodeInvalidLevels, field: "levels"},
 		{name: "levels 257", in: images.DitherInput{Levels: 257}, code: images.CodeInvalidLevels, field: "levels"},
 		{name: "negative levels", in: images.DitherInput{Levels: -3}, code: images.CodeInvalidLevels, field: "levels"},
 		{name: "channel levels set levels", in: images.DitherInput{ChannelLevels: &images.ChannelLevels{R: 4, G: 8, B: 2}},
-			want: &images.DitherOptions{Levels: 8, ChannelLevels: &images.ChannelLevels{R: 4, G: 8, B: 2}, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "srgb"}},
+			want: &images.DitherOptions{Levels: 8, ChannelLevels: &images.ChannelLevels{R: 4, G: 8, B: 2}, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear"}},
 		{name: "channel level out of range", in: images.DitherInput{ChannelLevels: &images.ChannelLevels{R: 4, G: 1, B: 2}}, code: images.CodeInvalidLevels, field: "channelLevels.g"},
-		{name: "enum algorithm", in: images.DitherInput{Algorithm: "BAYER_8X8"}, want: &images.DitherOptions{Levels: 2, Algorithm: "bayer-8x8", Strength: 1, ColorSpace: "srgb"}},
+		{name: "enum algorithm", in: images.DitherInput{Algorithm: "BAYER_8X8"}, want: &images.DitherOptions{Levels: 2, Algorithm: "bayer-8x8", Strength: 1, ColorSpace: "linear"}},
 		{name: "unknown algorithm", in: images.DitherInput{Algorithm: "magic"}, code: images.CodeUnknownAlgorithm, field: "algorithm"},
-		{name: "strength 0", in: images.DitherInput{Strength: ptr(0.0)}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 0, ColorSpace: "srgb"}},
+		{name: "strength 0", in: images.DitherInput{Strength: ptr(0.0)}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 0, ColorSpace: "linear"}},
 		{name: "strength negative", in: images.DitherInput{Strength: ptr(-0.1)}, code: images.CodeInvalidStrength, field: "strength"},
 		{name: "strength above 1", in: images.DitherInput{Strength: ptr(1.01)}, code: images.CodeInvalidStrength, field: "strength"},
 		{name: "strength NaN", in: images.DitherInput{Strength: ptr(math.NaN())}, code: images.CodeInvalidStrength, field: "strength"},
 		{name: "linear", in: images.DitherInput{ColorSpace: "LINEAR"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear"}},
 		{name: "bad colour space", in: images.DitherInput{ColorSpace: "cmyk"}, code: images.CodeInvalidColorSpace, field: "colorSpace"},
-		{name: "palette", in: images.DitherInput{Palette: "game-boy"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "srgb", Palette: "game-boy"}},
+		{name: "palette", in: images.DitherInput{Palette: "game-boy"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear", Palette: "game-boy"}},
 		{name: "bad palette", in: images.DitherInput{Palette: "../etc"}, code: images.CodeInvalidPalette, field: "palette"},
 	}
 	for _, tt := range tests {
