@@ -181,15 +181,14 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type DitherResolver interface {
-	Image(ctx context.Context, obj *model.Dither) (*model.Image, error)
+	Image(ctx context.Context, objs []*model.Dither) ([]*model.Image, error)
 
 	URL(ctx context.Context, obj *model.Dither) (*string, error)
 }
 type ImageResolver interface {
-	Status(ctx context.Context, obj *model.Image) (model.ImageStatus, error)
 	URL(ctx context.Context, obj *model.Image) (string, error)
 
-	Dithers(ctx context.Context, obj *model.Image, first *int, after *string) (*model.DitherConnection, error)
+	Dithers(ctx context.Context, objs []*model.Image, first *int, after *string) ([]*model.DitherConnection, error)
 	History(ctx context.Context, obj *model.Image, first *int, after *string) (*model.EventConnection, error)
 }
 type MutationResolver interface {
@@ -1968,7 +1967,7 @@ func (ec *executionContext) _Dither_image(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Dither_image(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Dither().Image(ctx, obj)
+			return ec.resolveBatch_Dither_image(ctx, field, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Image) graphql.Marshaler {
@@ -1989,6 +1988,29 @@ func (ec *executionContext) fieldContext_Dither_image(_ context.Context, field g
 		},
 	}
 	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Dither_image(ctx context.Context, field graphql.CollectedField, obj *model.Dither) (any, error) {
+	resolver := ec.Resolvers.Dither()
+	if batch, ok := graphql.BatchParentsFor[*model.Dither](ctx, "Dither"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return resolver.Image(ctx, batch.Parents)
+		})
+		return graphql.ResolveBatchGroupResult[*model.Image](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Dither.image",
+			batch.IndexMap,
+		)
+	}
+	results, err := resolver.Image(ctx, []*model.Dither{obj})
+	return graphql.ResolveBatchSingleResult[*model.Image](
+		ctx,
+		results,
+		err,
+		"Dither.image",
+	)
 }
 
 func (ec *executionContext) _Dither_levels(ctx context.Context, field graphql.CollectedField, obj *model.Dither) (ret graphql.Marshaler) {
@@ -3006,7 +3028,7 @@ func (ec *executionContext) _Image_status(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Image_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Image().Status(ctx, obj)
+			return obj.Status, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v model.ImageStatus) graphql.Marshaler {
@@ -3017,7 +3039,7 @@ func (ec *executionContext) _Image_status(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Image_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Image", field, true, true, "ImageStatus")
+	return graphql.NewScalarFieldContext("Image", field, false, false, "ImageStatus")
 }
 
 func (ec *executionContext) _Image_url(ctx context.Context, field graphql.CollectedField, obj *model.Image) (ret graphql.Marshaler) {
@@ -3098,8 +3120,7 @@ func (ec *executionContext) _Image_dithers(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Image_dithers(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Image().Dithers(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.resolveBatch_Image_dithers(ctx, field, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.DitherConnection) graphql.Marshaler {
@@ -3131,6 +3152,30 @@ func (ec *executionContext) fieldContext_Image_dithers(ctx context.Context, fiel
 		return fc, err
 	}
 	return fc, nil
+}
+func (ec *executionContext) resolveBatch_Image_dithers(ctx context.Context, field graphql.CollectedField, obj *model.Image) (any, error) {
+	resolver := ec.Resolvers.Image()
+	fc := graphql.GetFieldContext(ctx)
+	if batch, ok := graphql.BatchParentsFor[*model.Image](ctx, "Image"); ok {
+		result := batch.FieldResult(field, func() (any, error) {
+			return resolver.Dithers(ctx, batch.Parents, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		})
+		return graphql.ResolveBatchGroupResult[*model.DitherConnection](
+			ctx,
+			batch.Index,
+			len(batch.Parents),
+			result,
+			"Image.dithers",
+			batch.IndexMap,
+		)
+	}
+	results, err := resolver.Dithers(ctx, []*model.Image{obj}, fc.Args["first"].(*int), fc.Args["after"].(*string))
+	return graphql.ResolveBatchSingleResult[*model.DitherConnection](
+		ctx,
+		results,
+		err,
+		"Image.dithers",
+	)
 }
 
 func (ec *executionContext) _Image_history(ctx context.Context, field graphql.CollectedField, obj *model.Image) (ret graphql.Marshaler) {
@@ -6115,11 +6160,10 @@ func (ec *executionContext) _Image(ctx context.Context, sel ast.SelectionSet, ob
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Image_status(ctx, field, obj)
-				})
+			out.Values[i] = ec._Image_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "url":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,

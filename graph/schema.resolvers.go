@@ -7,89 +7,91 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/imageservice/imageservice/graph/model"
 )
 
-// Image is the resolver for the image field.
-func (r *ditherResolver) Image(ctx context.Context, obj *model.Dither) (*model.Image, error) {
-	panic(fmt.Errorf("not implemented: Image - image"))
+// Image is the batch resolver for the image field.
+func (r *ditherResolver) Image(ctx context.Context, objs []*model.Dither) ([]*model.Image, error) {
+	return r.ditherImages(ctx, objs)
 }
 
 // URL is the resolver for the url field.
 func (r *ditherResolver) URL(ctx context.Context, obj *model.Dither) (*string, error) {
-	panic(fmt.Errorf("not implemented: URL - url"))
-}
-
-// Status is the resolver for the status field.
-func (r *imageResolver) Status(ctx context.Context, obj *model.Image) (model.ImageStatus, error) {
-	panic(fmt.Errorf("not implemented: Status - status"))
+	return r.ditherURL(obj), nil
 }
 
 // URL is the resolver for the url field.
 func (r *imageResolver) URL(ctx context.Context, obj *model.Image) (string, error) {
-	panic(fmt.Errorf("not implemented: URL - url"))
+	return r.imageURL(obj), nil
 }
 
-// Dithers is the resolver for the dithers field.
-func (r *imageResolver) Dithers(ctx context.Context, obj *model.Image, first *int, after *string) (*model.DitherConnection, error) {
-	panic(fmt.Errorf("not implemented: Dithers - dithers"))
+// Dithers is the batch resolver for the dithers field.
+func (r *imageResolver) Dithers(ctx context.Context, objs []*model.Image, first *int, after *string) ([]*model.DitherConnection, error) {
+	return r.dithers(ctx, objs, first, after)
 }
 
 // History is the resolver for the history field.
 func (r *imageResolver) History(ctx context.Context, obj *model.Image, first *int, after *string) (*model.EventConnection, error) {
-	panic(fmt.Errorf("not implemented: History - history"))
+	return r.history(ctx, obj, first, after)
 }
 
 // UploadImage is the resolver for the uploadImage field.
 func (r *mutationResolver) UploadImage(ctx context.Context, input model.UploadImageInput) (*model.UploadImagePayload, error) {
-	panic(fmt.Errorf("not implemented: UploadImage - uploadImage"))
+	return r.uploadImage(ctx, input)
 }
 
 // RequestDither is the resolver for the requestDither field.
 func (r *mutationResolver) RequestDither(ctx context.Context, input model.RequestDitherInput) (*model.RequestDitherPayload, error) {
-	panic(fmt.Errorf("not implemented: RequestDither - requestDither"))
+	return r.requestDither(ctx, input)
 }
 
 // DeleteImage is the resolver for the deleteImage field.
 func (r *mutationResolver) DeleteImage(ctx context.Context, input model.DeleteImageInput) (*model.DeleteImagePayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteImage - deleteImage"))
+	return r.deleteImage(ctx, input)
 }
 
 // Images is the resolver for the images field.
 func (r *queryResolver) Images(ctx context.Context, first *int, after *string) (*model.ImageConnection, error) {
-	panic(fmt.Errorf("not implemented: Images - images"))
+	return r.images(ctx, first, after)
 }
 
 // Image is the resolver for the image field.
 func (r *queryResolver) Image(ctx context.Context, id string) (*model.Image, error) {
-	panic(fmt.Errorf("not implemented: Image - image"))
+	u, err := parseID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return r.image(ctx, u)
 }
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error) {
-	panic(fmt.Errorf("not implemented: Node - node"))
+	return r.node(ctx, id)
 }
 
 // Dither is the resolver for the dither field.
 func (r *queryResolver) Dither(ctx context.Context, id string) (*model.Dither, error) {
-	panic(fmt.Errorf("not implemented: Dither - dither"))
+	u, err := parseID("id", id)
+	if err != nil {
+		return nil, err
+	}
+	return r.dither(ctx, u)
 }
 
 // ImageAt is the resolver for the imageAt field.
 func (r *queryResolver) ImageAt(ctx context.Context, id string, version int) (*model.Image, error) {
-	panic(fmt.Errorf("not implemented: ImageAt - imageAt"))
+	return r.imageAt(ctx, id, version)
 }
 
 // DitherCompleted is the resolver for the ditherCompleted field.
 func (r *subscriptionResolver) DitherCompleted(ctx context.Context, imageID *string) (<-chan *model.Dither, error) {
-	panic(fmt.Errorf("not implemented: DitherCompleted - ditherCompleted"))
+	return r.ditherCompleted(ctx, imageID)
 }
 
 // ImageEvents is the resolver for the imageEvents field.
 func (r *subscriptionResolver) ImageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {
-	panic(fmt.Errorf("not implemented: ImageEvents - imageEvents"))
+	return r.imageEvents(ctx, imageID)
 }
 
 // Dither returns DitherResolver implementation.

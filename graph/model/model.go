@@ -13,16 +13,16 @@ import (
 
 // Image is the GraphQL Image.
 type Image struct {
-	ID          string    `json:"id"`
-	Filename    string    `json:"filename"`
-	ContentType string    `json:"contentType"`
-	ByteSize    int64     `json:"byteSize"`
-	Width       int       `json:"width"`
-	Height      int       `json:"height"`
-	Sha256      string    `json:"sha256"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"createdAt"`
-	Version     int64     `json:"version"`
+	ID          string      `json:"id"`
+	Filename    string      `json:"filename"`
+	ContentType string      `json:"contentType"`
+	ByteSize    int64       `json:"byteSize"`
+	Width       int         `json:"width"`
+	Height      int         `json:"height"`
+	Sha256      string      `json:"sha256"`
+	Status      ImageStatus `json:"status"`
+	CreatedAt   time.Time   `json:"createdAt"`
+	Version     int64       `json:"version"`
 
 	// UUID is ID parsed.
 	UUID uuid.UUID `json:"-"`

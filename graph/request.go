@@ -1,0 +1,31 @@
+package graph
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/imageservice/imageservice/eventstore"
+)
+
+// eventMetadata is the metadata recorded with a request's events.
+type eventMetadata = eventstore.Metadata
+
+type metadataKey struct{}
+
+// withRequestMetadata records, for the resolvers, a new correlation id for
+// the request and its W3C trace parent.
+func withRequestMetadata(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := eventstore.Metadata{
+			CorrelationID: eventstore.NewEventID().String(),
+			TraceParent:   r.Header.Get("traceparent"),
+		}
+		w.Header().Set("X-Correlation-Id", m.CorrelationID)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), metadataKey{}, m)))
+	})
+}
+
+func requestMetadata(ctx context.Context) eventstore.Metadata {
+	m, _ := ctx.Value(metadataKey{}).(eventstore.Metadata)
+	return m
+}

@@ -1,0 +1,129 @@
+package graph
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/graph/model"
+	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/live"
+	"github.com/imageservice/imageservice/projections"
+)
+
+// subscribeImage checks an image id argument and opens a live feed of that
+// image's stream, or of every stream when id is nil.
+func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, error) {
+	if id == nil {
+		return r.Live.Subscribe(""), nil
+	}
+	u, err := parseID("imageId", *id)
+	if err != nil {
+		return nil, err
+	}
+	img, err := r.image(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if img == nil {
+		return nil, &gqlerror.Error{Message: "image " + u.String() + " not found",
+			Extensions: map[string]any{"code": images.CodeNotFound}}
+	}
+	return r.Live.Subscribe(images.StreamID(u)), nil
+}
+
+// pump turns a live feed into a subscription's channel: each event goes
+// through convert (nil results are skipped) until the client leaves or the
+// feed ends. A feed closed because the client was too slow ends the
+// subscription and is logged.
+func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, convert func(eventstore.Event) (*T, error)) <-chan *T {
+	out := make(chan *T)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for {
+			var e eventstore.Event
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok = <-sub.C():
+			}
+			if !ok {
+				if err := sub.Err(); errors.Is(err, live.ErrTooSlow) {
+					r.Logger.WarnContext(ctx, "closed a subscription that fell behind", "err", err)
+				}
+				return
+			}
+			v, err := convert(e)
+			if err != nil {
+				r.Logger.ErrorContext(ctx, "subscription event", "event", e.ID, "err", err)
+				continue
+			}
+			if v == nil {
+				continue
+			}
+			select {
+			case out <- v:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (r *Resolver) ditherCompleted(ctx context.Context, imageID *string) (<-chan *model.Dither, error) {
+	sub, err := r.subscribeImage(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Dither, error) {
+		return r.outcome(ctx, e)
+	}), nil
+}
+
+// outcome returns the dither that a DitherCompleted or DitherFailed event
+// decided, as it was right after the event; other events give nil.
+func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dither, error) {
+	if e.Type != images.TypeDitherCompleted && e.Type != images.TypeDitherFailed {
+		return nil, nil
+	}
+	rec, err := commands.Decode(e)
+	if err != nil {
+		return nil, err
+	}
+	var ditherID uuid.UUID
+	switch ev := rec.Event.(type) {
+	case images.DitherCompleted:
+		ditherID = ev.DitherID
+	case images.DitherFailed:
+		ditherID = ev.DitherID
+	}
+	imageID, err := images.ParseStreamID(e.StreamID)
+	if err != nil {
+		return nil, err
+	}
+	state, err := r.Commands.LoadAt(ctx, imageID, e.StreamVersion)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range state.Dithers {
+		if d.ID == ditherID {
+			return ditherModel(projections.DitherFromState(imageID, i+1, d)), nil
+		}
+	}
+	return nil, errors.New("dither " + ditherID.String() + " not in its image's stream")
+}
+
+func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {
+	sub, err := r.subscribeImage(ctx, &imageID)
+	if err != nil {
+		return nil, err
+	}
+	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
+}
