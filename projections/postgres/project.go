@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/projections"
+)
+
+// tables names the pair of tables a projection writes: the live ones, or
+// the shadow copies that Rebuild fills.
+type tables struct{ images, dithers string }
+
+var (
+	liveTables   = tables{images: "image_view", dithers: "dither_view"}
+	shadowTables = tables{images: "image_view_next", dithers: "dither_view_next"}
+)
+
+// Projector returns the subscription that keeps the read model up to date:
+// run it with an eventstore.Runner. It saves its checkpoint itself, in the
+// transaction of each batch's writes.
+func (m *ReadModel) Projector() eventstore.Subscription {
+	return eventstore.Subscription{
+		Name:                   m.name,
+		Partitions:             1,
+		Handler:                m.handle,
+		HandlerSavesCheckpoint: true,
+	}
+}
+
+// Run runs the projector with the runner until ctx ends.
+func (m *ReadModel) Run(ctx context.Context, runner *eventstore.Runner) error {
+	return runner.Run(ctx, m.Projector())
+}
+
+// handle applies one batch and its checkpoint in one transaction. The
+// fenced checkpoint is written first, so a projector that lost its lease
+// fails before writing anything and a takeover waits for it to finish.
+func (m *ReadModel) handle(ctx context.Context, b eventstore.Batch) error {
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		if err := m.store.SaveCheckpointTx(ctx, tx, b.Checkpoint); err != nil {
+			return err
+		}
+		return m.apply(ctx, tx, liveTables, b.Events)
+	})
+	if err != nil {
+		return fmt.Errorf("project %d events up to %s: %w", len(b.Events), b.Checkpoint.Position, err)
+	}
+	m.advanced.Notify()
+	return nil
+}
+
+// streamEvents are the events of one image stream within a batch.
+type streamEvents struct {
+	id     uuid.UUID
+	events []eventstore.Event
+}
+
+// apply folds events into the images' stored states and writes the rows.
+func (m *ReadModel) apply(ctx context.Context, tx pgx.Tx, t tables, events []eventstore.Event) error {
+	groups := m.group(events)
+	if len(groups) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(groups))
+	for i, g := range groups {
+		ids[i] = g.id
+	}
+	states, err := loadStates(ctx, tx, t, ids)
+	if err != nil {
+		return err
+	}
+	batch := &pgx.Batch{}
+	for _, g := range groups {
+		old := states[g.id]
+		s := m.fold(old, g.events)
+		if !s.Exists() {
+			m.log.Warn("projections: events of an image stream without ImageUploaded; skipped",
+				"stream", images.StreamID(g.id), "events", len(g.events))
+			continue
+		}
+		if err := queueWrites(batch, t, old, s); err != nil {
+			return err
+		}
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("write %d images: %w", len(groups), err)
+	}
+	return nil
+}
+
+// group keeps the events of image streams, grouped by stream in order of
+// first appearance; other streams are ignored.
+func (m *ReadModel) group(events []eventstore.Event) []streamEvents {
+	var groups []streamEvents
+	index := make(map[uuid.UUID]int)
+	for _, e := range events {
+		if !strings.HasPrefix(e.StreamID, images.StreamPrefix) {
+			continue
+		}
+		id, err := images.ParseStreamID(e.StreamID)
+		if err != nil {
+			m.skip(e, err)
+			continue
+		}
+		i, ok := index[id]
+		if !ok {
+			i = len(groups)
+			index[id] = i
+			groups = append(groups, streamEvents{id: id})
+		}
+		groups[i].events = append(groups[i].events, e)
+	}
+	return groups
+}
+
+// fold applies a stream's events to its state with images.Evolve. Events
+// at or below the state's version are already in it and are left out;
+// events that cannot be decoded are logged and skipped.
+func (m *ReadModel) fold(s images.Image, events []eventstore.Event) images.Image {
+	for _, e := range events {
+		if e.StreamVersion <= s.Version {
+			continue
+		}
+		ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			m.skip(e, err)
+			continue
+		}
+		s = images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
+	}
+	return s
+}
+
+// skip logs an event the projection leaves out: a warning for an event
+// type this build does not know, an error for an event it cannot decode.
+func (m *ReadModel) skip(e eventstore.Event, err error) {
+	args := []any{"stream", e.StreamID, "version", e.StreamVersion, "type", e.Type,
+		"schema_version", e.SchemaVersion, "event_id", e.ID, "position", e.Position.String(), "err", err}
+	if errors.Is(err, images.ErrUnknownEventType) {
+		m.log.Warn("projections: event of unknown type skipped", args...)
+		return
+	}
+	m.log.Error("projections: malformed event skipped", args...)
+}
+
+// loadStates returns the stored states of the images, in one query.
+func loadStates(ctx context.Context, tx pgx.Tx, t tables, ids []uuid.UUID) (map[uuid.UUID]images.Image, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT id, state FROM %s WHERE id = ANY($1)`, t.images), ids)
+	if err != nil {
+		return nil, fmt.Errorf("load %d image states: %w", len(ids), err)
+	}
+	defer rows.Close()
+	states := make(map[uuid.UUID]images.Image, len(ids))
+	for rows.Next() {
+		var id uuid.UUID
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return nil, fmt.Errorf("load image states: %w", err)
+		}
+		var s images.Image
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("decode state of image %s: %w", id, err)
+		}
+		states[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load image states: %w", err)
+	}
+	return states, nil
+}
+
+// queueWrites queues the upserts of an image's row and of its dithers that
+// changed since old.
+func queueWrites(b *pgx.Batch, t tables, old, s images.Image) error {
+	state, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode state of image %s: %w", s.ID, err)
+	}
+	v := projections.ImageFromState(s)
+	b.Queue(fmt.Sprintf(upsertImageSQL, t.images), v.ID, v.Filename, v.ContentType, v.ByteSize,
+		v.Width, v.Height, v.SHA256, v.Owner, string(v.Status), v.URL, v.Version,
+		v.CreatedAt, v.UpdatedAt, v.DeletedAt, v.DitherCount, state)
+	for i, d := range s.Dithers {
+		if i < len(old.Dithers) && old.Dithers[i] == d {
+			continue
+		}
+		if err := queueDither(b, t, projections.DitherFromState(s.ID, i+1, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueDither queues the upsert of one dither's row.
+func queueDither(b *pgx.Batch, t tables, d projections.Dither) error {
+	opts, err := json.Marshal(d.Options)
+	if err != nil {
+		return fmt.Errorf("encode options of dither %s: %w", d.ID, err)
+	}
+	b.Queue(fmt.Sprintf(upsertDitherSQL, t.dithers), d.ID, d.ImageID, d.Seq, opts, string(d.Status),
+		d.ResultKey, d.ByteSize, d.Width, d.Height, d.Colours, d.Error, d.DurationMs,
+		d.RequestedAt, d.CompletedAt, d.URL)
+	return nil
+}
+
+const upsertImageSQL = `INSERT INTO %s (id, filename, content_type, byte_size, width, height,
+    sha256, owner, status, url, version, created_at, updated_at, deleted_at, dither_count, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (id) DO UPDATE SET filename = excluded.filename, content_type = excluded.content_type,
+    byte_size = excluded.byte_size, width = excluded.width, height = excluded.height,
+    sha256 = excluded.sha256, owner = excluded.owner, status = excluded.status, url = excluded.url,
+    version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
+    deleted_at = excluded.deleted_at, dither_count = excluded.dither_count, state = excluded.state`
+
+const upsertDitherSQL = `INSERT INTO %s (id, image_id, seq, options, status, result_key,
+    byte_size, width, height, colours, error, duration_ms, requested_at, completed_at, url)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (id) DO UPDATE SET image_id = excluded.image_id, seq = excluded.seq,
+    options = excluded.options, status = excluded.status, result_key = excluded.result_key,
+    byte_size = excluded.byte_size, width = excluded.width, height = excluded.height,
+    colours = excluded.colours, error = excluded.error, duration_ms = excluded.duration_ms,
+    requested_at = excluded.requested_at, completed_at = excluded.completed_at, url = excluded.url`

@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/projections"
+)
+
+const imageColumns = `id, filename, content_type, byte_size, width, height, sha256, owner,
+    status, url, version, created_at, updated_at, deleted_at, dither_count`
+
+const ditherColumns = `id, image_id, seq, options, status, result_key, byte_size, width, height,
+    colours, error, duration_ms, requested_at, completed_at, url`
+
+const (
+	imageSQL       = `SELECT ` + imageColumns + ` FROM image_view WHERE id = $1`
+	imagesByIDSQL  = `SELECT ` + imageColumns + ` FROM image_view WHERE id = ANY($1)`
+	imagesFirstSQL = `SELECT ` + imageColumns + ` FROM image_view WHERE status <> 'DELETED'
+ORDER BY created_at DESC, id DESC LIMIT $1`
+	imagesAfterSQL = `SELECT ` + imageColumns + ` FROM image_view
+WHERE status <> 'DELETED' AND (created_at, id) < ($2, $3)
+ORDER BY created_at DESC, id DESC LIMIT $1`
+	ditherSQL  = `SELECT ` + ditherColumns + ` FROM dither_view WHERE id = $1`
+	dithersSQL = `SELECT ` + ditherColumns + ` FROM dither_view
+WHERE image_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
+	// dithersByImageSQL numbers each image's dithers and keeps the first
+	// $2 of each: one query for a whole page of images.
+	dithersByImageSQL = `SELECT ` + ditherColumns + ` FROM (
+    SELECT d.*, row_number() OVER (PARTITION BY image_id ORDER BY seq) AS rn
+    FROM dither_view d WHERE image_id = ANY($1)
+) ranked WHERE rn <= $2 ORDER BY image_id, seq`
+)
+
+// scanner is a pgx.Row or pgx.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// Image implements projections.Reader.
+func (m *ReadModel) Image(ctx context.Context, id uuid.UUID) (projections.Image, error) {
+	img, err := scanImage(m.pool.QueryRow(ctx, imageSQL, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return projections.Image{}, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
+	}
+	if err != nil {
+		return projections.Image{}, fmt.Errorf("query image %s: %w", id, err)
+	}
+	return img, nil
+}
+
+// Images implements projections.Reader.
+func (m *ReadModel) Images(ctx context.Context, first int, after projections.Cursor) (projections.Page[projections.Image], error) {
+	if err := projections.CheckPageSize(first); err != nil {
+		return projections.Page[projections.Image]{}, err
+	}
+	sql, args := imagesFirstSQL, []any{first + 1}
+	if after != "" {
+		at, id, err := after.ImageKey()
+		if err != nil {
+			return projections.Page[projections.Image]{}, err
+		}
+		sql, args = imagesAfterSQL, []any{first + 1, at, id}
+	}
+	items, err := collect(ctx, m, sql, args, scanImage)
+	if err != nil {
+		return projections.Page[projections.Image]{}, fmt.Errorf("query images: %w", err)
+	}
+	return newPage(items, first, after != "", imageCursor), nil
+}
+
+// ImagesByID implements projections.Reader.
+func (m *ReadModel) ImagesByID(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]projections.Image, error) {
+	out := make(map[uuid.UUID]projections.Image, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	items, err := collect(ctx, m, imagesByIDSQL, []any{ids}, scanImage)
+	if err != nil {
+		return nil, fmt.Errorf("query %d images by id: %w", len(ids), err)
+	}
+	for _, img := range items {
+		out[img.ID] = img
+	}
+	return out, nil
+}
+
+// Dither implements projections.Reader.
+func (m *ReadModel) Dither(ctx context.Context, id uuid.UUID) (projections.Dither, error) {
+	d, err := scanDither(m.pool.QueryRow(ctx, ditherSQL, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return projections.Dither{}, fmt.Errorf("dither %s: %w", id, projections.ErrNotFound)
+	}
+	if err != nil {
+		return projections.Dither{}, fmt.Errorf("query dither %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// Dithers implements projections.Reader. An unknown image has no dithers.
+func (m *ReadModel) Dithers(ctx context.Context, imageID uuid.UUID, first int, after projections.Cursor) (projections.Page[projections.Dither], error) {
+	if err := projections.CheckPageSize(first); err != nil {
+		return projections.Page[projections.Dither]{}, err
+	}
+	seq := 0
+	if after != "" {
+		var err error
+		if seq, err = after.DitherKey(); err != nil {
+			return projections.Page[projections.Dither]{}, err
+		}
+	}
+	items, err := collect(ctx, m, dithersSQL, []any{imageID, seq, first + 1}, scanDither)
+	if err != nil {
+		return projections.Page[projections.Dither]{}, fmt.Errorf("query dithers of image %s: %w", imageID, err)
+	}
+	return newPage(items, first, after != "", ditherCursor), nil
+}
+
+// DithersByImage implements projections.Reader with one query.
+func (m *ReadModel) DithersByImage(ctx context.Context, imageIDs []uuid.UUID, first int) (map[uuid.UUID]projections.Page[projections.Dither], error) {
+	if err := projections.CheckPageSize(first); err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]projections.Page[projections.Dither], len(imageIDs))
+	if len(imageIDs) == 0 {
+		return out, nil
+	}
+	items, err := collect(ctx, m, dithersByImageSQL, []any{imageIDs, first + 1}, scanDither)
+	if err != nil {
+		return nil, fmt.Errorf("query dithers of %d images: %w", len(imageIDs), err)
+	}
+	byImage := make(map[uuid.UUID][]projections.Dither, len(imageIDs))
+	for _, d := range items {
+		byImage[d.ImageID] = append(byImage[d.ImageID], d)
+	}
+	for _, id := range imageIDs {
+		out[id] = newPage(byImage[id], first, false, ditherCursor)
+	}
+	return out, nil
+}
+
+// collect runs a query and scans every row.
+func collect[T any](ctx context.Context, m *ReadModel, sql string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := m.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+}
+
+// newPage cuts a query's first+1 rows to a page of first items.
+func newPage[T any](items []T, first int, hasPrevious bool, cursor func(T) projections.Cursor) projections.Page[T] {
+	p := projections.Page[T]{HasPrevious: hasPrevious}
+	if len(items) > first {
+		items, p.HasNext = items[:first], true
+	}
+	p.Items = items
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	p.Cursors = make([]projections.Cursor, len(items))
+	for i, it := range items {
+		p.Cursors[i] = cursor(it)
+	}
+	return p
+}
+
+func imageCursor(img projections.Image) projections.Cursor {
+	return projections.NewImageCursor(img.CreatedAt, img.ID)
+}
+
+func ditherCursor(d projections.Dither) projections.Cursor { return projections.NewDitherCursor(d.Seq) }
+
+// scanImage scans one image_view row of imageColumns.
+func scanImage(row scanner) (projections.Image, error) {
+	var v projections.Image
+	var status string
+	err := row.Scan(&v.ID, &v.Filename, &v.ContentType, &v.ByteSize, &v.Width, &v.Height, &v.SHA256,
+		&v.Owner, &status, &v.URL, &v.Version, &v.CreatedAt, &v.UpdatedAt, &v.DeletedAt, &v.DitherCount)
+	if err != nil {
+		return projections.Image{}, err
+	}
+	v.Status = images.Status(status)
+	v.CreatedAt, v.UpdatedAt, v.DeletedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC(), utc(v.DeletedAt)
+	return v, nil
+}
+
+// scanDither scans one dither_view row of ditherColumns.
+func scanDither(row scanner) (projections.Dither, error) {
+	var d projections.Dither
+	var status string
+	err := row.Scan(&d.ID, &d.ImageID, &d.Seq, &d.Options, &status, &d.ResultKey, &d.ByteSize, &d.Width,
+		&d.Height, &d.Colours, &d.Error, &d.DurationMs, &d.RequestedAt, &d.CompletedAt, &d.URL)
+	if err != nil {
+		return projections.Dither{}, err
+	}
+	d.Status = images.DitherStatus(status)
+	d.RequestedAt, d.CompletedAt = d.RequestedAt.UTC(), utc(d.CompletedAt)
+	return d, nil
+}
+
+// utc returns t in UTC, or nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
