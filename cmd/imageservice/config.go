@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -26,7 +29,11 @@ var settings = []setting{
 	{"POSTGRES_PASSWORD", "", "old-service name: database password (never logged)"},
 	{"POSTGRES_DB", "", "old-service name: database name"},
 	{"HTTP_ADDR", ":8080", "address the HTTP server listens on"},
+	{"PUBLIC_URL", "", "base URL clients use to reach the service, for links to originals and results (default http://localhost:<port of HTTP_ADDR>)"},
 	{"MIGRATE", "true", "apply database migrations at start-up"},
+	{"AUTO_DITHER", "true", "request one dither (2 levels, Floyd-Steinberg) with every upload that asks for none"},
+	{"MAX_UPLOAD_BYTES", "26214400", "largest accepted upload, in bytes (25 MiB)"},
+	{"MAX_PIXELS", "50000000", "largest accepted image, in pixels (width times height)"},
 }
 
 // env returns the value of the named setting, or its default.
@@ -58,12 +65,47 @@ func databaseURL() string {
 	}).String()
 }
 
+// envBool reads a true/false setting; a wrong value names the variable.
+func envBool(name string) (bool, error) {
+	v, err := strconv.ParseBool(env(name))
+	if err != nil {
+		return false, fmt.Errorf("%s must be true or false, not %q", name, env(name))
+	}
+	return v, nil
+}
+
+// envInt reads a positive integer setting; a wrong value names the variable.
+func envInt(name string) (int64, error) {
+	v, err := strconv.ParseInt(env(name), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s must be a positive whole number, not %q", name, env(name))
+	}
+	return v, nil
+}
+
+// publicURL returns PUBLIC_URL without a trailing slash, or a localhost
+// URL on the port the server listens on.
+func publicURL(listenAddr string) (string, error) {
+	if u := env("PUBLIC_URL"); u != "" {
+		parsed, err := url.Parse(u)
+		if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+			return "", fmt.Errorf("PUBLIC_URL must be an absolute http(s) URL, not %q", u)
+		}
+		return strings.TrimRight(u, "/"), nil
+	}
+	_, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return "", fmt.Errorf("HTTP_ADDR %q: %w", listenAddr, err)
+	}
+	return "http://localhost:" + port, nil
+}
+
 func runHelp(_ context.Context, _ []string, stdout, _ io.Writer) error {
 	fmt.Fprintln(stdout, "Usage: imageservice [command] [flags]")
 	fmt.Fprintln(stdout, "\nCommands:")
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, name := range sortedCommandNames() {
-		fmt.Fprintf(tw, "  %s\t%s\n", name, commands()[name].summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", name, subcommands()[name].summary)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nConfiguration (environment variables):")
@@ -79,7 +121,7 @@ func runHelp(_ context.Context, _ []string, stdout, _ io.Writer) error {
 
 func sortedCommandNames() []string {
 	var names []string
-	for n := range commands() {
+	for n := range subcommands() {
 		names = append(names, n)
 	}
 	slices.Sort(names)

@@ -24,8 +24,8 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-// commands returns the sub-commands by name. Each command lives in its own file.
-func commands() map[string]command {
+// subcommands returns the sub-commands by name. Each command lives in its own file.
+func subcommands() map[string]command {
 	return map[string]command{
 		"serve": {"run the service (the default)", runServe},
 		"help":  {"list the commands and configuration variables", runHelp},
@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		name, args = args[0], args[1:]
 	}
-	cmd, ok := commands()[name]
+	cmd, ok := subcommands()[name]
 	if !ok {
 		fmt.Fprintf(stderr, "imageservice: unknown command %q (see \"imageservice help\")\n", name)
 		return 2

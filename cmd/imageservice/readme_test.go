@@ -23,7 +23,7 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 			t.Errorf("README lacks the row:\n%s", row)
 		}
 	}
-	for name := range commands() {
+	for name := range subcommands() {
 		if !strings.Contains(string(readme), "| `"+name+"`") {
 			t.Errorf("README does not list the command %s", name)
 		}

@@ -8,36 +8,82 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	"github.com/imageservice/imageservice/server"
 )
 
 // runServe runs the service until ctx ends (SIGINT or SIGTERM).
 func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	dbURL := databaseURL()
-	if dbURL == "" {
-		return errors.New("DATABASE_URL is not set (nor POSTGRES_HOST): the service needs PostgreSQL; see README")
+	cfg, err := loadServeConfig()
+	if err != nil {
+		return err
 	}
-	pool, err := connect(ctx, dbURL)
+	pool, err := connect(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if env("MIGRATE") != "false" {
-		if err := migrate(ctx, pool); err != nil {
+	if cfg.migrate {
+		if err := server.Migrate(ctx, pool); err != nil {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", env("HTTP_ADDR"))
+	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %q: %w", env("HTTP_ADDR"), err)
+		return fmt.Errorf("listen on HTTP_ADDR %q: %w", cfg.httpAddr, err)
 	}
+	if cfg.publicURL, err = publicURL(ln.Addr().String()); err != nil {
+		return err
+	}
+	srv := server.New(pool, server.Config{
+		PublicURL: cfg.publicURL, AutoDither: cfg.autoDither,
+		MaxUploadBytes: cfg.maxBytes, MaxPixels: cfg.maxPixels, Logger: log,
+	})
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(ctx) })
 	fmt.Fprintf(stdout, "imageservice listening on http://%s\n", ln.Addr())
-	return serveHTTP(ctx, ln, health(pool), log)
+	err = serveHTTP(ctx, ln, srv.Handler(), log)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// serveConfig is the configuration serve reads from the environment.
+type serveConfig struct {
+	databaseURL, httpAddr, publicURL string
+	migrate, autoDither              bool
+	maxBytes, maxPixels              int64
+}
+
+func loadServeConfig() (serveConfig, error) {
+	cfg := serveConfig{databaseURL: databaseURL(), httpAddr: env("HTTP_ADDR")}
+	if cfg.databaseURL == "" {
+		return cfg, errors.New("DATABASE_URL is not set (nor POSTGRES_HOST): the service needs PostgreSQL; see README")
+	}
+	if env("PUBLIC_URL") != "" {
+		if _, err := publicURL(""); err != nil {
+			return cfg, err
+		}
+	}
+	var errs []error
+	var err error
+	cfg.migrate, err = envBool("MIGRATE")
+	errs = append(errs, err)
+	cfg.autoDither, err = envBool("AUTO_DITHER")
+	errs = append(errs, err)
+	cfg.maxBytes, err = envInt("MAX_UPLOAD_BYTES")
+	errs = append(errs, err)
+	cfg.maxPixels, err = envInt("MAX_PIXELS")
+	errs = append(errs, err)
+	return cfg, errors.Join(errs...)
 }
 
 // connect opens a pool and checks that the database answers.
@@ -58,35 +104,6 @@ func connect(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to the database at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
 	return pool, nil
-}
-
-// migrate applies every component's migrations.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return espg.Migrate(ctx, pool)
-}
-
-// health answers /healthz (the process is up) and /readyz (the database
-// answers and is migrated).
-func health(pool *pgxpool.Pool) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
-			return
-		}
-		pending, err := espg.Pending(ctx, pool)
-		if err != nil || pending {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database not migrated"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	return mux
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.

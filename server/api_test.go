@@ -1,0 +1,282 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"testing"
+
+	"github.com/imageservice/imageservice/server"
+)
+
+func TestUploadFormats(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	files := []struct {
+		name, contentType string
+		data              []byte
+	}{
+		{"photo.png", "image/png", pngBytes(40, 30)},
+		{"photo.jpg", "image/jpeg", jpegBytes(40, 30)},
+		{"anim.gif", "image/gif", gifBytes(40, 30)},
+		// The name lies: the content decides.
+		{"really-a-png.jpg", "image/png", pngBytes(8, 4)},
+	}
+	for _, f := range files {
+		img := e.mustUpload(f.name, f.data)
+		sum := sha256.Sum256(f.data)
+		if img.ContentType != f.contentType || img.Sha256 != hex.EncodeToString(sum[:]) ||
+			img.ByteSize != len(f.data) || img.Status != "ACTIVE" || img.Filename != f.name || img.Version != 2 {
+			t.Errorf("%s: %+v", f.name, img)
+		}
+		if len(img.Dithers.Edges) != 1 {
+			t.Fatalf("%s: %d dithers, want the automatic one", f.name, len(img.Dithers.Edges))
+		}
+		d := img.Dithers.Edges[0].Node
+		if d.Status != "PENDING" || d.Levels != 2 || d.Algorithm != "FLOYD_STEINBERG" || d.ColorSpace != "LINEAR" {
+			t.Errorf("%s: automatic dither %+v", f.name, d)
+		}
+		code, ct, body := get(t, img.URL)
+		if code != 200 || ct != f.contentType || !bytes.Equal(body, f.data) {
+			t.Errorf("%s: GET %s = %d %s (%d bytes)", f.name, img.URL, code, ct, len(body))
+		}
+	}
+	w, h := 40, 30
+	img := e.mustUpload("size.png", pngBytes(w, h))
+	if img.Width != w || img.Height != h {
+		t.Errorf("dimensions %dx%d, want %dx%d", img.Width, img.Height, w, h)
+	}
+}
+
+func TestUploadOptions(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	var res uploadResult
+	e.upload("a.png", pngBytes(10, 10), map[string]any{
+		"filename": "../../etc/passwd\x00.png",
+		"dither":   map[string]any{"levels": 4, "algorithm": "BAYER_8X8", "serpentine": true, "colorSpace": "SRGB"},
+	}, &res)
+	img, d := res.UploadImage.Image, res.UploadImage.Dither
+	if img == nil || d == nil || len(res.UploadImage.UserErrors) > 0 {
+		t.Fatalf("upload: %+v", res.UploadImage)
+	}
+	if img.Filename != "passwd.png" && img.Filename != "passwd_.png" {
+		t.Errorf("filename not cleaned: %q", img.Filename)
+	}
+	if d.Levels != 4 || d.Algorithm != "BAYER_8X8" {
+		t.Errorf("dither %+v", d)
+	}
+	res = uploadResult{}
+	e.upload("b.png", pngBytes(10, 10), map[string]any{"autoDither": false}, &res)
+	if res.UploadImage.Dither != nil || len(res.UploadImage.Image.Dithers.Edges) != 0 {
+		t.Errorf("autoDither false still requested a dither: %+v", res.UploadImage)
+	}
+}
+
+func TestQueriesAndPagination(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.mustUpload(fmt.Sprintf("img-%d.png", i), pngBytes(4+i, 4)).ID)
+	}
+	type page struct {
+		Images struct {
+			Edges []struct {
+				Cursor string
+				Node   struct{ ID string }
+			}
+			PageInfo struct {
+				HasNextPage bool
+				EndCursor   string
+			}
+		}
+	}
+	var seen []string
+	after := any(nil)
+	eventually(t, "the read model to hold five images", func() bool {
+		var p page
+		e.mustDo(`{ images(first: 100) { edges { node { id } } } }`, nil, &p)
+		return len(p.Images.Edges) == 5
+	})
+	for {
+		var p page
+		e.mustDo(`query ($after: String) { images(first: 2, after: $after) {
+			edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }`, map[string]any{"after": after}, &p)
+		for _, edge := range p.Images.Edges {
+			seen = append(seen, edge.Node.ID)
+		}
+		if !p.Images.PageInfo.HasNextPage {
+			break
+		}
+		after = p.Images.PageInfo.EndCursor
+	}
+	want := []string{ids[4], ids[3], ids[2], ids[1], ids[0]} // newest first
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("pages gave %v, want %v", seen, want)
+	}
+
+	var one struct {
+		Image *imageJSON
+		Node  *struct{ ID string }
+	}
+	e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } node(id: $id) { id ... on Image { filename } } }`,
+		map[string]any{"id": ids[2]}, &one)
+	if one.Image == nil || one.Image.ID != ids[2] || one.Image.Filename != "img-2.png" || one.Node == nil || one.Node.ID != ids[2] {
+		t.Fatalf("image/node: %+v", one)
+	}
+	ditherID := one.Image.Dithers.Edges[0].Node.ID
+	var dq struct {
+		Dither *struct {
+			ID    string
+			Image struct{ ID string }
+		}
+		Node *struct {
+			ID     string
+			Levels int
+		}
+	}
+	e.mustDo(`query ($id: ID!) { dither(id: $id) { id image { id } } node(id: $id) { id ... on Dither { levels } } }`,
+		map[string]any{"id": ditherID}, &dq)
+	if dq.Dither == nil || dq.Dither.Image.ID != ids[2] || dq.Node == nil || dq.Node.Levels != 2 {
+		t.Fatalf("dither/node: %+v", dq)
+	}
+	var unknown struct{ Image, Dither, Node *struct{ ID string } }
+	e.mustDo(`{ image(id: "0193a0a0-0000-7000-8000-000000000000") { id }
+		dither(id: "0193a0a0-0000-7000-8000-000000000000") { id }
+		node(id: "0193a0a0-0000-7000-8000-000000000000") { id } }`, nil, &unknown)
+	if unknown.Image != nil || unknown.Dither != nil || unknown.Node != nil {
+		t.Fatalf("unknown ids resolved: %+v", unknown)
+	}
+}
+
+func TestHistoryAndImageAt(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	img := e.mustUpload("h.png", pngBytes(6, 6))
+	var rd struct {
+		RequestDither struct {
+			Dither     *ditherJSON
+			UserErrors []userError
+		}
+	}
+	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 8, algorithm: ATKINSON}) {
+		dither { id levels algorithm status } userErrors { field message code } } }`, map[string]any{"id": img.ID}, &rd)
+	if rd.RequestDither.Dither == nil || rd.RequestDither.Dither.Levels != 8 || rd.RequestDither.Dither.Status != "PENDING" {
+		t.Fatalf("requestDither: %+v", rd.RequestDither)
+	}
+	var h struct {
+		Image struct {
+			Version int
+			History struct {
+				Edges []struct {
+					Node struct {
+						ID, Type, Position string
+						StreamVersion      int
+						Data, Metadata     map[string]any
+					}
+				}
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   string
+				}
+			}
+		}
+	}
+	e.mustDo(`query ($id: ID!) { image(id: $id) { version history(first: 2) { edges { node { id type position streamVersion data metadata } }
+		pageInfo { hasNextPage endCursor } } } }`, map[string]any{"id": img.ID}, &h)
+	edges := h.Image.History.Edges
+	if len(edges) != 2 || edges[0].Node.Type != "ImageUploaded" || edges[1].Node.Type != "DitherRequested" ||
+		edges[0].Node.StreamVersion != 1 || !h.Image.History.PageInfo.HasNextPage {
+		t.Fatalf("history page 1: %+v", h.Image.History)
+	}
+	if edges[0].Node.Data["sha256"] != img.Sha256 || edges[0].Node.Metadata["correlation_id"] == nil {
+		t.Errorf("event data/metadata: %+v / %+v", edges[0].Node.Data, edges[0].Node.Metadata)
+	}
+	var h2 struct {
+		Image struct {
+			History struct {
+				Edges []struct{ Node struct{ Type string } }
+			}
+		}
+	}
+	e.mustDo(`query ($id: ID!, $after: String) { image(id: $id) { history(first: 10, after: $after) { edges { node { type } } } } }`,
+		map[string]any{"id": img.ID, "after": h.Image.History.PageInfo.EndCursor}, &h2)
+	if len(h2.Image.History.Edges) != 1 || h2.Image.History.Edges[0].Node.Type != "DitherRequested" {
+		t.Fatalf("history page 2: %+v", h2)
+	}
+
+	var at struct{ ImageAt *imageJSON }
+	e.mustDo(`query ($id: ID!) { imageAt(id: $id, version: 1) { `+imageFields+` } }`, map[string]any{"id": img.ID}, &at)
+	if at.ImageAt == nil || at.ImageAt.Version != 1 || len(at.ImageAt.Dithers.Edges) != 0 {
+		t.Fatalf("imageAt version 1: %+v", at.ImageAt)
+	}
+	e.mustDo(`query ($id: ID!) { imageAt(id: $id, version: 3) { `+imageFields+` } }`, map[string]any{"id": img.ID}, &at)
+	if at.ImageAt.Version != 3 || len(at.ImageAt.Dithers.Edges) != 2 {
+		t.Fatalf("imageAt version 3: %+v", at.ImageAt)
+	}
+	r := e.do(`query ($id: ID!) { imageAt(id: $id, version: 0) { id } }`, map[string]any{"id": img.ID}, nil)
+	if errorCodes(r) != "BAD_USER_INPUT" {
+		t.Errorf("imageAt version 0: %+v", r.Errors)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	e := start(t, server.Config{AutoDither: false})
+	img := e.mustUpload("d.png", pngBytes(3, 3))
+	del := func() []userError {
+		var res struct {
+			DeleteImage struct {
+				DeletedImageID *string
+				UserErrors     []userError
+			}
+		}
+		e.mustDo(`mutation ($id: ID!) { deleteImage(input: {id: $id}) { deletedImageId userErrors { field message code } } }`,
+			map[string]any{"id": img.ID}, &res)
+		if len(res.DeleteImage.UserErrors) == 0 && (res.DeleteImage.DeletedImageID == nil || *res.DeleteImage.DeletedImageID != img.ID) {
+			t.Fatalf("delete: %+v", res)
+		}
+		return res.DeleteImage.UserErrors
+	}
+	if ue := del(); len(ue) != 0 {
+		t.Fatalf("first delete: %+v", ue)
+	}
+	before := e.eventCount()
+	if ue := del(); len(ue) != 1 || ue[0].Code != "NOT_FOUND" {
+		t.Fatalf("second delete: %+v", ue)
+	}
+	var rd struct{ RequestDither struct{ UserErrors []userError } }
+	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id}) { userErrors { field message code } } }`,
+		map[string]any{"id": img.ID}, &rd)
+	if len(rd.RequestDither.UserErrors) != 1 || rd.RequestDither.UserErrors[0].Code != "IMAGE_DELETED" {
+		t.Fatalf("dither of a deleted image: %+v", rd)
+	}
+	if e.eventCount() != before {
+		t.Fatal("refused commands appended events")
+	}
+	var q struct {
+		Image  *imageJSON
+		Images struct{ Edges []struct{ Node struct{ ID string } } }
+	}
+	eventually(t, "the read model to drop the image", func() bool {
+		e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } images { edges { node { id } } } }`, map[string]any{"id": img.ID}, &q)
+		return q.Image != nil && q.Image.Status == "DELETED" && len(q.Images.Edges) == 0
+	})
+}
+
+func TestIdempotentUpload(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	var first, again uploadResult
+	input := func() map[string]any { return map[string]any{"idempotencyKey": "client-key-1"} }
+	e.upload("one.png", pngBytes(5, 5), input(), &first)
+	n := e.eventCount()
+	e.upload("one.png", pngBytes(5, 5), input(), &again)
+	if first.UploadImage.Image == nil || again.UploadImage.Image == nil || first.UploadImage.Image.ID != again.UploadImage.Image.ID {
+		t.Fatalf("retry gave another image: %+v / %+v", first.UploadImage, again.UploadImage)
+	}
+	if e.eventCount() != n {
+		t.Fatal("the retried upload appended events")
+	}
+	var other uploadResult
+	e.upload("one.png", pngBytes(5, 5), map[string]any{"idempotencyKey": "client-key-2"}, &other)
+	if other.UploadImage.Image.ID == first.UploadImage.Image.ID {
+		t.Fatal("another key gave the same image")
+	}
+}

@@ -1,0 +1,270 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/server"
+)
+
+// env is a running service on a fresh schema, reached over real HTTP.
+type env struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	srv     *server.Server
+	http    *httptest.Server
+	queries *atomic.Int64 // SQL statements run by the service's pool
+}
+
+// start runs the whole service (projector and live hub included) on a
+// migrated fresh schema behind an httptest server.
+func start(t *testing.T, cfg server.Config) *env {
+	t.Helper()
+	dbURL, _ := pgtest.URL(t)
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &atomic.Int64{}
+	poolCfg.ConnConfig.Tracer = queryCounter{counter}
+	pool, err := pgxpool.NewWithConfig(context.Background(), poolCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := server.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, pool: pool, queries: counter}
+	ts := httptest.NewUnstartedServer(nil)
+	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
+	e.srv = server.New(pool, cfg)
+	ts.Config.Handler = e.srv.Handler()
+	ts.Start()
+	e.http = ts
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { ts.Close(); cancel(); <-done; e.srv.Close() })
+	return e
+}
+
+// queryCounter counts the statements a pool runs.
+type queryCounter struct{ n *atomic.Int64 }
+
+func (q queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+
+func (queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// gqlResponse is a GraphQL response.
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+}
+
+// do posts a GraphQL request and decodes the response's data into out.
+func (e *env) do(query string, vars map[string]any, out any) gqlResponse {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return e.send(req, out)
+}
+
+func (e *env) send(req *http.Request, out any) gqlResponse {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r gqlResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		e.t.Fatalf("response %d is not GraphQL JSON: %s", resp.StatusCode, raw)
+	}
+	if out != nil && len(r.Data) > 0 && string(r.Data) != "null" {
+		if err := json.Unmarshal(r.Data, out); err != nil {
+			e.t.Fatalf("decode %s: %v", r.Data, err)
+		}
+	}
+	return r
+}
+
+// mustDo is do that fails the test on GraphQL errors.
+func (e *env) mustDo(query string, vars map[string]any, out any) {
+	e.t.Helper()
+	if r := e.do(query, vars, out); len(r.Errors) > 0 {
+		e.t.Fatalf("GraphQL errors: %+v", r.Errors)
+	}
+}
+
+// upload sends uploadImage as a GraphQL multipart request (the spec's
+// operations, map and file parts).
+func (e *env) upload(filename string, data []byte, input map[string]any, out any) gqlResponse {
+	e.t.Helper()
+	if input == nil {
+		input = map[string]any{}
+	}
+	input["file"] = nil
+	ops, _ := json.Marshal(map[string]any{"query": uploadMutation, "variables": map[string]any{"input": input}})
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	_ = w.WriteField("operations", string(ops))
+	_ = w.WriteField("map", `{"0": ["variables.input.file"]}`)
+	fw, _ := w.CreateFormFile("0", filename)
+	_, _ = fw.Write(data)
+	_ = w.Close()
+	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", &buf)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	return e.send(req, out)
+}
+
+const imageFields = `id filename contentType byteSize width height sha256 status url createdAt version
+  dithers { edges { cursor node { id levels algorithm serpentine colorSpace status url error } } pageInfo { hasNextPage endCursor } }`
+
+const uploadMutation = `mutation ($input: UploadImageInput!) {
+  uploadImage(input: $input) {
+    image { ` + imageFields + ` }
+    dither { id status levels algorithm }
+    userErrors { field message code }
+  }
+}`
+
+type userError struct{ Field, Message, Code string }
+
+type ditherJSON struct {
+	ID, Algorithm, ColorSpace, Status string
+	Levels                            int
+	Serpentine                        bool
+	URL, Error                        *string
+}
+
+type imageJSON struct {
+	ID, Filename, ContentType, Sha256, Status, URL, CreatedAt string
+	ByteSize, Width, Height, Version                           int
+	Dithers                                                    struct {
+		Edges []struct {
+			Cursor string
+			Node   ditherJSON
+		}
+		PageInfo struct {
+			HasNextPage bool
+			EndCursor   *string
+		}
+	}
+}
+
+type uploadResult struct {
+	UploadImage struct {
+		Image      *imageJSON
+		Dither     *ditherJSON
+		UserErrors []userError
+	}
+}
+
+// mustUpload uploads a file and fails the test unless it was accepted.
+func (e *env) mustUpload(filename string, data []byte) imageJSON {
+	e.t.Helper()
+	var res uploadResult
+	if r := e.upload(filename, data, nil, &res); len(r.Errors) > 0 || len(res.UploadImage.UserErrors) > 0 || res.UploadImage.Image == nil {
+		e.t.Fatalf("upload %s: errors %+v, user errors %+v", filename, r.Errors, res.UploadImage.UserErrors)
+	}
+	return *res.UploadImage.Image
+}
+
+// eventCount is the number of events in the log.
+func (e *env) eventCount() int {
+	e.t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM events").Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// eventually polls cond until it holds, failing the test after a minute.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gradient returns a w x h test image with a colour gradient.
+func gradient(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.NRGBA{uint8(x * 255 / max(w-1, 1)), uint8(y * 255 / max(h-1, 1)), 128, 255})
+		}
+	}
+	return img
+}
+
+func pngBytes(w, h int) []byte {
+	var b bytes.Buffer
+	_ = png.Encode(&b, gradient(w, h))
+	return b.Bytes()
+}
+
+func jpegBytes(w, h int) []byte {
+	var b bytes.Buffer
+	_ = jpeg.Encode(&b, gradient(w, h), &jpeg.Options{Quality: 90})
+	return b.Bytes()
+}
+
+func gifBytes(w, h int) []byte {
+	var b bytes.Buffer
+	_ = gif.Encode(&b, gradient(w, h), nil)
+	return b.Bytes()
+}
+
+// get fetches a URL and returns its status, content type and body.
+func get(t *testing.T, url string) (int, string, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body
+}
+
+func errorCodes(r gqlResponse) string {
+	var codes []string
+	for _, e := range r.Errors {
+		codes = append(codes, fmt.Sprint(e.Extensions["code"]))
+	}
+	return strings.Join(codes, ",")
+}
