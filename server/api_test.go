@@ -242,7 +242,9 @@ func TestDelete(t *testing.T) {
 	if ue := del(); len(ue) != 1 || ue[0].Code != "NOT_FOUND" {
 		t.Fatalf("second delete: %+v", ue)
 	}
-	var rd struct{ RequestDither struct{ UserErrors []userError } }
+	var rd struct {
+		RequestDither struct{ UserErrors []userError }
+	}
 	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id}) { userErrors { field message code } } }`,
 		map[string]any{"id": img.ID}, &rd)
 	if len(rd.RequestDither.UserErrors) != 1 || rd.RequestDither.UserErrors[0].Code != "IMAGE_DELETED" {
@@ -253,7 +255,9 @@ func TestDelete(t *testing.T) {
 	}
 	var q struct {
 		Image  *imageJSON
-		Images struct{ Edges []struct{ Node struct{ ID string } } }
+		Images struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	eventually(t, "the read model to drop the image", func() bool {
 		e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } images { edges { node { id } } } }`, map[string]any{"id": img.ID}, &q)

@@ -167,8 +167,8 @@ type ditherJSON struct {
 
 type imageJSON struct {
 	ID, Filename, ContentType, Sha256, Status, URL, CreatedAt string
-	ByteSize, Width, Height, Version                           int
-	Dithers                                                    struct {
+	ByteSize, Width, Height, Version                          int
+	Dithers                                                   struct {
 		Edges []struct {
 			Cursor string
 			Node   ditherJSON
