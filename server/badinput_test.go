@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/imageservice/imageservice/server"
+)
+
+// Every bad input gets a userErrors entry or a GraphQL error with a code,
+// and nothing is appended.
+func TestBadInput(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, MaxUploadBytes: 64 << 10, MaxPixels: 100 * 100})
+	good := e.mustUpload("good.png", pngBytes(10, 10))
+	before := e.eventCount()
+
+	uploads := []struct {
+		name string
+		data []byte
+		code string
+	}{
+		{"not-an-image.png", []byte("this is plain text, not a PNG"), "UNSUPPORTED_FORMAT"},
+		{"script.png", []byte("<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"), "UNSUPPORTED_FORMAT"},
+		{"empty.png", nil, "INVALID_INPUT"},
+		{"truncated.png", truncated(pngBytes(90, 90)), "CORRUPT_IMAGE"},
+		{"truncated.jpg", truncated(jpegBytes(90, 90)), "CORRUPT_IMAGE"},
+		{"too-many-pixels.png", pngBytes(101, 100), "TOO_MANY_PIXELS"},
+		{"too-large.png", append(pngBytes(10, 10), bytes.Repeat([]byte{0}, 70<<10)...), "FILE_TOO_LARGE"},
+	}
+	for _, u := range uploads {
+		var res uploadResult
+		r := e.upload(u.name, u.data, nil, &res)
+		ue := res.UploadImage.UserErrors
+		if len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != u.code || ue[0].Field != "file" || res.UploadImage.Image != nil {
+			t.Errorf("%s: errors %+v, userErrors %+v, want code %s", u.name, r.Errors, ue, u.code)
+		}
+	}
+	var res uploadResult
+	r := e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": 1}}, &res)
+	if len(r.Errors) > 0 || len(res.UploadImage.UserErrors) != 1 || res.UploadImage.UserErrors[0].Code != "INVALID_LEVELS" {
+		t.Errorf("upload with levels 1: %+v %+v", r.Errors, res.UploadImage.UserErrors)
+	}
+
+	dithers := []struct {
+		name  string
+		input map[string]any
+		code  string
+	}{
+		{"levels 1", map[string]any{"imageId": good.ID, "levels": 1}, "INVALID_LEVELS"},
+		{"levels 257", map[string]any{"imageId": good.ID, "levels": 257}, "INVALID_LEVELS"},
+		{"strength 2", map[string]any{"imageId": good.ID, "strength": 2.0}, "INVALID_STRENGTH"},
+		{"unknown image", map[string]any{"imageId": "0193a0a0-0000-7000-8000-000000000000"}, "NOT_FOUND"},
+		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT"},
+	}
+	for _, d := range dithers {
+		var out struct{ RequestDither struct{ UserErrors []userError } }
+		r := e.do(`mutation ($input: RequestDitherInput!) { requestDither(input: $input) { dither { id } userErrors { field message code } } }`,
+			map[string]any{"input": d.input}, &out)
+		ue := out.RequestDither.UserErrors
+		if len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != d.code || ue[0].Message == "" {
+			t.Errorf("requestDither %s: errors %+v, userErrors %+v, want %s", d.name, r.Errors, ue, d.code)
+		}
+	}
+
+	queries := []struct {
+		name, query, code string
+	}{
+		{"first 1000", `{ images(first: 1000) { edges { cursor } } }`, "BAD_USER_INPUT"},
+		{"first 0", `{ images(first: 0) { edges { cursor } } }`, "BAD_USER_INPUT"},
+		{"garbage cursor", `{ images(after: "garbage") { edges { cursor } } }`, "BAD_USER_INPUT"},
+		{"malformed image id", `{ image(id: "123") { id } }`, "BAD_USER_INPUT"},
+		{"malformed node id", `{ node(id: "x") { id } }`, "BAD_USER_INPUT"},
+		{"unknown algorithm", `mutation { requestDither(input: {imageId: "` + good.ID + `", algorithm: MAGIC}) { dither { id } } }`, "GRAPHQL_VALIDATION_FAILED"},
+		{"syntax error", `{ images { `, "GRAPHQL_PARSE_FAILED"},
+	}
+	for _, q := range queries {
+		r := e.do(q.query, nil, nil)
+		if got := errorCodes(r); got != q.code {
+			t.Errorf("%s: error codes %q (%+v), want %s", q.name, got, r.Errors, q.code)
+		}
+	}
+	if after := e.eventCount(); after != before {
+		t.Fatalf("bad input appended %d events", after-before)
+	}
+}
+
+// truncated cuts the last third off a file.
+func truncated(data []byte) []byte { return data[:len(data)*2/3] }
