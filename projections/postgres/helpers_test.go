@@ -309,5 +309,3 @@ func ids(imgs ...*image) []uuid.UUID {
 	}
 	return out
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -36,8 +36,14 @@ func (m *ReadModel) Projector() eventstore.Subscription {
 	}
 }
 
-// Run runs the projector with the runner until ctx ends.
+// Run runs the projector with the runner until ctx ends. A runner without
+// a Store runs on the read model's event store.
 func (m *ReadModel) Run(ctx context.Context, runner *eventstore.Runner) error {
+	if runner.Store == nil {
+		r := *runner
+		r.Store = m.store
+		runner = &r
+	}
 	return runner.Run(ctx, m.Projector())
 }
 
