@@ -104,10 +104,16 @@ func Follow(ctx context.Context, store Store, after Position, opts ReadOptions,
 				continue
 			}
 		}
-		if err := wait(ctx, changed, idle); err != nil {
+		hinted, err := wait(ctx, changed, idle)
+		if err != nil {
 			return err
 		}
+		// After a hint, poll again soon even if the read comes back empty:
+		// an older transaction still open may be all that hides the event.
 		idle = min(idle*2, opts.MaxIdle)
+		if hinted {
+			idle = opts.MinIdle
+		}
 	}
 }
 
@@ -125,17 +131,19 @@ func filter(batch []Event, opts ReadOptions) []Event {
 	return out
 }
 
-// wait returns when the hint channel closes, the interval passes or ctx ends.
-func wait(ctx context.Context, hint <-chan struct{}, d time.Duration) error {
+// wait returns when the hint channel closes (hinted), the interval passes
+// or ctx ends.
+func wait(ctx context.Context, hint <-chan struct{}, d time.Duration) (hinted bool, err error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-hint:
+		return true, nil
 	case <-t.C:
+		return false, nil
 	}
-	return nil
 }
 
 // Lag is how far a subscription partition is behind the log.

@@ -116,7 +116,7 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 		if errors.Is(err, ErrLeaseHeld) {
 			backoff.d = r.LeaseTTL / 3
 		}
-		_ = wait(ctx, nil, backoff.next())
+		_, _ = wait(ctx, nil, backoff.next())
 	}
 }
 

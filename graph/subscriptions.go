@@ -16,31 +16,36 @@ import (
 )
 
 // subscribeImage checks an image id argument and opens a live feed of that
-// image's stream, or of every stream when id is nil.
-func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, error) {
+// image's stream, or of every stream when id is nil. It also returns the
+// image's version: the feed may still bring events up to it, which came
+// before the subscription and are to be skipped.
+func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, int64, error) {
 	if id == nil {
-		return r.Live.Subscribe(""), nil
+		return r.Live.Subscribe(""), 0, nil
 	}
 	u, err := parseID("imageId", *id)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	sub := r.Live.Subscribe(images.StreamID(u)) // before the lookup, so no event falls between
 	img, err := r.image(ctx, u)
 	if err != nil {
-		return nil, err
+		sub.Close()
+		return nil, 0, err
 	}
 	if img == nil {
-		return nil, &gqlerror.Error{Message: "image " + u.String() + " not found",
+		sub.Close()
+		return nil, 0, &gqlerror.Error{Message: "image " + u.String() + " not found",
 			Extensions: map[string]any{"code": images.CodeNotFound}}
 	}
-	return r.Live.Subscribe(images.StreamID(u)), nil
+	return sub, img.Version, nil
 }
 
 // pump turns a live feed into a subscription's channel: each event goes
 // through convert (nil results are skipped) until the client leaves or the
 // feed ends. A feed closed because the client was too slow ends the
 // subscription and is logged.
-func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, convert func(eventstore.Event) (*T, error)) <-chan *T {
+func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, seen int64, convert func(eventstore.Event) (*T, error)) <-chan *T {
 	out := make(chan *T)
 	go func() {
 		defer close(out)
@@ -58,6 +63,9 @@ func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, conve
 					r.Logger.WarnContext(ctx, "closed a subscription that fell behind", "err", err)
 				}
 				return
+			}
+			if e.StreamVersion <= seen {
+				continue // recorded before the subscription began
 			}
 			v, err := convert(e)
 			if err != nil {
@@ -78,11 +86,11 @@ func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, conve
 }
 
 func (r *Resolver) ditherCompleted(ctx context.Context, imageID *string) (<-chan *model.Dither, error) {
-	sub, err := r.subscribeImage(ctx, imageID)
+	sub, seen, err := r.subscribeImage(ctx, imageID)
 	if err != nil {
 		return nil, err
 	}
-	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Dither, error) {
+	return pump(ctx, r, sub, seen, func(e eventstore.Event) (*model.Dither, error) {
 		return r.outcome(ctx, e)
 	}), nil
 }
@@ -121,9 +129,9 @@ func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dith
 }
 
 func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {
-	sub, err := r.subscribeImage(ctx, &imageID)
+	sub, seen, err := r.subscribeImage(ctx, &imageID)
 	if err != nil {
 		return nil, err
 	}
-	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
+	return pump(ctx, r, sub, seen, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
 }

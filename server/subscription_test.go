@@ -1,0 +1,213 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
+	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/eventstore"
+	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/server"
+)
+
+// otherProcess completes a dither through a pool and event store of its
+// own, as another replica or a processor would: the service only learns of
+// it from the log.
+func otherProcess(t *testing.T, e *env, imageID, ditherID string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.NewWithConfig(ctx, e.pool.Config().Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := espg.Open(pool, espg.Options{})
+	defer store.Close()
+	blobs := blobpg.New(pool)
+	result, err := blobs.Put(ctx, "image/png", strings.NewReader(string(pngBytes(3, 3))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{})
+	_, err = svc.CompleteDither(ctx, uuid.MustParse(imageID), images.DitherResult{
+		DitherID: uuid.MustParse(ditherID), ResultKey: result.Key, ByteSize: result.Size,
+		Width: 3, Height: 3, Colours: 2, DurationMs: 7, CompletedAt: time.Now(),
+	}, eventstore.Metadata{Actor: "test-processor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+const ditherCompletedSub = `subscription ($id: ID) { ditherCompleted(imageId: $id) { id status url durationMs colours image { id } } }`
+
+type completed struct {
+	DitherCompleted struct {
+		ID, Status string
+		URL        *string
+		DurationMs int
+		Colours    int
+		Image      struct{ ID string }
+	}
+}
+
+func dialWS(t *testing.T, e *env, protocol string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(websocket.StatusNormalClosure, "") })
+	if c.Subprotocol() != protocol {
+		t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), protocol)
+	}
+	send(t, c, map[string]any{"type": "connection_init", "payload": map[string]any{}})
+	if m := receive(t, c); m.Type != "connection_ack" {
+		t.Fatalf("got %+v, want connection_ack", m)
+	}
+	return c
+}
+
+type wsMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+func send(t *testing.T, c *websocket.Conn, v any) {
+	t.Helper()
+	if err := wsjson.Write(context.Background(), c, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receive reads the next message that is not a keep-alive.
+func receive(t *testing.T, c *websocket.Conn) wsMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		var m wsMessage
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if m.Type != "ping" && m.Type != "pong" && m.Type != "ka" {
+			return m
+		}
+	}
+}
+
+func TestDitherCompletedOverWebsocket(t *testing.T) {
+	for _, proto := range []struct{ name, start, data string }{
+		{"graphql-transport-ws", "subscribe", "next"},
+		{"graphql-ws", "start", "data"},
+	} {
+		t.Run(proto.name, func(t *testing.T) {
+			e := start(t, server.Config{AutoDither: true})
+			img := e.mustUpload("live.png", pngBytes(8, 8))
+			ditherID := img.Dithers.Edges[0].Node.ID
+			c := dialWS(t, e, proto.name)
+			send(t, c, map[string]any{"id": "1", "type": proto.start, "payload": map[string]any{
+				"query": ditherCompletedSub, "variables": map[string]any{"id": img.ID}}})
+			eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+			otherProcess(t, e, img.ID, ditherID)
+			m := receive(t, c)
+			if m.Type != proto.data || m.ID != "1" {
+				t.Fatalf("got %+v, want %s", m, proto.data)
+			}
+			var p struct{ Data completed }
+			if err := json.Unmarshal(m.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			d := p.Data.DitherCompleted
+			if d.ID != ditherID || d.Status != "COMPLETED" || d.URL == nil || d.DurationMs != 7 || d.Colours != 2 || d.Image.ID != img.ID {
+				t.Fatalf("ditherCompleted = %+v", d)
+			}
+			// Leaving frees the subscription.
+			stop := map[string]any{"id": "1", "type": "complete"}
+			if proto.name == "graphql-ws" {
+				stop["type"] = "stop"
+			}
+			send(t, c, stop)
+			eventually(t, "the subscription to close", func() bool { return e.srv.Hub().Subscribers() == 0 })
+		})
+	}
+}
+
+func TestSubscriptionsOverSSE(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	img := e.mustUpload("sse.png", pngBytes(8, 8))
+	body, _ := json.Marshal(map[string]any{"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type streamVersion } }`,
+		"variables": map[string]any{"id": img.ID}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("content type %q", ct)
+	}
+	eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+	var rd struct{ RequestDither struct{ UserErrors []userError } }
+	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 3}) { userErrors { code } } }`,
+		map[string]any{"id": img.ID}, &rd)
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		data, ok := strings.CutPrefix(lines.Text(), "data: ")
+		if !ok || strings.TrimSpace(data) == "" {
+			continue
+		}
+		var p struct {
+			Data struct {
+				ImageEvents struct {
+					Type          string
+					StreamVersion int
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(data), &p); err != nil {
+			t.Fatalf("SSE data %q: %v", data, err)
+		}
+		if ev := p.Data.ImageEvents; ev.Type != "DitherRequested" || ev.StreamVersion != 3 {
+			t.Fatalf("imageEvents = %+v", ev)
+		}
+		return
+	}
+	t.Fatalf("stream ended: %v", lines.Err())
+}
+
+func TestSubscriptionToUnknownImageIsRefused(t *testing.T) {
+	e := start(t, server.Config{})
+	c := dialWS(t, e, "graphql-transport-ws")
+	send(t, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": ditherCompletedSub, "variables": map[string]any{"id": uuid.NewString()}}})
+	m := receive(t, c)
+	if (m.Type != "error" && m.Type != "next") || !strings.Contains(string(m.Payload), "NOT_FOUND") {
+		t.Fatalf("got %s %s, want an error with NOT_FOUND", m.Type, m.Payload)
+	}
+	if m.Type == "next" {
+		if m := receive(t, c); m.Type != "complete" {
+			t.Fatalf("got %s after the error, want complete", m.Type)
+		}
+	}
+	eventually(t, "the refused subscription to be freed", func() bool { return e.srv.Hub().Subscribers() == 0 })
+}
