@@ -16,56 +16,42 @@ import (
 )
 
 // subscribeImage checks an image id argument and opens a live feed of that
-// image's stream, or of every stream when id is nil. It also returns the
-// image's version: the feed may still bring events up to it, which came
-// before the subscription and are to be skipped.
-func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, int64, error) {
+// image's events after its current version, or of every image's events
+// when id is nil.
+func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, error) {
 	if id == nil {
-		return r.Live.Subscribe(""), 0, nil
+		return r.Live.Subscribe("", nil)
 	}
 	u, err := parseID("imageId", *id)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	sub := r.Live.Subscribe(images.StreamID(u)) // before the lookup, so no event falls between
-	img, err := r.image(ctx, u)
-	if err != nil {
-		sub.Close()
-		return nil, 0, err
-	}
-	if img == nil {
-		sub.Close()
-		return nil, 0, &gqlerror.Error{Message: "image " + u.String() + " not found",
-			Extensions: map[string]any{"code": images.CodeNotFound}}
-	}
-	return sub, img.Version, nil
+	return r.Live.Subscribe(images.StreamID(u), func() (int64, error) {
+		img, err := r.Commands.Load(ctx, u)
+		if errors.Is(err, images.ErrNotFound) {
+			return 0, &gqlerror.Error{Message: "image " + u.String() + " not found",
+				Extensions: map[string]any{"code": images.CodeNotFound}}
+		}
+		return img.Version, err
+	})
 }
 
 // pump turns a live feed into a subscription's channel: each event goes
 // through convert (nil results are skipped) until the client leaves or the
 // feed ends. A feed closed because the client was too slow ends the
 // subscription and is logged.
-func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, seen int64, convert func(eventstore.Event) (*T, error)) <-chan *T {
+func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, convert func(eventstore.Event) (*T, error)) <-chan *T {
 	out := make(chan *T)
 	go func() {
 		defer close(out)
 		defer sub.Close()
 		for {
-			var e eventstore.Event
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok = <-sub.C():
+			e, err := sub.Next(ctx)
+			if errors.Is(err, live.ErrTooSlow) {
+				r.Logger.WarnContext(ctx, "closed a subscription that fell behind", "err", err)
 			}
-			if !ok {
-				if err := sub.Err(); errors.Is(err, live.ErrTooSlow) {
-					r.Logger.WarnContext(ctx, "closed a subscription that fell behind", "err", err)
-				}
+			if err != nil {
 				return
-			}
-			if e.StreamVersion <= seen {
-				continue // recorded before the subscription began
 			}
 			v, err := convert(e)
 			if err != nil {
@@ -86,11 +72,11 @@ func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, seen 
 }
 
 func (r *Resolver) ditherCompleted(ctx context.Context, imageID *string) (<-chan *model.Dither, error) {
-	sub, seen, err := r.subscribeImage(ctx, imageID)
+	sub, err := r.subscribeImage(ctx, imageID)
 	if err != nil {
 		return nil, err
 	}
-	return pump(ctx, r, sub, seen, func(e eventstore.Event) (*model.Dither, error) {
+	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Dither, error) {
 		return r.outcome(ctx, e)
 	}), nil
 }
@@ -129,9 +115,9 @@ func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dith
 }
 
 func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {
-	sub, seen, err := r.subscribeImage(ctx, &imageID)
+	sub, err := r.subscribeImage(ctx, &imageID)
 	if err != nil {
 		return nil, err
 	}
-	return pump(ctx, r, sub, seen, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
+	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
 }

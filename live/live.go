@@ -53,6 +53,8 @@ func (h *Hub) Run(ctx context.Context) error {
 type Subscription struct {
 	hub    *Hub
 	stream string
+	seen   int64 // stream versions up to this are not delivered
+	ready  bool  // seen is known; counted by Subscribers
 	c      chan eventstore.Event
 	once   sync.Once
 	err    error
@@ -60,22 +62,59 @@ type Subscription struct {
 
 // Subscribe returns a feed of the events of one stream, or of every stream
 // when stream is "". Close it when done.
-func (h *Hub) Subscribe(stream string) *Subscription {
+//
+// seen, when not nil, is called once the feed is registered, and returns
+// the stream version that the subscriber already knows (an image's
+// version, say); events up to it are not delivered. Because the version
+// is read after the feed is registered, no later event can be missed.
+func (h *Hub) Subscribe(stream string, seen func() (int64, error)) (*Subscription, error) {
 	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
-	return s
+	var v int64
+	if seen != nil {
+		var err error
+		if v, err = seen(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	h.mu.Lock()
+	s.seen, s.ready = v, true
+	h.mu.Unlock()
+	return s, nil
 }
 
-// C delivers the events; it is closed when the subscription ends.
-func (s *Subscription) C() <-chan eventstore.Event { return s.c }
+// ErrClosed is what Next returns once the subscription was closed.
+var ErrClosed = errors.New("live: subscription closed")
 
-// Err tells why C was closed: ErrTooSlow, or nil after Close.
-func (s *Subscription) Err() error {
+// Next returns the next event, waiting for it until ctx ends. It returns
+// ErrTooSlow when the subscriber fell behind and ErrClosed after Close.
+func (s *Subscription) Next(ctx context.Context) (eventstore.Event, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return eventstore.Event{}, ctx.Err()
+		case e, ok := <-s.c:
+			if !ok {
+				return eventstore.Event{}, s.closedErr()
+			}
+			if s.stream != "" && e.StreamVersion <= s.seen {
+				continue // recorded before the subscription began
+			}
+			return e, nil
+		}
+	}
+}
+
+func (s *Subscription) closedErr() error {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	return s.err
+	if s.err != nil {
+		return s.err
+	}
+	return ErrClosed
 }
 
 // Close ends the subscription and frees it.
@@ -94,11 +133,17 @@ func (s *Subscription) end(err error) {
 	})
 }
 
-// Subscribers returns how many subscriptions are open.
+// Subscribers returns how many subscriptions are open and started.
 func (h *Hub) Subscribers() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	n := 0
+	for s := range h.subs {
+		if s.ready {
+			n++
+		}
+	}
+	return n
 }
 
 // dispatch hands events to subscriptions without ever waiting for one.

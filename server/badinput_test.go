@@ -53,7 +53,9 @@ func TestBadInput(t *testing.T) {
 		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT"},
 	}
 	for _, d := range dithers {
-		var out struct{ RequestDither struct{ UserErrors []userError } }
+		var out struct {
+			RequestDither struct{ UserErrors []userError }
+		}
 		r := e.do(`mutation ($input: RequestDitherInput!) { requestDither(input: $input) { dither { id } userErrors { field message code } } }`,
 			map[string]any{"input": d.input}, &out)
 		ue := out.RequestDither.UserErrors

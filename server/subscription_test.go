@@ -167,7 +167,9 @@ func TestSubscriptionsOverSSE(t *testing.T) {
 		t.Fatalf("content type %q", ct)
 	}
 	eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
-	var rd struct{ RequestDither struct{ UserErrors []userError } }
+	var rd struct {
+		RequestDither struct{ UserErrors []userError }
+	}
 	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 3}) { userErrors { code } } }`,
 		map[string]any{"id": img.ID}, &rd)
 	lines := bufio.NewScanner(resp.Body)
