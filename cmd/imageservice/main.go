@@ -28,6 +28,8 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"help": {"list the commands and configuration variables", runHelp},
+
+		"dither": {"dither an image file offline with the service's engine", runDither},
 	}
 }
 
