@@ -198,12 +198,13 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
 }
 
 // floydSteinbergRow2 is floydSteinbergRow for two levels in every channel,
-// the default. Quantising is then a comparison with the midpoint, with no
-// table look-up on the path from one pixel's error to the next pixel.
+// the default. Quantising is a comparison with the midpoint, with no table
+// look-up between one pixel's error and the next pixel, and the palette
+// index is (r<<2 | g<<1 | b).
 func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
-	cur, nxt := d.rows[0], d.rows[1]
-	thr, hi := e.lq[0].thr[0], e.lq[0].lv[1] // same in every channel
-	m0, m1 := e.out.mul[0], e.out.mul[1]
+	cur, nxt, row, idx := d.rows[0], d.rows[1], e.row, e.idx
+	thr, hi, s := e.lq[0].thr[0], e.lq[0].lv[1], d.s // same in every channel
+	opaque, transp := e.kind == alphaOpaque, e.out.transp
 	t := &e.sp.toWork
 	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
 	step := 3 * dir
@@ -212,28 +213,28 @@ func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
 		x = e.w - 1
 	}
 	for range e.w {
-		p, o := (x+pad)*3, 3*x
+		p := (x + pad) * 3
 		var er, eg, eb int32
-		s := e.row[4*x : 4*x+4 : 4*x+4]
-		if e.kind == alphaOpaque || s[3] != 0 {
+		px := row[4*x : 4*x+4 : 4*x+4]
+		if opaque || px[3] != 0 {
 			c := cur[p : p+3 : p+3]
-			vr := t[s[0]] + (c[0]+fr+8)>>4
-			vg := t[s[1]] + (c[1]+fg+8)>>4
-			vb := t[s[2]] + (c[2]+fb+8)>>4
+			vr := t[px[0]] + (c[0]+fr+8)>>4
+			vg := t[px[1]] + (c[1]+fg+8)>>4
+			vb := t[px[2]] + (c[2]+fb+8)>>4
 			// -1 when at or above the midpoint, else 0.
 			kr, kg, kb := (thr-1-vr)>>31, (thr-1-vg)>>31, (thr-1-vb)>>31
 			er, eg, eb = vr-kr&hi, vg-kg&hi, vb-kb&hi
 			if pal != nil {
-				pal[x] = uint8(-int(kr)*m0 - int(kg)*m1 - int(kb))
+				pal[x] = uint8(kr&4 | kg&2 | kb&1)
 			} else {
-				id := e.idx[o : o+3 : o+3]
+				id := idx[3*x : 3*x+3 : 3*x+3]
 				id[0], id[1], id[2] = uint8(-kr), uint8(-kg), uint8(-kb)
 			}
-			if d.s != 256 {
-				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			if s != 256 {
+				er, eg, eb = er*s>>8, eg*s>>8, eb*s>>8
 			}
 		} else if pal != nil {
-			pal[x] = e.out.transp
+			pal[x] = transp
 		}
 		n := nxt[p-step : p-step+3 : p-step+3]
 		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
