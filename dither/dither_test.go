@@ -425,3 +425,41 @@ func TestBlueNoiseMask(t *testing.T) {
 		}
 	}
 }
+
+func TestYCbCrConversionExact(t *testing.T) {
+	for y := 0; y < 256; y += 3 {
+		for cb := 0; cb < 256; cb++ {
+			for cr := 0; cr < 256; cr++ {
+				r1, g1, b1 := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
+				r2, g2, b2 := ycbcrToRGB(uint8(y), uint8(cb), uint8(cr))
+				if r1 != r2 || g1 != g2 || b1 != b2 {
+					t.Fatalf("ycbcrToRGB(%d,%d,%d) = %d %d %d, want %d %d %d", y, cb, cr, r2, g2, b2, r1, g1, b1)
+				}
+			}
+		}
+	}
+}
+
+func TestYCbCrSubsamplings(t *testing.T) {
+	ratios := []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410}
+	for _, r := range ratios {
+		for _, rect := range []image.Rectangle{image.Rect(0, 0, 13, 7), image.Rect(3, 5, 20, 11)} {
+			y := image.NewYCbCr(rect, r)
+			for i := range y.Y {
+				y.Y[i] = uint8(mix(1, uint64(i)))
+			}
+			for i := range y.Cb {
+				y.Cb[i], y.Cr[i] = uint8(mix(2, uint64(i))), uint8(mix(3, uint64(i)))
+			}
+			sub := y.SubImage(image.Rect(rect.Min.X+1, rect.Min.Y+1, rect.Max.X, rect.Max.Y))
+			for _, img := range []image.Image{y, sub} {
+				rgba := image.NewRGBA(img.Bounds())
+				draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
+				if !sameImage(mustDither(t, img, Options{}), mustDither(t, rgba, Options{})) {
+					t.Errorf("%v %v: YCbCr differs from RGBA", r, img.Bounds())
+				}
+			}
+		}
+	}
+}
