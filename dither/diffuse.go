@@ -29,8 +29,10 @@ func (e *engine) runDiffusion() bool {
 	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3
 	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
 	for y := 0; y < e.h; y++ {
-		if ok := (fast && e.loadRow(y)) || (!fast && e.loadWork(y)); !ok {
-			return false
+		if fast {
+			e.loadRow(y)
+		} else {
+			e.loadWork(y)
 		}
 		dir := 1
 		if e.opts.Serpentine && y%2 == 1 {
@@ -45,6 +47,9 @@ func (e *engine) runDiffusion() bool {
 			e.diffusePaletteRow(d, dir)
 		default:
 			e.diffuseLevelsRow(d, dir)
+		}
+		if !e.rowChecked() {
+			return false
 		}
 		if !fast || e.out.pal == nil {
 			e.emit(y)
