@@ -209,6 +209,10 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
 func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
 	cur, nxt, row, idx := d.rows[0], d.rows[1], e.row, e.idx
 	thr, hi, s := e.lq[0].thr[0], e.lq[0].lv[1], d.s // same in every channel
+	if pal != nil && s == 256 && e.kind == alphaOpaque {
+		fs2Opaque(row, cur, nxt, pal, &e.sp.toWork, dir)
+		return
+	}
 	opaque, transp := e.kind == alphaOpaque, e.out.transp
 	t := &e.sp.toWork
 	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
@@ -251,4 +255,43 @@ func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
 	p := (x - dir + pad) * 3
 	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
 	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
+}
+
+// Two-level quantisation in every colour space: levels 0 and workMax.
+const (
+	twoHi  = workMax
+	twoMid = (workMax + 1) / 2
+)
+
+// fs2Opaque is floydSteinbergRow2 for the common case: an opaque row, a
+// paletted result and full strength. Only the error for the next pixel is
+// carried in registers; the next row is updated in memory, off the
+// critical path, so that the loop does not spill.
+func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir int) {
+	w := len(pal)
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = w - 1
+	}
+	p0 := (x + pad) * 3
+	clear(nxt[p0-step : p0-step+3])
+	clear(nxt[p0 : p0+3])
+	for range w {
+		p := (x + pad) * 3
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		back, here, ahead := nxt[p-step:p-step+3:p-step+3], nxt[p:p+3:p+3], nxt[p+step:p+step+3:p+step+3]
+		back[0], back[1], back[2] = back[0]+3*er, back[1]+3*eg, back[2]+3*eb
+		here[0], here[1], here[2] = here[0]+5*er, here[1]+5*eg, here[2]+5*eb
+		ahead[0], ahead[1], ahead[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
 }
