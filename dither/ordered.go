@@ -95,8 +95,12 @@ func (e *engine) runThreshold() bool {
 	t := newThresholds(e.opts)
 	trow := make([]int32, e.w)
 	var lut *orderedLUT
+	var table *thresholdTable
 	if e.pq == nil && e.c == 3 {
 		lut = newOrderedLUT(e)
+		if !t.random && t.side <= maxTableSide && e.out.pal != nil && e.kind == alphaOpaque {
+			table = newThresholdTable(lut, t)
+		}
 	}
 	for y := 0; y < e.h; y++ {
 		if lut != nil {
@@ -104,13 +108,17 @@ func (e *engine) runThreshold() bool {
 		} else {
 			e.loadWork(y)
 		}
-		t.row(y, trow)
 		switch {
+		case table != nil:
+			table.row(y, e.row, e.palRow(y))
 		case lut != nil:
+			t.row(y, trow)
 			e.thresholdRGBRow(lut, trow, e.palRow(y))
 		case e.pq != nil:
+			t.row(y, trow)
 			e.thresholdPaletteRow(trow)
 		default:
+			t.row(y, trow)
 			e.thresholdLevelsRow(trow)
 		}
 		if !e.rowChecked() {
@@ -219,5 +227,46 @@ func thresholdRGBOpaque(l *orderedLUT, row []uint8, trow []int32, pal []uint8) {
 		// (t - f) >> 31 is -1 when the fraction f exceeds the threshold.
 		code := r>>16 + (t-r&0xffff)>>31&mr + g>>16 + (t-g&0xffff)>>31&mg + b>>16 + (t-b&0xffff)>>31&mb
 		pal[x] = uint8(code)
+	}
+}
+
+// maxTableSide is the largest matrix side for which thresholdTable is
+// used: it holds side*side*3*256 bytes.
+const maxTableSide = 16
+
+// thresholdTable holds, for every cell of a small threshold matrix, every
+// channel and every 8-bit value, the value's share of the palette index:
+// its level times the channel's multiplier. A pixel then costs three
+// look-ups and two additions.
+type thresholdTable struct {
+	side  int
+	cells [][3][256]uint8
+}
+
+func newThresholdTable(l *orderedLUT, t *thresholds) *thresholdTable {
+	tt := &thresholdTable{side: t.side, cells: make([][3][256]uint8, len(t.cells))}
+	for i, th := range t.cells {
+		for ch := range 3 {
+			for v := range 256 {
+				k := int32(l.k[ch][v])
+				if l.f[ch][v] > th {
+					k++
+				}
+				tt.cells[i][ch][v] = uint8(k * l.mul[ch])
+			}
+		}
+	}
+	return tt
+}
+
+// row dithers source row y (opaque) into the paletted row pal.
+func (tt *thresholdTable) row(y int, row, pal []uint8) {
+	cells := tt.cells[(y%tt.side)*tt.side : (y%tt.side+1)*tt.side]
+	mask := tt.side - 1 // sides are powers of two
+	pal = pal[:len(row)/4]
+	for x := range pal {
+		c := &cells[x&mask]
+		s := row[4*x : 4*x+3 : 4*x+3]
+		pal[x] = c[0][s[0]] + c[1][s[1]] + c[2][s[2]]
 	}
 }
