@@ -2,6 +2,10 @@ package dither
 
 import "math/bits"
 
+// genericOnly turns the specialised row functions off, so that tests can
+// compare them with the generic ones.
+var genericOnly = false
+
 // pad is the number of spare pixels on each side of an error row, so that
 // kernel taps past the edges need no bounds tests.
 const pad = 2
@@ -26,8 +30,9 @@ func (e *engine) runDiffusion() bool {
 	for range k.rows() {
 		d.rows = append(d.rows, make([]int32, stride))
 	}
-	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3
+	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3 && !genericOnly
 	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
+	fsPal := e.opts.Algorithm == FloydSteinberg && e.pq != nil && !genericOnly
 	for y := 0; y < e.h; y++ {
 		if fast {
 			e.loadRow(y)
@@ -43,6 +48,8 @@ func (e *engine) runDiffusion() bool {
 			e.floydSteinbergRow2(d, dir, e.palRow(y))
 		case fast:
 			e.floydSteinbergRow(d, dir, e.palRow(y))
+		case fsPal:
+			e.floydSteinbergPaletteRow(d, dir)
 		case e.pq != nil:
 			e.diffusePaletteRow(d, dir)
 		default:
@@ -54,7 +61,7 @@ func (e *engine) runDiffusion() bool {
 		if !fast || e.out.pal == nil {
 			e.emit(y)
 		}
-		d.advance(fast)
+		d.advance(fast || fsPal)
 	}
 	return true
 }
@@ -287,6 +294,45 @@ func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir in
 		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
 		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
 		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		back, here, ahead := nxt[p-step:p-step+3:p-step+3], nxt[p:p+3:p+3], nxt[p+step:p+step+3:p+step+3]
+		back[0], back[1], back[2] = back[0]+3*er, back[1]+3*eg, back[2]+3*eb
+		here[0], here[1], here[2] = here[0]+5*er, here[1]+5*eg, here[2]+5*eb
+		ahead[0], ahead[1], ahead[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
+}
+
+// floydSteinbergPaletteRow is diffusePaletteRow specialised for
+// Floyd-Steinberg: the error for the next pixel stays in registers and
+// the kernel is written out.
+func (e *engine) floydSteinbergPaletteRow(d *diffusion, dir int) {
+	cur, nxt, work, idx, pq, s := d.rows[0], d.rows[1], e.work, e.idx, e.pq, d.s
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	p0 := (x + pad) * 3
+	clear(nxt[p0-step : p0-step+3])
+	clear(nxt[p0 : p0+3])
+	for range e.w {
+		p := (x + pad) * 3
+		var er, eg, eb int32
+		if e.opaqueAt(x) {
+			w, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
+			vr := w[0] + (c[0]+fr+8)>>4
+			vg := w[1] + (c[1]+fg+8)>>4
+			vb := w[2] + (c[2]+fb+8)>>4
+			k := pq.nearest(vr, vg, vb)
+			idx[x] = uint8(k)
+			pc := &pq.work[k]
+			er, eg, eb = vr-pc[0], vg-pc[1], vb-pc[2]
+			if s != 256 {
+				er, eg, eb = er*s>>8, eg*s>>8, eb*s>>8
+			}
+		}
 		back, here, ahead := nxt[p-step:p-step+3:p-step+3], nxt[p:p+3:p+3], nxt[p+step:p+step+3:p+step+3]
 		back[0], back[1], back[2] = back[0]+3*er, back[1]+3*eg, back[2]+3*eb
 		here[0], here[1], here[2] = here[0]+5*er, here[1]+5*eg, here[2]+5*eb

@@ -463,3 +463,30 @@ func TestYCbCrSubsamplings(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathsMatchGeneric checks every specialised row function against
+// the generic code it replaces.
+func TestFastPathsMatchGeneric(t *testing.T) {
+	img := testImage(45, 23, 11)
+	holes := testImage(45, 23, 12)
+	for x := 0; x < 45; x += 4 {
+		holes.SetNRGBA(x, x%23, color.NRGBA{})
+	}
+	opts := []Options{
+		{}, {ColorSpace: SRGB}, {Serpentine: true}, {Strength: 0.6}, {Levels: 5}, {Levels: 7, Serpentine: true},
+		{Palette: "cga"}, {Palette: "web-safe", Serpentine: true, Strength: 0.8}, {Palette: "gameboy", ColorSpace: SRGB},
+		{Algorithm: Bayer8x8}, {Algorithm: Bayer16x16, Levels: 3}, {Algorithm: BlueNoise}, {Algorithm: Random, Levels: 7},
+		{Algorithm: None, Levels: 4}, {Algorithm: Bayer2x2, Strength: 0.3},
+	}
+	for _, src := range []*image.NRGBA{img, holes} {
+		for _, o := range opts {
+			fast := mustDither(t, src, o)
+			genericOnly = true
+			slow := mustDither(t, src, o)
+			genericOnly = false
+			if !sameImage(fast, slow) {
+				t.Errorf("%+v: fast path differs from the generic one", o)
+			}
+		}
+	}
+}

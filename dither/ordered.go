@@ -96,7 +96,7 @@ func (e *engine) runThreshold() bool {
 	trow := make([]int32, e.w)
 	var lut *orderedLUT
 	var table *thresholdTable
-	if e.pq == nil && e.c == 3 {
+	if e.pq == nil && e.c == 3 && !genericOnly {
 		lut = newOrderedLUT(e)
 		if !t.random && t.side <= maxTableSide && e.out.pal != nil && e.kind == alphaOpaque {
 			table = newThresholdTable(lut, t)
