@@ -45,10 +45,15 @@ func ParseColorSpace(s string) (ColorSpace, error) {
 
 // Limits of Options.
 const (
-	MinLevels       = 2   // fewest levels per channel
-	MaxLevels       = 256 // most levels per channel
-	DefaultLevels   = 2   // levels per channel when Options.Levels is 0
-	MaxPaletteSize  = 256 // most colours in a palette
+	// MinLevels is the fewest levels per channel.
+	MinLevels = 2
+	// MaxLevels is the most levels per channel.
+	MaxLevels = 256
+	// DefaultLevels is the levels per channel when Options.Levels is 0.
+	DefaultLevels = 2
+	// MaxPaletteSize is the most colours in a palette.
+	MaxPaletteSize = 256
+
 	defaultStrength = 1.0
 )
 
