@@ -80,14 +80,13 @@ func (d *diffusion) advance(noClear bool) {
 // div divides accumulated error by the kernel divisor, rounding to nearest
 // (halves up).
 func (d *diffusion) div(acc int32) int32 {
-	half := int32(d.k.divisor / 2)
+	n := acc + int32(d.k.divisor/2)
 	if d.shift >= 0 {
-		return (acc + half) >> d.shift
+		return n >> d.shift
 	}
-	n := acc + half
 	q := n / int32(d.k.divisor)
 	if n%int32(d.k.divisor) < 0 {
-		q--
+		q-- // round towards minus infinity
 	}
 	return q
 }
@@ -108,8 +107,24 @@ func (d *diffusion) spread(p, step int, err int32) {
 	}
 }
 
+// spread3 is spread for the three channels of the pixel at element p.
+func (d *diffusion) spread3(p, step int, e0, e1, e2 int32) {
+	for _, t := range d.k.taps {
+		q := p + t.dx*step
+		r := d.rows[t.dy][q : q+3 : q+3]
+		w := int32(t.w)
+		r[0] += e0 * w
+		r[1] += e1 * w
+		r[2] += e2 * w
+	}
+}
+
 // diffuseLevelsRow dithers the current row to levels with any kernel.
 func (e *engine) diffuseLevelsRow(d *diffusion, dir int) {
+	if e.c == 3 {
+		e.diffuseRGBRow(d, dir)
+		return
+	}
 	c, cur := e.c, d.rows[0]
 	step := dir * c
 	for i := 0; i < e.w; i++ {
@@ -128,6 +143,30 @@ func (e *engine) diffuseLevelsRow(d *diffusion, dir int) {
 			e.idx[x*c+ch] = uint8(k)
 			d.spread(p, step, d.scale(v-q.lv[k]))
 		}
+	}
+}
+
+// diffuseRGBRow is diffuseLevelsRow for three channels.
+func (e *engine) diffuseRGBRow(d *diffusion, dir int) {
+	cur, step := d.rows[0], 3*dir
+	for i := 0; i < e.w; i++ {
+		x := i
+		if dir < 0 {
+			x = e.w - 1 - i
+		}
+		if !e.opaqueAt(x) {
+			continue
+		}
+		p := (x + pad) * 3
+		var err [3]int32
+		for ch := range 3 {
+			q := e.lq[ch]
+			v := e.work[3*x+ch] + d.div(cur[p+ch])
+			k := q.nearest(v)
+			e.idx[3*x+ch] = uint8(k)
+			err[ch] = d.scale(v - q.lv[k])
+		}
+		d.spread3(p, step, err[0], err[1], err[2])
 	}
 }
 
@@ -150,9 +189,8 @@ func (e *engine) diffusePaletteRow(d *diffusion, dir int) {
 		}
 		k := e.pq.nearest(v[0], v[1], v[2])
 		e.idx[x] = uint8(k)
-		for ch := range v {
-			d.spread(p+ch, step, d.scale(v[ch]-e.pq.work[k][ch]))
-		}
+		pc := &e.pq.work[k]
+		d.spread3(p, step, d.scale(v[0]-pc[0]), d.scale(v[1]-pc[1]), d.scale(v[2]-pc[2]))
 	}
 }
 
