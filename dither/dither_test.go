@@ -490,3 +490,23 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 		}
 	}
 }
+
+func TestCMYKAndGray16Sources(t *testing.T) {
+	cmyk := image.NewCMYK(image.Rect(0, 0, 19, 11))
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(mix(9, uint64(i)))
+	}
+	g16 := image.NewGray16(image.Rect(0, 0, 19, 11))
+	for i := range g16.Pix {
+		g16.Pix[i] = uint8(mix(10, uint64(i)))
+	}
+	for _, src := range []image.Image{cmyk, g16} {
+		rgba := image.NewRGBA(src.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), src, image.Point{}, draw.Src)
+		for _, o := range []Options{{}, {Algorithm: Bayer4x4, Levels: 4}} {
+			if !sameImage(mustDither(t, src, o), mustDither(t, rgba, o)) {
+				t.Errorf("%T %+v: differs from its RGBA conversion", src, o)
+			}
+		}
+	}
+}
