@@ -311,19 +311,23 @@ const (
 // fs2Opaque is floydSteinbergRow2 for the common case: an opaque row, a
 // paletted result and full strength. Only the error for the next pixel is
 // carried in registers; the next row is updated in memory, off the
-// critical path, so that the loop does not spill.
+// critical path, so that the loop does not spill. Each direction has its
+// own loop, which lets one bounds check cover the three next-row pixels.
 func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir int) {
 	w := len(pal)
-	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
-	step := 3 * dir
-	x := 0
-	if dir < 0 {
-		x = w - 1
+	row, cur, nxt = row[:4*w], cur[:3*(w+2*pad)], nxt[:3*(w+2*pad)]
+	if dir > 0 {
+		fs2Forward(row, cur, nxt, pal, t)
+		return
 	}
-	p0 := (x + pad) * 3
-	clear(nxt[p0-step : p0-step+3])
-	clear(nxt[p0 : p0+3])
-	for range w {
+	fs2Backward(row, cur, nxt, pal, t)
+}
+
+// fs2Forward is fs2Opaque from left to right.
+func fs2Forward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	clear(nxt[3*pad-3 : 3*pad+3])
+	for x := range pal {
 		p := (x + pad) * 3
 		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
 		vr := t[px[0]] + (c[0]+fr+8)>>4
@@ -332,12 +336,33 @@ func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir in
 		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
 		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
 		pal[x] = uint8(kr&4 | kg&2 | kb&1)
-		back, here, ahead := nxt[p-step:p-step+3:p-step+3], nxt[p:p+3:p+3], nxt[p+step:p+step+3:p+step+3]
-		back[0], back[1], back[2] = back[0]+3*er, back[1]+3*eg, back[2]+3*eb
-		here[0], here[1], here[2] = here[0]+5*er, here[1]+5*eg, here[2]+5*eb
-		ahead[0], ahead[1], ahead[2] = er, eg, eb
+		n := nxt[p-3 : p+6 : p+6] // behind, here, ahead
+		n[0], n[1], n[2] = n[0]+3*er, n[1]+3*eg, n[2]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[6], n[7], n[8] = er, eg, eb
 		fr, fg, fb = 7*er, 7*eg, 7*eb
-		x += dir
+	}
+}
+
+// fs2Backward is fs2Opaque from right to left (serpentine odd rows).
+func fs2Backward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	last := (len(pal) - 1 + pad) * 3
+	clear(nxt[last : last+6])
+	for x := len(pal) - 1; x >= 0; x-- {
+		p := (x + pad) * 3
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		n := nxt[p-3 : p+6 : p+6] // ahead, here, behind
+		n[6], n[7], n[8] = n[6]+3*er, n[7]+3*eg, n[8]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[0], n[1], n[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
 	}
 }
 
