@@ -21,20 +21,10 @@ type diffusion struct {
 // runDiffusion dithers every row with the chosen error-diffusion kernel;
 // false means a row failed the opaqueness check.
 func (e *engine) runDiffusion() bool {
-	k := kernels[e.opts.Algorithm]
-	d := &diffusion{k: k, shift: -1, s: e.opts.strength()}
-	if bits.OnesCount(uint(k.divisor)) == 1 {
-		d.shift = bits.TrailingZeros(uint(k.divisor))
-	}
-	stride := e.c * (e.w + 2*pad)
-	for range k.rows() {
-		d.rows = append(d.rows, make([]int32, stride))
-	}
-	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3 && !genericOnly
-	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
-	fsPal := e.opts.Algorithm == FloydSteinberg && e.pq != nil && !genericOnly
+	d := newDiffusion(kernels[e.opts.Algorithm], e.opts.strength(), e.c*(e.w+2*pad))
+	row, direct, rewrites := e.diffusionRow(d)
 	for y := 0; y < e.h; y++ {
-		if fast {
+		if direct {
 			e.loadRow(y)
 		} else {
 			e.loadWork(y)
@@ -43,27 +33,48 @@ func (e *engine) runDiffusion() bool {
 		if e.opts.Serpentine && y%2 == 1 {
 			dir = -1
 		}
-		switch {
-		case fast && two:
-			e.floydSteinbergRow2(d, dir, e.palRow(y))
-		case fast:
-			e.floydSteinbergRow(d, dir, e.palRow(y))
-		case fsPal:
-			e.floydSteinbergPaletteRow(d, dir)
-		case e.pq != nil:
-			e.diffusePaletteRow(d, dir)
-		default:
-			e.diffuseLevelsRow(d, dir)
-		}
+		row(y, dir)
 		if !e.rowChecked() {
 			return false
 		}
-		if !fast || e.out.pal == nil {
+		if !direct || e.out.pal == nil {
 			e.emit(y)
 		}
-		d.advance(fast || fsPal)
+		d.advance(rewrites)
 	}
 	return true
+}
+
+// newDiffusion returns the state of an error-diffusion pass with kernel k,
+// strength s (over 256) and error rows of stride elements.
+func newDiffusion(k kernel, s int32, stride int) *diffusion {
+	d := &diffusion{k: k, shift: -1, s: s}
+	if bits.OnesCount(uint(k.divisor)) == 1 {
+		d.shift = bits.TrailingZeros(uint(k.divisor))
+	}
+	for range k.rows() {
+		d.rows = append(d.rows, make([]int32, stride))
+	}
+	return d
+}
+
+// diffusionRow picks the function that dithers one row. direct means it
+// reads e.row itself (no working values) and writes a paletted result's
+// row when there is one; rewrites means it writes every element of the
+// next error row, which then needs no clearing.
+func (e *engine) diffusionRow(d *diffusion) (row func(y, dir int), direct, rewrites bool) {
+	fs := e.opts.Algorithm == FloydSteinberg && !genericOnly
+	switch {
+	case fs && e.pq == nil && e.c == 3 && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2:
+		return func(y, dir int) { e.floydSteinbergRow2(d, dir, e.palRow(y)) }, true, true
+	case fs && e.pq == nil && e.c == 3:
+		return func(y, dir int) { e.floydSteinbergRow(d, dir, e.palRow(y)) }, true, true
+	case fs && e.pq != nil:
+		return func(_, dir int) { e.floydSteinbergPaletteRow(d, dir) }, false, true
+	case e.pq != nil:
+		return func(_, dir int) { e.diffusePaletteRow(d, dir) }, false, false
+	}
+	return func(_, dir int) { e.diffuseLevelsRow(d, dir) }, false, false
 }
 
 // advance moves the error rows up by one; the fast Floyd-Steinberg path
