@@ -100,6 +100,12 @@ func BenchmarkEngineFloydSteinbergSRGB(b *testing.B) {
 
 func BenchmarkEngineFloydSteinbergLinear(b *testing.B) { engine(dither.Options{})(b) }
 
+// BenchmarkEngineFloydSteinbergSRGB2Workers is the wavefront on two
+// goroutines (the machine has two cores).
+func BenchmarkEngineFloydSteinbergSRGB2Workers(b *testing.B) {
+	engine(dither.Options{ColorSpace: dither.SRGB, Workers: 2})(b)
+}
+
 func BenchmarkEngineFloydSteinbergPaletteSRGB(b *testing.B) {
 	engine(dither.Options{CustomPalette: palette8, ColorSpace: dither.SRGB})(b)
 }
@@ -208,6 +214,7 @@ func TestPrintRatios(t *testing.T) {
 	}{
 		{"engine FS sRGB", BenchmarkEngineFloydSteinbergSRGB},
 		{"engine FS linear", BenchmarkEngineFloydSteinbergLinear},
+		{"engine FS sRGB 2 workers", BenchmarkEngineFloydSteinbergSRGB2Workers},
 		{"engine FS palette sRGB", BenchmarkEngineFloydSteinbergPaletteSRGB},
 		{"engine Bayer 8x8", BenchmarkEngineBayer8x8},
 		{"image/draw FS", BenchmarkDrawFloydSteinberg},
@@ -223,6 +230,7 @@ func TestPrintRatios(t *testing.T) {
 	for _, p := range [][2]string{
 		{"engine FS sRGB", "makeworld FS"}, {"engine FS linear", "makeworld FS"},
 		{"engine FS sRGB", "image/draw FS"}, {"engine FS palette sRGB", "image/draw FS"},
+		{"engine FS sRGB 2 workers", "engine FS sRGB"},
 		{"engine Bayer 8x8", "makeworld Bayer 8x8"},
 	} {
 		t.Log(fmt.Sprintf("ratio %-22s / %-20s %6.1fx wall  %6.1fx cpu", p[0], p[1], wall[p[0]]/wall[p[1]], cpu[p[0]]/cpu[p[1]]))

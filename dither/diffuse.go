@@ -21,6 +21,9 @@ type diffusion struct {
 // runDiffusion dithers every row with the chosen error-diffusion kernel;
 // false means a row failed the opaqueness check.
 func (e *engine) runDiffusion() bool {
+	if e.canWavefront() {
+		return e.runWavefront()
+	}
 	d := newDiffusion(kernels[e.opts.Algorithm], e.opts.strength(), e.c*(e.w+2*pad))
 	row, direct, rewrites := e.diffusionRow(d)
 	for y := 0; y < e.h; y++ {
@@ -336,9 +339,18 @@ func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir in
 
 // fs2Forward is fs2Opaque from left to right.
 func fs2Forward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
-	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
-	clear(nxt[3*pad-3 : 3*pad+3])
-	for x := range pal {
+	var f [3]int32
+	fs2ForwardRange(row, cur, nxt, pal, t, 0, len(pal), &f)
+}
+
+// fs2ForwardRange is fs2Forward for pixels x0 to x1 (exclusive) of the
+// row; f carries 7/16 of the error for the next pixel between ranges.
+func fs2ForwardRange(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, x0, x1 int, f *[3]int32) {
+	fr, fg, fb := f[0], f[1], f[2]
+	if x0 == 0 {
+		clear(nxt[3*pad-3 : 3*pad+3])
+	}
+	for x := x0; x < x1; x++ {
 		p := (x + pad) * 3
 		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
 		vr := t[px[0]] + (c[0]+fr+8)>>4
@@ -353,6 +365,7 @@ func fs2Forward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
 		n[6], n[7], n[8] = er, eg, eb
 		fr, fg, fb = 7*er, 7*eg, 7*eb
 	}
+	f[0], f[1], f[2] = fr, fg, fb
 }
 
 // fs2Backward is fs2Opaque from right to left (serpentine odd rows).

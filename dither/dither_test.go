@@ -510,3 +510,32 @@ func TestCMYKAndGray16Sources(t *testing.T) {
 		}
 	}
 }
+
+func TestWavefrontSameResult(t *testing.T) {
+	for _, sz := range [][2]int{{1000, 37}, {3, 5}, {600, 1}, {257, 9}} {
+		img := testImage(sz[0], sz[1], 13)
+		rgba := image.NewRGBA(img.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+		for _, cs := range []ColorSpace{Linear, SRGB} {
+			want := mustDither(t, rgba, Options{ColorSpace: cs}).(*image.Paletted)
+			for _, n := range []int{2, 3, 8} {
+				got := mustDither(t, rgba, Options{ColorSpace: cs, Workers: n}).(*image.Paletted)
+				if string(got.Pix) != string(want.Pix) {
+					t.Errorf("%v %v workers %d: differs from one worker", sz, cs, n)
+				}
+			}
+		}
+	}
+	// A transparent row found half-way makes the workers stop and start again.
+	img := testImage(300, 40, 14)
+	for x := 0; x < 300; x += 7 {
+		img.SetNRGBA(x, 30, color.NRGBA{})
+	}
+	want := mustDither(t, img, Options{})
+	if got := mustDither(t, img, Options{Workers: 2}); !sameImage(got, want) {
+		t.Error("workers 2 with transparency differs from one worker")
+	}
+	if err := (Options{Workers: -1}).Validate(); err == nil {
+		t.Error("negative workers accepted")
+	}
+}

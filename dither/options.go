@@ -55,6 +55,7 @@ const (
 	MaxPaletteSize = 256
 
 	defaultStrength = 1.0
+	maxWorkers      = 256
 )
 
 // Options configure Dither. The zero value is valid: Floyd-Steinberg,
@@ -85,6 +86,11 @@ type Options struct {
 	ColorSpace ColorSpace
 	// Seed seeds the Random algorithm; equal seeds give equal results.
 	Seed int64
+	// Workers is how many goroutines may dither one image; 0 and 1 mean
+	// one. Only two-level Floyd-Steinberg left to right, at full strength,
+	// on an opaque image, uses more (a wavefront over rows); the result is
+	// the same whatever the number.
+	Workers int
 }
 
 // ErrInvalidOptions is wrapped by every error that Options.Validate returns.
@@ -112,6 +118,9 @@ func (o Options) validate() error {
 	}
 	if o.Strength < 0 || o.Strength > 1 || o.Strength != o.Strength {
 		return fmt.Errorf("strength must be between 0 and 1, got %v", o.Strength)
+	}
+	if o.Workers < 0 || o.Workers > maxWorkers {
+		return fmt.Errorf("workers must be between 0 and %d, got %d", maxWorkers, o.Workers)
 	}
 	if o.ColorSpace != Linear && o.ColorSpace != SRGB {
 		return fmt.Errorf("unknown colour space %d", int(o.ColorSpace))

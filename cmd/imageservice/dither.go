@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/imageservice/imageservice/dither"
@@ -73,6 +74,7 @@ func parseDitherFlags(args []string, stderr io.Writer) (ditherFlags, error) {
 	fs.BoolVar(&f.opts.Grayscale, "grayscale", false, "convert to grey first")
 	fs.Float64Var(&f.opts.Strength, "strength", 1, "strength of the dithering, 0..1")
 	fs.Int64Var(&f.opts.Seed, "seed", 0, "seed of the random algorithm")
+	fs.IntVar(&f.opts.Workers, "workers", runtime.GOMAXPROCS(0), "goroutines for one image (two-level Floyd-Steinberg only; same result)")
 	fs.Int64Var(&f.limits.MaxPixels, "max-pixels", imagefile.DefaultMaxPixels, "largest image accepted, in pixels")
 	fs.Int64Var(&f.limits.MaxBytes, "max-bytes", imagefile.DefaultMaxBytes, "largest input file accepted, in bytes")
 	pos, err := parseInterspersed(fs, args)
