@@ -12,22 +12,38 @@ type Algorithm int
 
 // The algorithms, in the order Algorithms lists them.
 const (
-	FloydSteinberg    Algorithm = iota // error diffusion, 4 neighbours (default)
-	JarvisJudiceNinke                  // error diffusion, 12 neighbours over 3 rows
-	Stucki                             // error diffusion, 12 neighbours over 3 rows
-	Burkes                             // error diffusion, 7 neighbours over 2 rows
-	Sierra                             // error diffusion, 10 neighbours over 3 rows
-	SierraTwoRow                       // error diffusion, 7 neighbours over 2 rows
-	SierraLite                         // error diffusion, 3 neighbours
-	Atkinson                           // error diffusion of 3/4 of the error, 6 neighbours
-	Bayer2x2                           // ordered, 2x2 Bayer matrix
-	Bayer4x4                           // ordered, 4x4 Bayer matrix
-	Bayer8x8                           // ordered, 8x8 Bayer matrix
-	Bayer16x16                         // ordered, 16x16 Bayer matrix
-	BlueNoise                          // ordered, 64x64 void-and-cluster blue-noise mask
-	Random                             // random threshold per pixel, seeded
-	None                               // nearest level only (posterize)
-	numAlgorithms
+	// FloydSteinberg diffuses error to 4 neighbours (7 3 5 1 /16); the default.
+	FloydSteinberg Algorithm = iota
+	// JarvisJudiceNinke diffuses error to 12 neighbours over 3 rows (/48).
+	JarvisJudiceNinke
+	// Stucki diffuses error to 12 neighbours over 3 rows (/42).
+	Stucki
+	// Burkes diffuses error to 7 neighbours over 2 rows (/32).
+	Burkes
+	// Sierra (Sierra-3) diffuses error to 10 neighbours over 3 rows (/32).
+	Sierra
+	// SierraTwoRow diffuses error to 7 neighbours over 2 rows (/16).
+	SierraTwoRow
+	// SierraLite diffuses error to 3 neighbours (/4).
+	SierraLite
+	// Atkinson diffuses 6/8 of the error to 6 neighbours over 3 rows.
+	Atkinson
+	// Bayer2x2 is ordered dithering with the 2x2 Bayer matrix.
+	Bayer2x2
+	// Bayer4x4 is ordered dithering with the 4x4 Bayer matrix.
+	Bayer4x4
+	// Bayer8x8 is ordered dithering with the 8x8 Bayer matrix.
+	Bayer8x8
+	// Bayer16x16 is ordered dithering with the 16x16 Bayer matrix.
+	Bayer16x16
+	// BlueNoise is ordered dithering with a 64x64 void-and-cluster blue-noise mask.
+	BlueNoise
+	// Random compares each pixel with a random threshold from Options.Seed.
+	Random
+	// None takes the nearest level only (posterize).
+	None
+
+	numAlgorithms // the number of algorithms
 )
 
 var algorithmNames = [numAlgorithms]string{

@@ -2,6 +2,10 @@ package dither
 
 import "math/bits"
 
+// genericOnly turns the specialised row functions off, so that tests can
+// compare them with the generic ones.
+var genericOnly = false
+
 // pad is the number of spare pixels on each side of an error row, so that
 // kernel taps past the edges need no bounds tests.
 const pad = 2
@@ -17,41 +21,63 @@ type diffusion struct {
 // runDiffusion dithers every row with the chosen error-diffusion kernel;
 // false means a row failed the opaqueness check.
 func (e *engine) runDiffusion() bool {
-	k := kernels[e.opts.Algorithm]
-	d := &diffusion{k: k, shift: -1, s: e.opts.strength()}
-	if bits.OnesCount(uint(k.divisor)) == 1 {
-		d.shift = bits.TrailingZeros(uint(k.divisor))
+	if e.canWavefront() {
+		return e.runWavefront()
 	}
-	stride := e.c * (e.w + 2*pad)
-	for range k.rows() {
-		d.rows = append(d.rows, make([]int32, stride))
-	}
-	fast := e.opts.Algorithm == FloydSteinberg && e.pq == nil && e.c == 3
-	two := fast && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
+	d := newDiffusion(kernels[e.opts.Algorithm], e.opts.strength(), e.c*(e.w+2*pad))
+	row, direct, rewrites := e.diffusionRow(d)
 	for y := 0; y < e.h; y++ {
-		if ok := (fast && e.loadRow(y)) || (!fast && e.loadWork(y)); !ok {
-			return false
+		if direct {
+			e.loadRow(y)
+		} else {
+			e.loadWork(y)
 		}
 		dir := 1
 		if e.opts.Serpentine && y%2 == 1 {
 			dir = -1
 		}
-		switch {
-		case fast && two:
-			e.floydSteinbergRow2(d, dir, e.palRow(y))
-		case fast:
-			e.floydSteinbergRow(d, dir, e.palRow(y))
-		case e.pq != nil:
-			e.diffusePaletteRow(d, dir)
-		default:
-			e.diffuseLevelsRow(d, dir)
+		row(y, dir)
+		if !e.rowChecked() {
+			return false
 		}
-		if !fast || e.out.pal == nil {
+		if !direct || e.out.pal == nil {
 			e.emit(y)
 		}
-		d.advance(fast)
+		d.advance(rewrites)
 	}
 	return true
+}
+
+// newDiffusion returns the state of an error-diffusion pass with kernel k,
+// strength s (over 256) and error rows of stride elements.
+func newDiffusion(k kernel, s int32, stride int) *diffusion {
+	d := &diffusion{k: k, shift: -1, s: s}
+	if bits.OnesCount(uint(k.divisor)) == 1 {
+		d.shift = bits.TrailingZeros(uint(k.divisor))
+	}
+	for range k.rows() {
+		d.rows = append(d.rows, make([]int32, stride))
+	}
+	return d
+}
+
+// diffusionRow picks the function that dithers one row. direct means it
+// reads e.row itself (no working values) and writes a paletted result's
+// row when there is one; rewrites means it writes every element of the
+// next error row, which then needs no clearing.
+func (e *engine) diffusionRow(d *diffusion) (row func(y, dir int), direct, rewrites bool) {
+	fs := e.opts.Algorithm == FloydSteinberg && !genericOnly
+	switch {
+	case fs && e.pq == nil && e.c == 3 && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2:
+		return func(y, dir int) { e.floydSteinbergRow2(d, dir, e.palRow(y)) }, true, true
+	case fs && e.pq == nil && e.c == 3:
+		return func(y, dir int) { e.floydSteinbergRow(d, dir, e.palRow(y)) }, true, true
+	case fs && e.pq != nil:
+		return func(_, dir int) { e.floydSteinbergPaletteRow(d, dir) }, false, true
+	case e.pq != nil:
+		return func(_, dir int) { e.diffusePaletteRow(d, dir) }, false, false
+	}
+	return func(_, dir int) { e.diffuseLevelsRow(d, dir) }, false, false
 }
 
 // advance moves the error rows up by one; the fast Floyd-Steinberg path
@@ -68,14 +94,13 @@ func (d *diffusion) advance(noClear bool) {
 // div divides accumulated error by the kernel divisor, rounding to nearest
 // (halves up).
 func (d *diffusion) div(acc int32) int32 {
-	half := int32(d.k.divisor / 2)
+	n := acc + int32(d.k.divisor/2)
 	if d.shift >= 0 {
-		return (acc + half) >> d.shift
+		return n >> d.shift
 	}
-	n := acc + half
 	q := n / int32(d.k.divisor)
 	if n%int32(d.k.divisor) < 0 {
-		q--
+		q-- // round towards minus infinity
 	}
 	return q
 }
@@ -96,8 +121,24 @@ func (d *diffusion) spread(p, step int, err int32) {
 	}
 }
 
+// spread3 is spread for the three channels of the pixel at element p.
+func (d *diffusion) spread3(p, step int, e0, e1, e2 int32) {
+	for _, t := range d.k.taps {
+		q := p + t.dx*step
+		r := d.rows[t.dy][q : q+3 : q+3]
+		w := int32(t.w)
+		r[0] += e0 * w
+		r[1] += e1 * w
+		r[2] += e2 * w
+	}
+}
+
 // diffuseLevelsRow dithers the current row to levels with any kernel.
 func (e *engine) diffuseLevelsRow(d *diffusion, dir int) {
+	if e.c == 3 {
+		e.diffuseRGBRow(d, dir)
+		return
+	}
 	c, cur := e.c, d.rows[0]
 	step := dir * c
 	for i := 0; i < e.w; i++ {
@@ -116,6 +157,30 @@ func (e *engine) diffuseLevelsRow(d *diffusion, dir int) {
 			e.idx[x*c+ch] = uint8(k)
 			d.spread(p, step, d.scale(v-q.lv[k]))
 		}
+	}
+}
+
+// diffuseRGBRow is diffuseLevelsRow for three channels.
+func (e *engine) diffuseRGBRow(d *diffusion, dir int) {
+	cur, step := d.rows[0], 3*dir
+	for i := 0; i < e.w; i++ {
+		x := i
+		if dir < 0 {
+			x = e.w - 1 - i
+		}
+		if !e.opaqueAt(x) {
+			continue
+		}
+		p := (x + pad) * 3
+		var err [3]int32
+		for ch := range 3 {
+			q := e.lq[ch]
+			v := e.work[3*x+ch] + d.div(cur[p+ch])
+			k := q.nearest(v)
+			e.idx[3*x+ch] = uint8(k)
+			err[ch] = d.scale(v - q.lv[k])
+		}
+		d.spread3(p, step, err[0], err[1], err[2])
 	}
 }
 
@@ -138,9 +203,8 @@ func (e *engine) diffusePaletteRow(d *diffusion, dir int) {
 		}
 		k := e.pq.nearest(v[0], v[1], v[2])
 		e.idx[x] = uint8(k)
-		for ch := range v {
-			d.spread(p+ch, step, d.scale(v[ch]-e.pq.work[k][ch]))
-		}
+		pc := &e.pq.work[k]
+		d.spread3(p, step, d.scale(v[0]-pc[0]), d.scale(v[1]-pc[1]), d.scale(v[2]-pc[2]))
 	}
 }
 
@@ -198,12 +262,17 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
 }
 
 // floydSteinbergRow2 is floydSteinbergRow for two levels in every channel,
-// the default. Quantising is then a comparison with the midpoint, with no
-// table look-up on the path from one pixel's error to the next pixel.
+// the default. Quantising is a comparison with the midpoint, with no table
+// look-up between one pixel's error and the next pixel, and the palette
+// index is (r<<2 | g<<1 | b).
 func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
-	cur, nxt := d.rows[0], d.rows[1]
-	thr, hi := e.lq[0].thr[0], e.lq[0].lv[1] // same in every channel
-	m0, m1 := e.out.mul[0], e.out.mul[1]
+	cur, nxt, row, idx := d.rows[0], d.rows[1], e.row, e.idx
+	thr, hi, s := e.lq[0].thr[0], e.lq[0].lv[1], d.s // same in every channel
+	if pal != nil && s == 256 && e.kind == alphaOpaque {
+		fs2Opaque(row, cur, nxt, pal, &e.sp.toWork, dir)
+		return
+	}
+	opaque, transp := e.kind == alphaOpaque, e.out.transp
 	t := &e.sp.toWork
 	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
 	step := 3 * dir
@@ -212,28 +281,28 @@ func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
 		x = e.w - 1
 	}
 	for range e.w {
-		p, o := (x+pad)*3, 3*x
+		p := (x + pad) * 3
 		var er, eg, eb int32
-		s := e.row[4*x : 4*x+4 : 4*x+4]
-		if e.kind == alphaOpaque || s[3] != 0 {
+		px := row[4*x : 4*x+4 : 4*x+4]
+		if opaque || px[3] != 0 {
 			c := cur[p : p+3 : p+3]
-			vr := t[s[0]] + (c[0]+fr+8)>>4
-			vg := t[s[1]] + (c[1]+fg+8)>>4
-			vb := t[s[2]] + (c[2]+fb+8)>>4
+			vr := t[px[0]] + (c[0]+fr+8)>>4
+			vg := t[px[1]] + (c[1]+fg+8)>>4
+			vb := t[px[2]] + (c[2]+fb+8)>>4
 			// -1 when at or above the midpoint, else 0.
 			kr, kg, kb := (thr-1-vr)>>31, (thr-1-vg)>>31, (thr-1-vb)>>31
 			er, eg, eb = vr-kr&hi, vg-kg&hi, vb-kb&hi
 			if pal != nil {
-				pal[x] = uint8(-int(kr)*m0 - int(kg)*m1 - int(kb))
+				pal[x] = uint8(kr&4 | kg&2 | kb&1)
 			} else {
-				id := e.idx[o : o+3 : o+3]
+				id := idx[3*x : 3*x+3 : 3*x+3]
 				id[0], id[1], id[2] = uint8(-kr), uint8(-kg), uint8(-kb)
 			}
-			if d.s != 256 {
-				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			if s != 256 {
+				er, eg, eb = er*s>>8, eg*s>>8, eb*s>>8
 			}
 		} else if pal != nil {
-			pal[x] = e.out.transp
+			pal[x] = transp
 		}
 		n := nxt[p-step : p-step+3 : p-step+3]
 		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
@@ -245,4 +314,117 @@ func (e *engine) floydSteinbergRow2(d *diffusion, dir int, pal []uint8) {
 	p := (x - dir + pad) * 3
 	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
 	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
+}
+
+// Two-level quantisation in every colour space: levels 0 and workMax.
+const (
+	twoHi  = workMax
+	twoMid = (workMax + 1) / 2
+)
+
+// fs2Opaque is floydSteinbergRow2 for the common case: an opaque row, a
+// paletted result and full strength. Only the error for the next pixel is
+// carried in registers; the next row is updated in memory, off the
+// critical path, so that the loop does not spill. Each direction has its
+// own loop, which lets one bounds check cover the three next-row pixels.
+func fs2Opaque(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, dir int) {
+	w := len(pal)
+	row, cur, nxt = row[:4*w], cur[:3*(w+2*pad)], nxt[:3*(w+2*pad)]
+	if dir > 0 {
+		fs2Forward(row, cur, nxt, pal, t)
+		return
+	}
+	fs2Backward(row, cur, nxt, pal, t)
+}
+
+// fs2Forward is fs2Opaque from left to right.
+func fs2Forward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
+	var f [3]int32
+	fs2ForwardRange(row, cur, nxt, pal, t, 0, len(pal), &f)
+}
+
+// fs2ForwardRange is fs2Forward for pixels x0 to x1 (exclusive) of the
+// row; f carries 7/16 of the error for the next pixel between ranges.
+func fs2ForwardRange(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32, x0, x1 int, f *[3]int32) {
+	fr, fg, fb := f[0], f[1], f[2]
+	if x0 == 0 {
+		clear(nxt[3*pad-3 : 3*pad+3])
+	}
+	for x := x0; x < x1; x++ {
+		p := (x + pad) * 3
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		n := nxt[p-3 : p+6 : p+6] // behind, here, ahead
+		n[0], n[1], n[2] = n[0]+3*er, n[1]+3*eg, n[2]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[6], n[7], n[8] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+	}
+	f[0], f[1], f[2] = fr, fg, fb
+}
+
+// fs2Backward is fs2Opaque from right to left (serpentine odd rows).
+func fs2Backward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	last := (len(pal) - 1 + pad) * 3
+	clear(nxt[last : last+6])
+	for x := len(pal) - 1; x >= 0; x-- {
+		p := (x + pad) * 3
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		n := nxt[p-3 : p+6 : p+6] // ahead, here, behind
+		n[6], n[7], n[8] = n[6]+3*er, n[7]+3*eg, n[8]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[0], n[1], n[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+	}
+}
+
+// floydSteinbergPaletteRow is diffusePaletteRow specialised for
+// Floyd-Steinberg: the error for the next pixel stays in registers and
+// the kernel is written out.
+func (e *engine) floydSteinbergPaletteRow(d *diffusion, dir int) {
+	cur, nxt, work, idx, pq, s := d.rows[0], d.rows[1], e.work, e.idx, e.pq, d.s
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	p0 := (x + pad) * 3
+	clear(nxt[p0-step : p0-step+3])
+	clear(nxt[p0 : p0+3])
+	for range e.w {
+		p := (x + pad) * 3
+		var er, eg, eb int32
+		if e.opaqueAt(x) {
+			w, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
+			vr := w[0] + (c[0]+fr+8)>>4
+			vg := w[1] + (c[1]+fg+8)>>4
+			vb := w[2] + (c[2]+fb+8)>>4
+			k := pq.nearest(vr, vg, vb)
+			idx[x] = uint8(k)
+			pc := &pq.work[k]
+			er, eg, eb = vr-pc[0], vg-pc[1], vb-pc[2]
+			if s != 256 {
+				er, eg, eb = er*s>>8, eg*s>>8, eb*s>>8
+			}
+		}
+		back, here, ahead := nxt[p-step:p-step+3:p-step+3], nxt[p:p+3:p+3], nxt[p+step:p+step+3:p+step+3]
+		back[0], back[1], back[2] = back[0]+3*er, back[1]+3*eg, back[2]+3*eb
+		here[0], here[1], here[2] = here[0]+5*er, here[1]+5*eg, here[2]+5*eb
+		ahead[0], ahead[1], ahead[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
 }

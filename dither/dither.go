@@ -108,18 +108,16 @@ func (e *engine) run() bool {
 	return e.runThreshold()
 }
 
-// loadWork reads source row y into e.row and e.work; see loadRow.
-func (e *engine) loadWork(y int) bool {
-	if !e.loadRow(y) {
-		return false
-	}
+// loadWork reads source row y into e.row and e.work.
+func (e *engine) loadWork(y int) {
+	e.loadRow(y)
 	t := &e.sp.toWork
 	if !e.opts.Grayscale {
 		for x := 0; x < e.w; x++ {
 			p, w := e.row[4*x:4*x+3:4*x+3], e.work[3*x:3*x+3:3*x+3]
 			w[0], w[1], w[2] = t[p[0]], t[p[1]], t[p[2]]
 		}
-		return true
+		return
 	}
 	l := e.sp.luma
 	for x := 0; x < e.w; x++ {
@@ -131,13 +129,17 @@ func (e *engine) loadWork(y int) bool {
 			e.work[3*x], e.work[3*x+1], e.work[3*x+2] = y, y, y
 		}
 	}
-	return true
 }
 
-// loadRow reads source row y into e.row. It returns false when e.check
-// is set and the row is not opaque.
-func (e *engine) loadRow(y int) bool {
+// loadRow reads source row y into e.row.
+func (e *engine) loadRow(y int) {
 	e.row = e.load(y, e.buf)
+}
+
+// rowChecked reports whether the current row satisfies e.check: callers
+// test it after dithering the row, while the row is still in the cache,
+// and start again when it fails.
+func (e *engine) rowChecked() bool {
 	return !e.check || rgbaOpaque(e.row, 0, 0, e.w, 1)
 }
 

@@ -425,3 +425,117 @@ func TestBlueNoiseMask(t *testing.T) {
 		}
 	}
 }
+
+func TestYCbCrConversionExact(t *testing.T) {
+	for y := 0; y < 256; y += 3 {
+		for cb := 0; cb < 256; cb++ {
+			for cr := 0; cr < 256; cr++ {
+				r1, g1, b1 := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
+				r2, g2, b2 := ycbcrToRGB(uint8(y), uint8(cb), uint8(cr))
+				if r1 != r2 || g1 != g2 || b1 != b2 {
+					t.Fatalf("ycbcrToRGB(%d,%d,%d) = %d %d %d, want %d %d %d", y, cb, cr, r2, g2, b2, r1, g1, b1)
+				}
+			}
+		}
+	}
+}
+
+func TestYCbCrSubsamplings(t *testing.T) {
+	ratios := []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410}
+	for _, r := range ratios {
+		for _, rect := range []image.Rectangle{image.Rect(0, 0, 13, 7), image.Rect(3, 5, 20, 11)} {
+			y := image.NewYCbCr(rect, r)
+			for i := range y.Y {
+				y.Y[i] = uint8(mix(1, uint64(i)))
+			}
+			for i := range y.Cb {
+				y.Cb[i], y.Cr[i] = uint8(mix(2, uint64(i))), uint8(mix(3, uint64(i)))
+			}
+			sub := y.SubImage(image.Rect(rect.Min.X+1, rect.Min.Y+1, rect.Max.X, rect.Max.Y))
+			for _, img := range []image.Image{y, sub} {
+				rgba := image.NewRGBA(img.Bounds())
+				draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
+				if !sameImage(mustDither(t, img, Options{}), mustDither(t, rgba, Options{})) {
+					t.Errorf("%v %v: YCbCr differs from RGBA", r, img.Bounds())
+				}
+			}
+		}
+	}
+}
+
+// TestFastPathsMatchGeneric checks every specialised row function against
+// the generic code it replaces.
+func TestFastPathsMatchGeneric(t *testing.T) {
+	img := testImage(45, 23, 11)
+	holes := testImage(45, 23, 12)
+	for x := 0; x < 45; x += 4 {
+		holes.SetNRGBA(x, x%23, color.NRGBA{})
+	}
+	opts := []Options{
+		{}, {ColorSpace: SRGB}, {Serpentine: true}, {Strength: 0.6}, {Levels: 5}, {Levels: 7, Serpentine: true},
+		{Palette: "cga"}, {Palette: "web-safe", Serpentine: true, Strength: 0.8}, {Palette: "gameboy", ColorSpace: SRGB},
+		{Algorithm: Bayer8x8}, {Algorithm: Bayer16x16, Levels: 3}, {Algorithm: BlueNoise}, {Algorithm: Random, Levels: 7},
+		{Algorithm: None, Levels: 4}, {Algorithm: Bayer2x2, Strength: 0.3},
+	}
+	for _, src := range []*image.NRGBA{img, holes} {
+		for _, o := range opts {
+			fast := mustDither(t, src, o)
+			genericOnly = true
+			slow := mustDither(t, src, o)
+			genericOnly = false
+			if !sameImage(fast, slow) {
+				t.Errorf("%+v: fast path differs from the generic one", o)
+			}
+		}
+	}
+}
+
+func TestCMYKAndGray16Sources(t *testing.T) {
+	cmyk := image.NewCMYK(image.Rect(0, 0, 19, 11))
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(mix(9, uint64(i)))
+	}
+	g16 := image.NewGray16(image.Rect(0, 0, 19, 11))
+	for i := range g16.Pix {
+		g16.Pix[i] = uint8(mix(10, uint64(i)))
+	}
+	for _, src := range []image.Image{cmyk, g16} {
+		rgba := image.NewRGBA(src.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), src, image.Point{}, draw.Src)
+		for _, o := range []Options{{}, {Algorithm: Bayer4x4, Levels: 4}} {
+			if !sameImage(mustDither(t, src, o), mustDither(t, rgba, o)) {
+				t.Errorf("%T %+v: differs from its RGBA conversion", src, o)
+			}
+		}
+	}
+}
+
+func TestWavefrontSameResult(t *testing.T) {
+	for _, sz := range [][2]int{{1000, 37}, {3, 5}, {600, 1}, {257, 9}} {
+		img := testImage(sz[0], sz[1], 13)
+		rgba := image.NewRGBA(img.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), img, image.Point{}, draw.Src)
+		for _, cs := range []ColorSpace{Linear, SRGB} {
+			want := mustDither(t, rgba, Options{ColorSpace: cs}).(*image.Paletted)
+			for _, n := range []int{2, 3, 8} {
+				got := mustDither(t, rgba, Options{ColorSpace: cs, Workers: n}).(*image.Paletted)
+				if string(got.Pix) != string(want.Pix) {
+					t.Errorf("%v %v workers %d: differs from one worker", sz, cs, n)
+				}
+			}
+		}
+	}
+	// A transparent row found half-way makes the workers stop and start again.
+	img := testImage(300, 40, 14)
+	for x := 0; x < 300; x += 7 {
+		img.SetNRGBA(x, 30, color.NRGBA{})
+	}
+	want := mustDither(t, img, Options{})
+	if got := mustDither(t, img, Options{Workers: 2}); !sameImage(got, want) {
+		t.Error("workers 2 with transparency differs from one worker")
+	}
+	if err := (Options{Workers: -1}).Validate(); err == nil {
+		t.Error("negative workers accepted")
+	}
+}

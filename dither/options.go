@@ -45,11 +45,17 @@ func ParseColorSpace(s string) (ColorSpace, error) {
 
 // Limits of Options.
 const (
-	MinLevels       = 2   // fewest levels per channel
-	MaxLevels       = 256 // most levels per channel
-	DefaultLevels   = 2   // levels per channel when Options.Levels is 0
-	MaxPaletteSize  = 256 // most colours in a palette
+	// MinLevels is the fewest levels per channel.
+	MinLevels = 2
+	// MaxLevels is the most levels per channel.
+	MaxLevels = 256
+	// DefaultLevels is the levels per channel when Options.Levels is 0.
+	DefaultLevels = 2
+	// MaxPaletteSize is the most colours in a palette.
+	MaxPaletteSize = 256
+
 	defaultStrength = 1.0
+	maxWorkers      = 256
 )
 
 // Options configure Dither. The zero value is valid: Floyd-Steinberg,
@@ -80,6 +86,11 @@ type Options struct {
 	ColorSpace ColorSpace
 	// Seed seeds the Random algorithm; equal seeds give equal results.
 	Seed int64
+	// Workers is how many goroutines may dither one image; 0 and 1 mean
+	// one. Only two-level Floyd-Steinberg left to right, at full strength,
+	// on an opaque image, uses more (a wavefront over rows); the result is
+	// the same whatever the number.
+	Workers int
 }
 
 // ErrInvalidOptions is wrapped by every error that Options.Validate returns.
@@ -107,6 +118,9 @@ func (o Options) validate() error {
 	}
 	if o.Strength < 0 || o.Strength > 1 || o.Strength != o.Strength {
 		return fmt.Errorf("strength must be between 0 and 1, got %v", o.Strength)
+	}
+	if o.Workers < 0 || o.Workers > maxWorkers {
+		return fmt.Errorf("workers must be between 0 and %d, got %d", maxWorkers, o.Workers)
 	}
 	if o.ColorSpace != Linear && o.ColorSpace != SRGB {
 		return fmt.Errorf("unknown colour space %d", int(o.ColorSpace))

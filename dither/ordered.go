@@ -95,21 +95,34 @@ func (e *engine) runThreshold() bool {
 	t := newThresholds(e.opts)
 	trow := make([]int32, e.w)
 	var lut *orderedLUT
-	if e.pq == nil && e.c == 3 {
+	var table *thresholdTable
+	if e.pq == nil && e.c == 3 && !genericOnly {
 		lut = newOrderedLUT(e)
+		if !t.random && t.side <= maxTableSide && e.out.pal != nil && e.kind == alphaOpaque {
+			table = newThresholdTable(lut, t)
+		}
 	}
 	for y := 0; y < e.h; y++ {
-		if ok := (lut != nil && e.loadRow(y)) || (lut == nil && e.loadWork(y)); !ok {
-			return false
+		if lut != nil {
+			e.loadRow(y)
+		} else {
+			e.loadWork(y)
 		}
-		t.row(y, trow)
 		switch {
+		case table != nil:
+			table.row(y, e.row, e.palRow(y))
 		case lut != nil:
+			t.row(y, trow)
 			e.thresholdRGBRow(lut, trow, e.palRow(y))
 		case e.pq != nil:
+			t.row(y, trow)
 			e.thresholdPaletteRow(trow)
 		default:
+			t.row(y, trow)
 			e.thresholdLevelsRow(trow)
+		}
+		if !e.rowChecked() {
+			return false
 		}
 		if lut == nil || e.out.pal == nil {
 			e.emit(y)
@@ -150,6 +163,10 @@ func (e *engine) thresholdPaletteRow(trow []int32) {
 type orderedLUT struct {
 	k [3][256]uint8
 	f [3][256]int32 // 0..65535
+	// packed holds, for a paletted result, the level below times the
+	// channel's palette multiplier in the high 16 bits and f in the low.
+	packed [3][256]int32
+	mul    [3]int32
 }
 
 func newOrderedLUT(e *engine) *orderedLUT {
@@ -164,6 +181,8 @@ func newOrderedLUT(e *engine) *orderedLUT {
 			}
 			l.k[ch][v] = uint8(k)
 			l.f[ch][v] = int32((int64(c-q.lv[k]) * q.inv[k]) >> 16)
+			l.mul[ch] = int32(e.out.mul[ch])
+			l.packed[ch][v] = int32(k)*l.mul[ch]<<16 | l.f[ch][v]
 		}
 	}
 	return l
@@ -174,7 +193,7 @@ func newOrderedLUT(e *engine) *orderedLUT {
 // result is paletted, else levels to e.idx.
 func (e *engine) thresholdRGBRow(l *orderedLUT, trow []int32, pal []uint8) {
 	if pal != nil && e.kind == alphaOpaque {
-		thresholdRGBOpaque(l, e.row, trow, pal, e.out.mul)
+		thresholdRGBOpaque(l, e.row, trow, pal)
 		return
 	}
 	m0, m1 := e.out.mul[0], e.out.mul[1]
@@ -197,15 +216,57 @@ func (e *engine) thresholdRGBRow(l *orderedLUT, trow []int32, pal []uint8) {
 }
 
 // thresholdRGBOpaque is thresholdRGBRow for an opaque row and a paletted
-// result, the common case.
-func thresholdRGBOpaque(l *orderedLUT, row []uint8, trow []int32, pal []uint8, mul [3]int) {
-	m0, m1 := mul[0], mul[1]
+// result, the common case: one table load per channel.
+func thresholdRGBOpaque(l *orderedLUT, row []uint8, trow []int32, pal []uint8) {
+	pr, pg, pb := &l.packed[0], &l.packed[1], &l.packed[2]
+	mr, mg, mb := l.mul[0], l.mul[1], l.mul[2]
 	pal = pal[:len(trow)]
 	for x, t := range trow {
 		s := row[4*x : 4*x+3 : 4*x+3]
-		kr := int(l.k[0][s[0]]) - int((t-l.f[0][s[0]])>>31)
-		kg := int(l.k[1][s[1]]) - int((t-l.f[1][s[1]])>>31)
-		kb := int(l.k[2][s[2]]) - int((t-l.f[2][s[2]])>>31)
-		pal[x] = uint8(kr*m0 + kg*m1 + kb)
+		r, g, b := pr[s[0]], pg[s[1]], pb[s[2]]
+		// (t - f) >> 31 is -1 when the fraction f exceeds the threshold.
+		code := r>>16 + (t-r&0xffff)>>31&mr + g>>16 + (t-g&0xffff)>>31&mg + b>>16 + (t-b&0xffff)>>31&mb
+		pal[x] = uint8(code)
+	}
+}
+
+// maxTableSide is the largest matrix side for which thresholdTable is
+// used: it holds side*side*3*256 bytes.
+const maxTableSide = 16
+
+// thresholdTable holds, for every cell of a small threshold matrix, every
+// channel and every 8-bit value, the value's share of the palette index:
+// its level times the channel's multiplier. A pixel then costs three
+// look-ups and two additions.
+type thresholdTable struct {
+	side  int
+	cells [][3][256]uint8
+}
+
+func newThresholdTable(l *orderedLUT, t *thresholds) *thresholdTable {
+	tt := &thresholdTable{side: t.side, cells: make([][3][256]uint8, len(t.cells))}
+	for i, th := range t.cells {
+		for ch := range 3 {
+			for v := range 256 {
+				k := int32(l.k[ch][v])
+				if l.f[ch][v] > th {
+					k++
+				}
+				tt.cells[i][ch][v] = uint8(k * l.mul[ch])
+			}
+		}
+	}
+	return tt
+}
+
+// row dithers source row y (opaque) into the paletted row pal.
+func (tt *thresholdTable) row(y int, row, pal []uint8) {
+	cells := tt.cells[(y%tt.side)*tt.side : (y%tt.side+1)*tt.side]
+	mask := tt.side - 1 // sides are powers of two
+	pal = pal[:len(row)/4]
+	for x := range pal {
+		c := &cells[x&mask]
+		s := row[4*x : 4*x+3 : 4*x+3]
+		pal[x] = c[0][s[0]] + c[1][s[1]] + c[2][s[2]]
 	}
 }

@@ -114,7 +114,7 @@ func levelsOf(t *testing.T, img image.Image, n int) [][3]int {
 func TestMatchesFloatReference(t *testing.T) {
 	sizes := [][2]int{{23, 17}, {1, 9}, {9, 1}, {64, 5}}
 	for _, alg := range Algorithms() {
-		for _, n := range []int{2, 4, 6} {
+		for _, n := range []int{2, 4, 6, 7} {
 			for _, serp := range []bool{false, true} {
 				if serp && !alg.IsErrorDiffusion() || alg == Random || alg == BlueNoise && n != 2 {
 					continue

@@ -66,15 +66,60 @@ func unpremul(c, a uint8) uint8 {
 }
 
 func loadYCbCr(s *image.YCbCr, b image.Rectangle, y int, buf []uint8) []uint8 {
-	sy := b.Min.Y + y
-	for x := 0; x < b.Dx(); x++ {
-		sx := b.Min.X + x
-		yi, ci := s.YOffset(sx, sy), s.COffset(sx, sy)
-		r, g, bl := color.YCbCrToRGB(s.Y[yi], s.Cb[ci], s.Cr[ci])
-		d := buf[4*x : 4*x+4 : 4*x+4]
-		d[0], d[1], d[2], d[3] = r, g, bl, 255
+	sy, w := b.Min.Y+y, b.Dx()
+	hs, ok := chromaShift(s.SubsampleRatio)
+	if !ok || b.Min.X < 0 || s.Rect.Min.X < 0 {
+		for x := 0; x < w; x++ {
+			sx := b.Min.X + x
+			yi, ci := s.YOffset(sx, sy), s.COffset(sx, sy)
+			r, g, bl := color.YCbCrToRGB(s.Y[yi], s.Cb[ci], s.Cr[ci])
+			d := buf[4*x : 4*x+4 : 4*x+4]
+			d[0], d[1], d[2], d[3] = r, g, bl, 255
+		}
+		return buf[:4*w]
 	}
-	return buf[:4*b.Dx()]
+	yi := s.YOffset(b.Min.X, sy)
+	yrow := s.Y[yi : yi+w]
+	ci := s.COffset(b.Min.X, sy) - b.Min.X>>hs
+	for x, yy := range yrow {
+		c := ci + (b.Min.X+x)>>hs
+		// ycbcrToRGB, written out: the call would not be inlined.
+		y1, cb1, cr1 := int32(yy)*0x10101, int32(s.Cb[c])-128, int32(s.Cr[c])-128
+		d := buf[4*x : 4*x+4 : 4*x+4]
+		d[0] = clamp16(y1 + 91881*cr1)
+		d[1] = clamp16(y1 - 22554*cb1 - 46802*cr1)
+		d[2] = clamp16(y1 + 116130*cb1)
+		d[3] = 255
+	}
+	return buf[:4*w]
+}
+
+// chromaShift returns how many bits a column index shifts right to index
+// the chroma planes, and false for an unknown subsampling.
+func chromaShift(r image.YCbCrSubsampleRatio) (uint, bool) {
+	switch r {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		return 0, true
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		return 1, true
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		return 2, true
+	}
+	return 0, false
+}
+
+// ycbcrToRGB is color.YCbCrToRGB with branch-free clamping (same results).
+func ycbcrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
+	yy := int32(y) * 0x10101
+	cb1, cr1 := int32(cb)-128, int32(cr)-128
+	return clamp16(yy + 91881*cr1), clamp16(yy - 22554*cb1 - 46802*cr1), clamp16(yy + 116130*cb1)
+}
+
+// clamp16 returns v>>16 clamped to [0, 255].
+func clamp16(v int32) uint8 {
+	v >>= 16
+	v &^= v >> 31
+	return uint8(min(v, 255))
 }
 
 func loadGray(s *image.Gray, b image.Rectangle, y int, buf []uint8) []uint8 {

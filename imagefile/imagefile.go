@@ -21,8 +21,10 @@ import (
 
 // Default limits, used where a Limits field is zero.
 const (
-	DefaultMaxBytes  = 32 << 20   // 32 MiB
-	DefaultMaxPixels = 50_000_000 // 50 megapixels
+	// DefaultMaxBytes is the default byte cap: 32 MiB.
+	DefaultMaxBytes = 32 << 20
+	// DefaultMaxPixels is the default pixel cap: 50 megapixels.
+	DefaultMaxPixels = 50_000_000
 )
 
 // Limits bound what Decode accepts. Zero fields take the defaults.

@@ -235,3 +235,20 @@ func TestEncodePNG(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestOrientOtherTypes(t *testing.T) {
+	cmyk := image.NewCMYK(image.Rect(0, 0, 3, 2))
+	cmyk.Set(0, 1, color.CMYK{0, 255, 255, 0}) // red, bottom-left
+	out := Orient(cmyk, 6)                     // bottom-left goes to top-left
+	if out.Bounds() != image.Rect(0, 0, 2, 3) || !near(out.At(0, 0), color.RGBA{255, 0, 0, 255}) {
+		t.Errorf("CMYK orientation 6: %v at (0,0), bounds %v", out.At(0, 0), out.Bounds())
+	}
+	g := image.NewGray(image.Rect(0, 0, 3, 2))
+	g.SetGray(2, 0, color.Gray{200}) // top-right
+	if og := Orient(g, 8).(*image.Gray); og.GrayAt(0, 0).Y != 200 {
+		t.Errorf("Gray orientation 8: top-left is %v", og.GrayAt(0, 0))
+	}
+	if Orient(g, 1) != image.Image(g) || Orient(g, 9) != image.Image(g) {
+		t.Error("orientation 1 and unknown values must return the image unchanged")
+	}
+}

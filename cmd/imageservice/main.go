@@ -27,8 +27,9 @@ type command struct {
 // subcommands returns the sub-commands by name. Each command lives in its own file.
 func subcommands() map[string]command {
 	return map[string]command{
-		"serve": {"run the service (the default)", runServe},
-		"help":  {"list the commands and configuration variables", runHelp},
+		"serve":  {"run the service (the default)", runServe},
+		"dither": {"dither an image file offline with the service's engine", runDither},
+		"help":   {"list the commands and configuration variables", runHelp},
 	}
 }
 
