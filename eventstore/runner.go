@@ -70,7 +70,7 @@ func (r *Runner) Run(ctx context.Context, sub Subscription) error {
 	if sub.Name == "" || sub.Handler == nil {
 		return errors.New("run subscription: a name and a handler are required")
 	}
-	r.setDefaults()
+	r = r.withDefaults() // a copy: one Runner may run several subscriptions at once
 	n := max(sub.Partitions, 1)
 	var wg sync.WaitGroup
 	for p := range n {
@@ -80,7 +80,9 @@ func (r *Runner) Run(ctx context.Context, sub Subscription) error {
 	return ctx.Err()
 }
 
-func (r *Runner) setDefaults() {
+func (r *Runner) withDefaults() *Runner {
+	c := *r
+	r = &c
 	if r.Holder == "" {
 		r.Holder = DefaultHolder()
 	}
@@ -90,6 +92,7 @@ func (r *Runner) setDefaults() {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
+	return r
 }
 
 // DefaultHolder returns a lease holder name unique to this process.

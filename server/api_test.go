@@ -266,7 +266,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestIdempotentUpload(t *testing.T) {
-	e := start(t, server.Config{AutoDither: true})
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true}) // counts events
 	var first, again uploadResult
 	input := func() map[string]any { return map[string]any{"idempotencyKey": "client-key-1"} }
 	e.upload("one.png", pngBytes(5, 5), input(), &first)

@@ -10,7 +10,7 @@ import (
 // Every bad input gets a userErrors entry or a GraphQL error with a code,
 // and nothing is appended.
 func TestBadInput(t *testing.T) {
-	e := start(t, server.Config{AutoDither: true, MaxUploadBytes: 64 << 10, MaxPixels: 100 * 100})
+	e := start(t, server.Config{AutoDither: true, MaxUploadBytes: 64 << 10, MaxPixels: 100 * 100, NoProcessors: true})
 	good := e.mustUpload("good.png", pngBytes(10, 10))
 	before := e.eventCount()
 

@@ -57,7 +57,9 @@ func start(t *testing.T, cfg server.Config) *env {
 	e := &env{t: t, pool: pool, queries: counter}
 	ts := httptest.NewUnstartedServer(nil)
 	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
-	e.srv = server.New(pool, cfg)
+	if e.srv, err = server.New(pool, cfg); err != nil {
+		t.Fatal(err)
+	}
 	ts.Config.Handler = e.srv.Handler()
 	ts.Start()
 	e.http = ts

@@ -19,7 +19,9 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/graph"
+	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/live"
+	"github.com/imageservice/imageservice/processors"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
 )
 
@@ -32,6 +34,12 @@ type Config struct {
 	AutoDither bool
 	// MaxUploadBytes and MaxPixels cap uploads (0: the defaults of package commands).
 	MaxUploadBytes, MaxPixels int64
+	// Processors tunes the dither processor; its Limits default to the
+	// upload caps.
+	Processors processors.Config
+	// NoProcessors leaves the processors to other replicas (an API-only
+	// replica); jobs are still enqueued by whichever replica runs them.
+	NoProcessors bool
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -44,6 +52,7 @@ var migrations = []struct {
 	{espg.Migrate, espg.Pending},
 	{blobpg.Migrate, blobpg.Pending},
 	{projpg.Migrate, projpg.Pending},
+	{processors.Migrate, processors.Pending},
 }
 
 // Migrate applies every component's migrations to the pool's schema.
@@ -73,13 +82,14 @@ type Server struct {
 	reads    *projpg.ReadModel
 	hub      *live.Hub
 	commands *commands.Service
+	procs    *processors.Processors
 	handler  http.Handler
 	log      *slog.Logger
 }
 
 // New assembles the service on the pool, whose database must be migrated.
 // Run starts its background work; Close releases it.
-func New(pool *pgxpool.Pool, cfg Config) *Server {
+func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -91,6 +101,19 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	s.commands = commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
 	})
+	pc := cfg.Processors
+	pc.Logger = log
+	if pc.Limits == (imagefile.Limits{}) {
+		pc.Limits = imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
+	}
+	if !cfg.NoProcessors {
+		procs, err := processors.New(store, s.commands, blobs, pc)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		s.procs = procs
+	}
 	resolver := &graph.Resolver{
 		Commands: s.commands, Reads: s.reads, Live: s.hub, Logger: log,
 		BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key },
@@ -106,7 +129,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Server {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	s.handler = mux
-	return s
+	return s, nil
 }
 
 // Handler returns the HTTP routes.
@@ -127,14 +150,15 @@ func (s *Server) Hub() *live.Hub { return s.hub }
 // Close stops the event store's listener.
 func (s *Server) Close() { s.store.Close() }
 
-// Run runs the projector and the live hub until ctx ends, restarting
-// either after a failure.
+// Run runs the projector, the processors and the live hub until ctx
+// ends, restarting each after a failure.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	runner := &eventstore.Runner{Store: s.store, Logger: s.log}
-	wg.Go(func() {
-		s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.reads.Run(ctx, runner) })
-	})
+	wg.Go(func() { s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.reads.Run(ctx, runner) }) })
+	if s.procs != nil {
+		wg.Go(func() { s.keepRunning(ctx, "processors", func(ctx context.Context) error { return s.procs.Run(ctx, runner) }) })
+	}
 	wg.Go(func() { s.keepRunning(ctx, "live hub", s.hub.Run) })
 	wg.Wait()
 }

@@ -117,7 +117,8 @@ func TestDitherCompletedOverWebsocket(t *testing.T) {
 		{"graphql-ws", "start", "data"},
 	} {
 		t.Run(proto.name, func(t *testing.T) {
-			e := start(t, server.Config{AutoDither: true})
+			// No processor here: the test plays it, from another process.
+			e := start(t, server.Config{AutoDither: true, NoProcessors: true})
 			img := e.mustUpload("live.png", pngBytes(8, 8))
 			ditherID := img.Dithers.Edges[0].Node.ID
 			c := dialWS(t, e, proto.name)

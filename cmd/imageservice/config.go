@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // setting is one configuration variable: its name, default and meaning.
@@ -34,6 +35,10 @@ var settings = []setting{
 	{"AUTO_DITHER", "true", "request one dither (2 levels, Floyd-Steinberg) with every upload that asks for none"},
 	{"MAX_UPLOAD_BYTES", "26214400", "largest accepted upload, in bytes (25 MiB)"},
 	{"MAX_PIXELS", "50000000", "largest accepted image, in pixels (width times height)"},
+	{"PROCESSORS", "true", "run the dither processor on this replica (false for an API-only replica)"},
+	{"DITHER_CONCURRENCY", "", "dithers run at once on this replica (default: the number of CPUs)"},
+	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
+	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
 }
 
 // env returns the value of the named setting, or its default.
@@ -79,6 +84,15 @@ func envInt(name string) (int64, error) {
 	v, err := strconv.ParseInt(env(name), 10, 64)
 	if err != nil || v <= 0 {
 		return 0, fmt.Errorf("%s must be a positive whole number, not %q", name, env(name))
+	}
+	return v, nil
+}
+
+// envDuration reads a positive duration setting such as "90s" or "5m".
+func envDuration(name string) (time.Duration, error) {
+	v, err := time.ParseDuration(env(name))
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s must be a positive duration such as 90s or 5m, not %q", name, env(name))
 	}
 	return v, nil
 }

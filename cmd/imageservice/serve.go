@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -40,10 +41,17 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if cfg.publicURL, err = publicURL(ln.Addr().String()); err != nil {
 		return err
 	}
-	srv := server.New(pool, server.Config{
+	srv, err := server.New(pool, server.Config{
 		PublicURL: cfg.publicURL, AutoDither: cfg.autoDither,
 		MaxUploadBytes: cfg.maxBytes, MaxPixels: cfg.maxPixels, Logger: log,
+		NoProcessors: !cfg.processors,
+		Processors: processors.Config{
+			Concurrency: int(cfg.concurrency), JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
+		},
 	})
+	if err != nil {
+		return err
+	}
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -59,8 +67,9 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 // serveConfig is the configuration serve reads from the environment.
 type serveConfig struct {
 	databaseURL, httpAddr, publicURL string
-	migrate, autoDither              bool
-	maxBytes, maxPixels              int64
+	migrate, autoDither, processors  bool
+	maxBytes, maxPixels, concurrency int64
+	jobTimeout, rescueAfter          time.Duration
 }
 
 func loadServeConfig() (serveConfig, error) {
@@ -79,10 +88,23 @@ func loadServeConfig() (serveConfig, error) {
 	errs = append(errs, err)
 	cfg.autoDither, err = envBool("AUTO_DITHER")
 	errs = append(errs, err)
+	cfg.processors, err = envBool("PROCESSORS")
+	errs = append(errs, err)
 	cfg.maxBytes, err = envInt("MAX_UPLOAD_BYTES")
 	errs = append(errs, err)
 	cfg.maxPixels, err = envInt("MAX_PIXELS")
 	errs = append(errs, err)
+	if env("DITHER_CONCURRENCY") != "" {
+		cfg.concurrency, err = envInt("DITHER_CONCURRENCY")
+		errs = append(errs, err)
+	}
+	cfg.jobTimeout, err = envDuration("JOB_TIMEOUT")
+	errs = append(errs, err)
+	cfg.rescueAfter, err = envDuration("JOB_RESCUE_AFTER")
+	errs = append(errs, err)
+	if err == nil && cfg.rescueAfter <= cfg.jobTimeout {
+		errs = append(errs, fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", cfg.rescueAfter, cfg.jobTimeout))
+	}
 	return cfg, errors.Join(errs...)
 }
 

@@ -1,0 +1,176 @@
+package processors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/imageservice/imageservice/blobstore"
+	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/eventstore"
+	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	"github.com/imageservice/imageservice/imagefile"
+	"github.com/imageservice/imageservice/images"
+)
+
+// Config tunes the processors. Zero fields take the defaults.
+type Config struct {
+	// Concurrency is how many dithers run at once on this replica
+	// (default GOMAXPROCS).
+	Concurrency int
+	// BudgetPixels bounds the pixels dithered at once (default 100 MP,
+	// about 1.2 GB of working memory at worst).
+	BudgetPixels int64
+	// Limits are the decoding caps.
+	Limits imagefile.Limits
+	// JobTimeout bounds one attempt (default 5 min); RescueAfter is when
+	// a job whose replica died is handed to another (default 6 min; at
+	// least JobTimeout).
+	JobTimeout, RescueAfter time.Duration
+	Logger                  *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.BudgetPixels <= 0 {
+		c.BudgetPixels = 100_000_000
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 5 * time.Minute
+	}
+	if c.RescueAfter < c.JobTimeout {
+		c.RescueAfter = c.JobTimeout + time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Migrate applies River's migrations to the pool's schema.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	return nil
+}
+
+// Pending reports whether River's migrations remain to be applied.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return false, err
+	}
+	res, err := m.Validate(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("check job queue migrations: %w", err)
+	}
+	return !res.OK, nil
+}
+
+// Processors runs the dither jobs of one replica.
+type Processors struct {
+	store  *espg.Store
+	client *river.Client[pgx.Tx]
+	log    *slog.Logger
+}
+
+// New assembles the processors on the event store's database, which must
+// be migrated (Migrate).
+func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg Config) (*Processors, error) {
+	cfg = cfg.withDefaults()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &DitherWorker{
+		Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
+		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
+	})
+	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}},
+		Workers:              workers,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		Logger:               cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	return &Processors{store: store, client: client, log: cfg.Logger}, nil
+}
+
+// Run enqueues jobs from the log and works them until ctx ends, then
+// stops taking jobs and waits (up to 30 s) for running ones to finish;
+// unfinished jobs are handed back and retried by a replica later.
+func (p *Processors) Run(ctx context.Context, runner *eventstore.Runner) error {
+	if err := p.client.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	err := runner.Run(ctx, p.Enqueuer())
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if serr := p.client.Stop(stopCtx); serr != nil {
+		p.log.Warn("job queue stopped with jobs still running", "err", serr)
+	}
+	return err
+}
+
+// EnqueuerName is the subscription that turns requests into jobs.
+const EnqueuerName = "processors-enqueue"
+
+// Enqueuer returns the subscription that inserts a job for every
+// DitherRequested, in the same transaction as its checkpoint.
+func (p *Processors) Enqueuer() eventstore.Subscription {
+	return eventstore.Subscription{
+		Name:                   EnqueuerName,
+		HandlerSavesCheckpoint: true,
+		Handler: func(ctx context.Context, b eventstore.Batch) error {
+			return pgx.BeginFunc(ctx, p.store.Pool(), func(tx pgx.Tx) error {
+				if err := p.enqueue(ctx, tx, b.Events); err != nil {
+					return err
+				}
+				return p.store.SaveCheckpointTx(ctx, tx, b.Checkpoint)
+			})
+		},
+	}
+}
+
+func (p *Processors) enqueue(ctx context.Context, tx pgx.Tx, events []eventstore.Event) error {
+	var jobs []river.InsertManyParams
+	for _, e := range events {
+		if e.Type != images.TypeDitherRequested {
+			continue
+		}
+		rec, err := commands.Decode(e)
+		if err != nil {
+			p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
+			continue
+		}
+		imageID, err := images.ParseStreamID(e.StreamID)
+		if err != nil {
+			continue
+		}
+		req := rec.Event.(images.DitherRequested)
+		jobs = append(jobs, river.InsertManyParams{Args: DitherArgs{ImageID: imageID, DitherID: req.DitherID}})
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
+		return fmt.Errorf("enqueue %d dithers: %w", len(jobs), err)
+	}
+	return nil
+}
