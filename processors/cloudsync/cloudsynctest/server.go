@@ -191,10 +191,16 @@ func readForm(r *http.Request) (url.Values, []byte, error) {
 		data, err := io.ReadAll(f)
 		return params, data, err
 	}
-	if err := r.ParseForm(); err != nil {
+	// cloudinary-go posts url-encoded forms without a Content-Type.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read form: %v", err)
+	}
+	params, err := url.ParseQuery(string(body))
+	if err != nil {
 		return nil, nil, fmt.Errorf("bad form: %v", err)
 	}
-	return r.PostForm, nil, nil
+	return params, nil, nil
 }
 
 // authenticate checks api_key, timestamp and signature as Cloudinary
