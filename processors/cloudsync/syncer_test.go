@@ -256,3 +256,49 @@ func TestSyncUnknownImageIsPermanent(t *testing.T) {
 		t.Fatalf("got %v; want a permanent not found", err)
 	}
 }
+
+func TestMarkSyncedIsIdempotent(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	imageID, _ := w.upload()
+	cp := images.ImageCloudCopy{SecureURL: "https://res.cloudinary.com/c/image/upload/v1/x.png", PublicID: "x"}
+	for range 2 {
+		if _, err := w.svc.MarkSynced(ctx, imageID, cp, eventstore.Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.countEvents(imageID, images.TypeImageSynced); n != 1 {
+		t.Fatalf("%d ImageSynced after the same copy twice, want 1", n)
+	}
+	cp.SecureURL = "https://res.cloudinary.com/c/image/upload/v2/x.png"
+	if _, err := w.svc.MarkSynced(ctx, imageID, cp, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.countEvents(imageID, images.TypeImageSynced); n != 2 || w.load(imageID).URL != cp.SecureURL {
+		t.Fatalf("%d ImageSynced after a re-sync, want 2 and the new URL", n)
+	}
+}
+
+// deletingImages deletes the image just before recording its sync, as a
+// user deleting it while it uploads would.
+type deletingImages struct{ *commands.Service }
+
+func (d deletingImages) MarkSynced(ctx context.Context, id uuid.UUID, c images.ImageCloudCopy, m eventstore.Metadata) (commands.Result, error) {
+	if _, err := d.Delete(ctx, id, m); err != nil {
+		return commands.Result{}, err
+	}
+	return d.Service.MarkSynced(ctx, id, c, m)
+}
+
+func TestDeletedWhileSyncingLeavesNoAsset(t *testing.T) {
+	w := newWorld(t)
+	imageID, _ := w.upload()
+	s := cloudsync.NewSyncer(newClient(t, w.fake.Config()), deletingImages{w.svc}, w.blobs,
+		cloudsync.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.SyncImage(context.Background(), imageID); err != nil {
+		t.Fatal(err)
+	}
+	if c := w.fake.Counts(); w.fake.AssetCount() != 0 || c.Uploads != 1 || c.Destroys != 1 {
+		t.Fatalf("counts %+v, %d assets: want the stray upload destroyed", c, w.fake.AssetCount())
+	}
+}
