@@ -20,6 +20,7 @@ import (
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/processors/cloudsync"
 )
 
 // Config tunes the processors. Zero fields take the defaults.
@@ -32,6 +33,8 @@ type Config struct {
 	BudgetPixels int64
 	// Limits are the decoding caps.
 	Limits imagefile.Limits
+	// Cloud, when set, syncs originals and results to Cloudinary.
+	Cloud *cloudsync.Config
 	// JobTimeout bounds one attempt (default 5 min); RescueAfter is when
 	// a job whose replica died is handed to another (default 6 min; at
 	// least JobTimeout).
@@ -83,10 +86,11 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	return !res.OK, nil
 }
 
-// Processors runs the dither jobs of one replica.
+// Processors runs the jobs of one replica.
 type Processors struct {
 	store  *espg.Store
 	client *river.Client[pgx.Tx]
+	cloud  bool
 	log    *slog.Logger
 }
 
@@ -99,8 +103,17 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
 		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
 	})
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}}
+	if cfg.Cloud != nil {
+		cloud, err := cloudsync.NewClient(*cfg.Cloud, nil)
+		if err != nil {
+			return nil, fmt.Errorf("cloudinary: %w", err)
+		}
+		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: cfg.Limits.MaxBytes}))
+		queues[cloudQueue] = river.QueueConfig{MaxWorkers: 4}
+	}
 	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}},
+		Queues:               queues,
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
@@ -109,7 +122,7 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	return &Processors{store: store, client: client, log: cfg.Logger}, nil
+	return &Processors{store: store, client: client, cloud: cfg.Cloud != nil, log: cfg.Logger}, nil
 }
 
 // Run enqueues jobs from the log and works them until ctx ends, then
@@ -151,26 +164,45 @@ func (p *Processors) Enqueuer() eventstore.Subscription {
 func (p *Processors) enqueue(ctx context.Context, tx pgx.Tx, events []eventstore.Event) error {
 	var jobs []river.InsertManyParams
 	for _, e := range events {
-		if e.Type != images.TypeDitherRequested {
-			continue
+		if args := p.jobOf(e); args != nil {
+			jobs = append(jobs, river.InsertManyParams{Args: args})
 		}
-		rec, err := commands.Decode(e)
-		if err != nil {
-			p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
-			continue
-		}
-		imageID, err := images.ParseStreamID(e.StreamID)
-		if err != nil {
-			continue
-		}
-		req := rec.Event.(images.DitherRequested)
-		jobs = append(jobs, river.InsertManyParams{Args: DitherArgs{ImageID: imageID, DitherID: req.DitherID}})
 	}
 	if len(jobs) == 0 {
 		return nil
 	}
 	if _, err := p.client.InsertManyTx(ctx, tx, jobs); err != nil {
-		return fmt.Errorf("enqueue %d dithers: %w", len(jobs), err)
+		return fmt.Errorf("enqueue %d jobs: %w", len(jobs), err)
+	}
+	return nil
+}
+
+// jobOf returns the job an event asks for, or nil.
+func (p *Processors) jobOf(e eventstore.Event) river.JobArgs {
+	imageID, err := images.ParseStreamID(e.StreamID)
+	if err != nil {
+		return nil
+	}
+	switch {
+	case e.Type == images.TypeDitherRequested:
+	case p.cloud && (e.Type == images.TypeImageUploaded || e.Type == images.TypeDitherCompleted || e.Type == images.TypeImageDeleted):
+	default:
+		return nil
+	}
+	rec, err := commands.Decode(e)
+	if err != nil {
+		p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
+		return nil
+	}
+	switch ev := rec.Event.(type) {
+	case images.DitherRequested:
+		return DitherArgs{ImageID: imageID, DitherID: ev.DitherID}
+	case images.ImageUploaded:
+		return SyncImageArgs{ImageID: imageID}
+	case images.DitherCompleted:
+		return SyncDitherArgs{ImageID: imageID, DitherID: ev.DitherID}
+	case images.ImageDeleted:
+		return DestroyImageArgs{ImageID: imageID}
 	}
 	return nil
 }

@@ -155,9 +155,13 @@ func (s *Server) Close() { s.store.Close() }
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	runner := &eventstore.Runner{Store: s.store, Logger: s.log}
-	wg.Go(func() { s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.reads.Run(ctx, runner) }) })
+	wg.Go(func() {
+		s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.reads.Run(ctx, runner) })
+	})
 	if s.procs != nil {
-		wg.Go(func() { s.keepRunning(ctx, "processors", func(ctx context.Context) error { return s.procs.Run(ctx, runner) }) })
+		wg.Go(func() {
+			s.keepRunning(ctx, "processors", func(ctx context.Context) error { return s.procs.Run(ctx, runner) })
+		})
 	}
 	wg.Go(func() { s.keepRunning(ctx, "live hub", s.hub.Run) })
 	wg.Wait()

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/processors"
+	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -47,6 +49,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		NoProcessors: !cfg.processors,
 		Processors: processors.Config{
 			Concurrency: int(cfg.concurrency), JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
+			Cloud: cfg.cloud,
 		},
 	})
 	if err != nil {
@@ -70,6 +73,7 @@ type serveConfig struct {
 	migrate, autoDither, processors  bool
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
+	cloud                            *cloudsync.Config
 }
 
 func loadServeConfig() (serveConfig, error) {
@@ -89,6 +93,8 @@ func loadServeConfig() (serveConfig, error) {
 	cfg.autoDither, err = envBool("AUTO_DITHER")
 	errs = append(errs, err)
 	cfg.processors, err = envBool("PROCESSORS")
+	errs = append(errs, err)
+	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)
 	cfg.maxBytes, err = envInt("MAX_UPLOAD_BYTES")
 	errs = append(errs, err)
