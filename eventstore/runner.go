@@ -106,20 +106,26 @@ func DefaultHolder() string {
 // runPartition loops: take the lease, run while it is held, back off.
 func (r *Runner) runPartition(ctx context.Context, sub Subscription, key CheckpointKey, n int) {
 	log := r.Logger.With("subscription", key.String(), "holder", r.Holder)
-	backoff := newBackoff(50*time.Millisecond, r.LeaseTTL/3)
+	// A handler that keeps failing is retried after 50 ms, doubling up to
+	// 30 s; losing the lease starts over at once.
+	backoff := newBackoff(50*time.Millisecond, 30*time.Second)
 	for ctx.Err() == nil {
 		lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
 		if err == nil {
 			err = r.holdLease(ctx, sub, lease, n)
-			backoff.reset()
+			if errors.Is(err, ErrLeaseLost) {
+				backoff.reset()
+			}
 		}
 		if err != nil && !errors.Is(err, ErrLeaseHeld) && ctx.Err() == nil {
 			log.Warn("subscription partition stopped; retrying", "err", err)
 		}
+		delay := backoff.next()
 		if errors.Is(err, ErrLeaseHeld) {
-			backoff.d = r.LeaseTTL / 3
+			backoff.reset()
+			delay = r.LeaseTTL / 3
 		}
-		_, _ = wait(ctx, nil, backoff.next())
+		_, _ = wait(ctx, nil, delay)
 	}
 }
 
