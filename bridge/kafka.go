@@ -134,7 +134,9 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 		k.cl.Produce(ctx, kafkaRecord(m), func(r *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
-				once.Do(func() { first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", m.ID, r.Topic, ErrNotAcknowledged, err) })
+				once.Do(func() {
+					first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", m.ID, r.Topic, ErrNotAcknowledged, err)
+				})
 			}
 		})
 	}
