@@ -222,13 +222,13 @@ func checkSame(t *testing.T, got, want []bridge.Message) {
 		t.Fatalf("got %d messages, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if err := sameMessage(got[i], want[i]); err != nil {
+		if err := sameMessageErr(got[i], want[i]); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
 }
 
-func sameMessage(got, want bridge.Message) error {
+func sameMessageErr(got, want bridge.Message) error {
 	if got.Topic != want.Topic || got.Key != want.Key || !bytes.Equal(got.Body, want.Body) {
 		return fmt.Errorf("got %s %s %s, want %s %s %s", got.Topic, got.Key, got.Body, want.Topic, want.Key, want.Body)
 	}
