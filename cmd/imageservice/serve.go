@@ -23,6 +23,11 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sinks, topics, err := bridgeFromEnv()
+	if err != nil {
+		return err
+	}
+	defer closeSinks(sinks)
 	pool, err := connect(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
@@ -43,6 +48,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	srv := server.New(pool, server.Config{
 		PublicURL: cfg.publicURL, AutoDither: cfg.autoDither,
 		MaxUploadBytes: cfg.maxBytes, MaxPixels: cfg.maxPixels, Logger: log,
+		Sinks: sinks, BridgeTopics: topics,
 	})
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(ctx)
