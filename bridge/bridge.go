@@ -41,6 +41,9 @@ type Bridge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// failures counts consecutive failed batches (one handler runs at a time).
 	failures int
+	// states are image states folded from the events handled so far, by
+	// stream, so that Map rarely needs to read a stream.
+	states map[string]images.Image
 }
 
 // Name is the bridge's subscription name: SubscriptionPrefix + the sink's name.
@@ -128,46 +131,81 @@ func (b *Bridge) log() *slog.Logger {
 	return slog.Default()
 }
 
-// messages maps a batch's events, loading an image's earlier state only
-// for the events that need it. An event that cannot be mapped in the old
-// format is logged and forwarded on the events topic only: one bad event
-// must not stop the bridge.
+// maxCachedStates bounds the image states a bridge keeps between events.
+const maxCachedStates = 10_000
+
+// messages maps a batch's events. An event that cannot be mapped in the
+// old format is logged and forwarded on the events topic only: one bad
+// event must not stop the bridge.
 func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
 	msgs := make([]Message, 0, len(events)*2)
 	for _, e := range events {
-		var before images.Image
-		if NeedsState(e.Type) {
-			var err error
-			if before, err = b.stateBefore(ctx, e); err != nil {
-				return nil, err
-			}
+		before, err := b.stateBefore(ctx, e)
+		if err != nil {
+			return nil, err
 		}
 		m, err := b.Mapper.Map(e, before)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}
 		msgs = append(msgs, m...)
+		b.remember(e, before)
 	}
 	return msgs, nil
 }
 
-// stateBefore replays an image's stream up to just before the event.
+// stateBefore returns the image's state just before the event when Map
+// needs it: from the states folded from earlier events when they reach
+// exactly the version before, or else by replaying the stream.
 func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Image, error) {
-	var state images.Image
-	if e.StreamVersion <= 1 {
-		return state, nil
+	if !NeedsState(e.Type) || e.StreamVersion <= 1 {
+		return images.Image{}, nil
+	}
+	if s, ok := b.states[e.StreamID]; ok && s.Version == e.StreamVersion-1 {
+		return s, nil
 	}
 	events, err := b.Store.ReadStream(ctx, e.StreamID, 0, int(e.StreamVersion-1))
 	if err != nil {
-		return state, fmt.Errorf("read %s before version %d: %w", e.StreamID, e.StreamVersion, err)
+		return images.Image{}, fmt.Errorf("read %s before version %d: %w", e.StreamID, e.StreamVersion, err)
 	}
+	var state images.Image
 	for _, prior := range events {
-		ev, err := images.Unmarshal(prior.Type, prior.SchemaVersion, prior.Data)
-		if err != nil {
-			continue // an event we cannot read adds nothing to the state
-		}
-		state = images.Evolve(state, ev, images.EventMeta{
-			EventID: prior.ID, StreamVersion: prior.StreamVersion, RecordedAt: prior.RecordedAt})
+		state = evolve(state, prior)
 	}
+	state.Version = e.StreamVersion - 1
 	return state, nil
+}
+
+// remember folds the event into the cached state of its stream, when
+// that state is the one just before it (or the event starts the stream).
+func (b *Bridge) remember(e eventstore.Event, before images.Image) {
+	if b.states == nil || len(b.states) >= maxCachedStates {
+		b.states = make(map[string]images.Image)
+	}
+	s, ok := b.states[e.StreamID]
+	switch {
+	case NeedsState(e.Type) && e.StreamVersion > 1:
+		s, ok = before, true
+	case e.StreamVersion == 1:
+		s, ok = images.Image{}, true
+	case !ok || s.Version != e.StreamVersion-1:
+		delete(b.states, e.StreamID)
+		return
+	}
+	if e.Type == images.TypeImageDeleted {
+		delete(b.states, e.StreamID) // nothing follows a deletion
+		return
+	}
+	b.states[e.StreamID] = evolve(s, e)
+}
+
+// evolve folds a recorded event into a state; an event that cannot be
+// read adds nothing but its version.
+func evolve(s images.Image, e eventstore.Event) images.Image {
+	ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		s.Version = e.StreamVersion
+		return s
+	}
+	return images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
 }

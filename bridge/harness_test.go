@@ -33,14 +33,14 @@ var testTopics = bridge.Topics{Image: "images", Dither: "dithers", Events: "imag
 // world is a migrated fresh schema with a command service and a blob
 // server, so that the URLs in messages can be fetched.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	store  *espg.Store
 	blobs  *blobpg.Store
 	cmds   *commands.Service
 	mapper bridge.Mapper
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	ctx := context.Background()
@@ -176,7 +176,7 @@ func (w *world) waitCaughtUp(b *bridge.Bridge) {
 }
 
 // waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+func waitFor(t testing.TB, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
@@ -216,7 +216,7 @@ func (k *killAfterPublish) Publish(ctx context.Context, msgs []bridge.Message) e
 }
 
 // checkSame fails unless got and want are the same messages in order.
-func checkSame(t *testing.T, got, want []bridge.Message) {
+func checkSame(t testing.TB, got, want []bridge.Message) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d messages, want %d", len(got), len(want))
@@ -247,7 +247,7 @@ type slowEvent struct {
 }
 
 // slowUpload is the ImageUploaded of a new image, appended by hand.
-func slowUpload(t *testing.T) slowEvent {
+func slowUpload(t testing.TB) slowEvent {
 	t.Helper()
 	id := uuid.New()
 	typ, sv, data, err := images.Marshal(images.ImageUploaded{ImageID: id, Filename: "slow.png",

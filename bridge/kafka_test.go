@@ -20,7 +20,7 @@ type fakeKafka struct {
 	down atomic.Bool
 }
 
-func startKafka(t *testing.T) *fakeKafka {
+func startKafka(t testing.TB) *fakeKafka {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -38,7 +38,7 @@ func startKafka(t *testing.T) *fakeKafka {
 	return k
 }
 
-func (k *fakeKafka) sink(t *testing.T) *bridge.Kafka {
+func (k *fakeKafka) sink(t testing.TB) *bridge.Kafka {
 	t.Helper()
 	s, err := bridge.NewKafka(bridge.KafkaOptions{Brokers: k.c.ListenAddrs(), Topics: testTopics.All(),
 		CreateTopics: true, DeliveryTimeout: time.Second})
@@ -50,7 +50,7 @@ func (k *fakeKafka) sink(t *testing.T) *bridge.Kafka {
 }
 
 // consume reads records from the start of every topic until it has n.
-func (k *fakeKafka) consume(t *testing.T, n int) []bridge.Message {
+func (k *fakeKafka) consume(t testing.TB, n int) []bridge.Message {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.c.ListenAddrs()...), kgo.ConsumeTopics(testTopics.All()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -88,7 +88,7 @@ func perKey(msgs []bridge.Message) map[string][]bridge.Message {
 
 // checkKafka checks that every key's records are exactly the expected
 // ones in order, with exactly the expected headers.
-func checkKafka(t *testing.T, got, want []bridge.Message) {
+func checkKafka(t testing.TB, got, want []bridge.Message) {
 	t.Helper()
 	g, w := perKey(got), perKey(want)
 	if len(g) != len(w) {

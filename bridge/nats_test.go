@@ -22,13 +22,13 @@ import (
 // embeddedNATS is a JetStream server that can be stopped and started
 // again on the same port and store directory.
 type embeddedNATS struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	srv  *natsserver.Server
 }
 
-func startNATS(t *testing.T) *embeddedNATS {
+func startNATS(t testing.TB) *embeddedNATS {
 	t.Helper()
 	n := &embeddedNATS{t: t, dir: t.TempDir(), port: -1}
 	n.start()
@@ -75,7 +75,7 @@ func (n *embeddedNATS) sink(url string) *bridge.NATS {
 }
 
 // read returns every message in the stream, in stream order.
-func readStream(t *testing.T, url string) []bridge.Message {
+func readStream(t testing.TB, url string) []bridge.Message {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -128,7 +128,7 @@ func streamCount(url string) (int, error) {
 	return int(info.State.Msgs), nil
 }
 
-func checkNATSMessages(t *testing.T, got, want []bridge.Message) {
+func checkNATSMessages(t testing.TB, got, want []bridge.Message) {
 	t.Helper()
 	checkSame(t, got, want)
 	for i := range want {
@@ -193,7 +193,7 @@ func TestNATSOldConsumer(t *testing.T) {
 	}
 }
 
-func wantTopic(t *testing.T, m bridge.Message, topic string) {
+func wantTopic(t testing.TB, m bridge.Message, topic string) {
 	t.Helper()
 	if m.Topic != topic {
 		t.Errorf("%s on %s, want %s", m.Header("message_type"), m.Topic, topic)
@@ -201,7 +201,7 @@ func wantTopic(t *testing.T, m bridge.Message, topic string) {
 }
 
 // fetchable fails unless the URL serves content whose sha256 is its last segment.
-func fetchable(t *testing.T, url string) {
+func fetchable(t testing.TB, url string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
