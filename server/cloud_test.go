@@ -39,7 +39,9 @@ func TestCloudinarySync(t *testing.T) {
 		t.Fatalf("%d assets, want 2", n)
 	}
 
-	var del struct{ DeleteImage struct{ UserErrors []userError } }
+	var del struct {
+		DeleteImage struct{ UserErrors []userError }
+	}
 	e.mustDo(`mutation ($id: ID!) { deleteImage(input: {id: $id}) { userErrors { code } } }`, map[string]any{"id": img.ID}, &del)
 	eventually(t, "the assets to be destroyed", func() bool { return cloud.AssetCount() == 0 })
 }

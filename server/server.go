@@ -15,6 +15,7 @@ import (
 
 	"github.com/imageservice/imageservice/blobstore"
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
+	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
@@ -42,6 +43,11 @@ type Config struct {
 	NoProcessors bool
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Sinks are the brokers the bridge republishes the log to, each under
+	// its own subscription ("bridge-<name>"); none turns the bridge off.
+	Sinks []bridge.Sink
+	// BridgeTopics name the bridge's topics (empty names: the defaults).
+	BridgeTopics bridge.Topics
 }
 
 // migrations of every component, in order.
@@ -85,6 +91,7 @@ type Server struct {
 	procs    *processors.Processors
 	handler  http.Handler
 	log      *slog.Logger
+	bridges  []*bridge.Bridge
 }
 
 // New assembles the service on the pool, whose database must be migrated.
@@ -129,7 +136,24 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	s.handler = mux
+	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
+	for _, sink := range cfg.Sinks {
+		s.bridges = append(s.bridges, &bridge.Bridge{Store: store, Sink: sink, Mapper: mapper, Logger: log})
+	}
 	return s, nil
+}
+
+// BridgeLag reports how far each bridge is behind the log, by subscription name.
+func (s *Server) BridgeLag(ctx context.Context) (map[string]eventstore.Lag, error) {
+	lags := make(map[string]eventstore.Lag, len(s.bridges))
+	for _, b := range s.bridges {
+		lag, err := b.Lag(ctx)
+		if err != nil {
+			return nil, err
+		}
+		lags[b.Name()] = lag
+	}
+	return lags, nil
 }
 
 // Handler returns the HTTP routes.
@@ -150,8 +174,8 @@ func (s *Server) Hub() *live.Hub { return s.hub }
 // Close stops the event store's listener.
 func (s *Server) Close() { s.store.Close() }
 
-// Run runs the projector, the processors and the live hub until ctx
-// ends, restarting each after a failure.
+// Run runs the projector, the processors, the live hub and the bridges
+// until ctx ends, restarting each after a failure.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	runner := &eventstore.Runner{Store: s.store, Logger: s.log}
@@ -164,6 +188,11 @@ func (s *Server) Run(ctx context.Context) {
 		})
 	}
 	wg.Go(func() { s.keepRunning(ctx, "live hub", s.hub.Run) })
+	for _, b := range s.bridges {
+		wg.Go(func() {
+			s.keepRunning(ctx, b.Name(), func(ctx context.Context) error { return b.Run(ctx, runner) })
+		})
+	}
 	wg.Wait()
 }
 

@@ -44,6 +44,18 @@ var settings = []setting{
 	{"DITHER_CONCURRENCY", "", "dithers run at once on this replica (default: the number of CPUs)"},
 	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
 	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
+	{"NATS_URL", "", "NATS server URL; when set, the bridge republishes events to a JetStream stream (may hold credentials, never logged)"},
+	{"NATS_STREAM", "imageservice", "JetStream stream the bridge creates or updates; its subjects are the topic names"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "how long JetStream remembers message ids to drop repeated publishes (a Go duration)"},
+	{"KAFKA_SERVER", "", "old-service name: Kafka bootstrap servers, comma separated; when set, the bridge republishes events to Kafka"},
+	{"KAFKA_IMAGE_TOPIC", "images", "old-service name: topic (and NATS subject) of IMAGE_UPLOADED and IMAGE_DELETED"},
+	{"KAFKA_DITHER_TOPIC", "dithers", "old-service name: topic (and NATS subject) of DITHER_UPLOADED and DITHER_DELETED"},
+	{"KAFKA_EVENTS_TOPIC", "imageservice.events", "topic (and NATS subject) that gets every event as a CloudEvents JSON message"},
+	{"KAFKA_CREATE_TOPICS", "false", "create missing Kafka topics at start-up, with the broker's default partitions and replication"},
+	{"KAFKA_SASL_MECHANISM", "", "SASL mechanism for hosted Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (unset: no SASL)"},
+	{"KAFKA_SASL_USERNAME", "", "SASL user name"},
+	{"KAFKA_SASL_PASSWORD", "", "SASL password (never logged)"},
+	{"KAFKA_TLS", "false", "connect to Kafka over TLS, verified with the system's certificate authorities"},
 }
 
 // env returns the value of the named setting, or its default.

@@ -26,6 +26,11 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sinks, topics, err := bridgeFromEnv()
+	if err != nil {
+		return err
+	}
+	defer closeSinks(sinks)
 	pool, err := connect(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
@@ -51,6 +56,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 			Concurrency: int(cfg.concurrency), JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
 			Cloud: cfg.cloud,
 		},
+		Sinks: sinks, BridgeTopics: topics,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,122 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/imageservice/imageservice/bridge"
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+)
+
+// benchImages is the number of images in the benchmark's log; each has
+// three events (upload, dither requested, dither completed): five messages.
+const benchImages = 1000
+
+// BenchmarkBridge measures events per second forwarded by the bridge
+// (read from Postgres, mapped, published in batches, acknowledged,
+// checkpointed) against the same sink client publishing the same messages
+// directly in the same batches, on a fresh broker each.
+func BenchmarkBridge(b *testing.B) {
+	b.Run("nats", func(b *testing.B) {
+		benchSink(b, func(tb testing.TB) bridge.Sink { n := startNATS(tb); return n.sink(n.url()) })
+	})
+	b.Run("kafka", func(b *testing.B) {
+		benchSink(b, func(tb testing.TB) bridge.Sink { return startKafka(tb).sink(tb) })
+	})
+}
+
+// benchBatch is the bridge's batch size in events, and the direct
+// publisher's batch size in the same events' messages.
+const benchBatch = 500
+
+func benchSink(b *testing.B, newSink func(testing.TB) bridge.Sink) {
+	w := newWorld(b)
+	appendBenchLog(b, w)
+	msgs := w.expected()
+	events := benchImages * 3
+	var direct, bridged time.Duration
+	for b.Loop() {
+		direct += publishDirect(b, newSink(b), msgs)
+		bridged += runBridge(b, w, newSink(b))
+	}
+	n := float64(b.N)
+	directRate := float64(events) * n / direct.Seconds()
+	bridgedRate := float64(events) * n / bridged.Seconds()
+	b.ReportMetric(bridgedRate, "bridged-events/s")
+	b.ReportMetric(directRate, "direct-events/s")
+	b.ReportMetric(bridgedRate/directRate, "ratio")
+	fmt.Printf("%s: %d events (%d messages): bridged %.0f events/s, direct %.0f events/s, ratio %.2f\n",
+		b.Name(), events, len(msgs), bridgedRate, directRate, bridgedRate/directRate)
+}
+
+// publishDirect publishes the messages in the batches the bridge would use.
+func publishDirect(b *testing.B, sink bridge.Sink, msgs []bridge.Message) time.Duration {
+	b.Helper()
+	per := len(msgs) * benchBatch / (benchImages * 3)
+	start := time.Now()
+	for i := 0; i < len(msgs); i += per {
+		if err := sink.Publish(context.Background(), msgs[i:min(i+per, len(msgs))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// runBridge bridges the whole log from the start and returns how long it took.
+func runBridge(b *testing.B, w *world, sink bridge.Sink) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	br := &bridge.Bridge{Store: w.store, Sink: sink, Mapper: w.mapper, BatchSize: benchBatch, Logger: quietLogger()}
+	r := &eventstore.Runner{Store: w.store, Holder: uuid.NewString(), Logger: quietLogger()}
+	if err := w.store.SaveCheckpoint(ctx, eventstore.CheckpointKey{Subscription: br.Name()}, 0, eventstore.Position{}); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = br.Run(ctx, r) }()
+	for {
+		lag, err := br.Lag(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lag == (eventstore.Lag{}) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	return elapsed
+}
+
+// appendBenchLog appends benchImages image streams of three events.
+func appendBenchLog(b *testing.B, w *world) {
+	ctx := context.Background()
+	for i := range benchImages {
+		id := uuid.New()
+		dither := uuid.New()
+		evs := []images.Event{
+			images.ImageUploaded{ImageID: id, Filename: fmt.Sprintf("b%d.png", i), ContentType: "image/png", SHA256: fmt.Sprintf("%064x", i)},
+			images.DitherRequested{DitherID: dither, DitherOptions: images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg"}},
+			images.DitherCompleted{DitherID: dither, ResultKey: fmt.Sprintf("%064x", i+1<<40)},
+		}
+		var news []eventstore.NewEvent
+		for _, e := range evs {
+			typ, sv, data, err := images.Marshal(e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			news = append(news, eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: sv, Data: data})
+		}
+		if _, err := w.store.Append(ctx, images.StreamID(id), eventstore.NoStream, news...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

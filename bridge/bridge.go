@@ -1,0 +1,211 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+)
+
+// SubscriptionPrefix starts the subscription name of every bridge:
+// "bridge-nats", "bridge-kafka".
+const SubscriptionPrefix = "bridge-"
+
+// Default back-off bounds after a failed publish.
+const (
+	DefaultMinBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+// Bridge forwards the log to one Sink under its own subscription.
+type Bridge struct {
+	// Store is the log the bridge reads and where its checkpoint lives.
+	Store eventstore.Store
+	// Sink is where messages go.
+	Sink Sink
+	// Mapper turns events into messages.
+	Mapper Mapper
+	// BatchSize is the most events published at once (default 500).
+	BatchSize int
+	// MinBackoff and MaxBackoff bound the wait after each failed publish
+	// (defaults DefaultMinBackoff and DefaultMaxBackoff); the wait doubles
+	// with every consecutive failure and resets after a success.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives failures (default slog.Default()).
+	Logger *slog.Logger
+
+	// sleep waits for d or until ctx ends (a test hook).
+	sleep func(ctx context.Context, d time.Duration) error
+	// failures counts consecutive failed batches (one handler runs at a time).
+	failures int
+	// states are image states folded from the events handled so far, by
+	// stream, so that Map rarely needs to read a stream.
+	states map[string]images.Image
+}
+
+// Name is the bridge's subscription name: SubscriptionPrefix + the sink's name.
+func (b *Bridge) Name() string { return SubscriptionPrefix + b.Sink.Name() }
+
+// Subscription returns the bridge's subscription: one partition, so the
+// log is forwarded in its global order, checkpointed by the runner after
+// the handler returns, that is after every message was acknowledged.
+func (b *Bridge) Subscription() eventstore.Subscription {
+	return eventstore.Subscription{
+		Name:    b.Name(),
+		Handler: b.handle,
+		Read:    eventstore.ReadOptions{BatchSize: b.BatchSize},
+	}
+}
+
+// Run runs the bridge under the runner's leases until ctx ends.
+func (b *Bridge) Run(ctx context.Context, r *eventstore.Runner) error {
+	return r.Run(ctx, b.Subscription())
+}
+
+// Lag reports how far the bridge is behind the log.
+func (b *Bridge) Lag(ctx context.Context) (eventstore.Lag, error) {
+	lag, err := eventstore.SubscriptionLag(ctx, b.Store, eventstore.CheckpointKey{Subscription: b.Name()})
+	if err != nil {
+		return lag, fmt.Errorf("lag of %s: %w", b.Name(), err)
+	}
+	return lag, nil
+}
+
+// handle maps and publishes one batch. After a failure it waits, with a
+// back-off that grows with every consecutive failure, before returning the
+// error, so that the runner's re-delivery from the checkpoint does not
+// hammer a broker that is down.
+func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
+	msgs, err := b.messages(ctx, batch.Events)
+	if err == nil {
+		err = b.Sink.Publish(ctx, msgs)
+	}
+	if err == nil {
+		b.failures = 0
+		return nil
+	}
+	err = fmt.Errorf("bridge %s: publish %d messages: %w", b.Name(), len(msgs), err)
+	if ctx.Err() == nil {
+		d := b.backoff()
+		b.log().Warn("bridge publish failed; retrying from the checkpoint", "subscription", b.Name(), "retry_in", d, "err", err)
+		_ = b.wait(ctx, d)
+	}
+	return err
+}
+
+// backoff returns the wait after the next failure and counts it.
+func (b *Bridge) backoff() time.Duration {
+	lo, hi := b.MinBackoff, b.MaxBackoff
+	if lo <= 0 {
+		lo = DefaultMinBackoff
+	}
+	if hi < lo {
+		hi = max(DefaultMaxBackoff, lo)
+	}
+	d := lo << min(b.failures, 30)
+	b.failures++
+	return min(d, hi)
+}
+
+func (b *Bridge) wait(ctx context.Context, d time.Duration) error {
+	if b.sleep != nil {
+		return b.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (b *Bridge) log() *slog.Logger {
+	if b.Logger != nil {
+		return b.Logger
+	}
+	return slog.Default()
+}
+
+// maxCachedStates bounds the image states a bridge keeps between events.
+const maxCachedStates = 10_000
+
+// messages maps a batch's events. An event that cannot be mapped in the
+// old format is logged and forwarded on the events topic only: one bad
+// event must not stop the bridge.
+func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
+	msgs := make([]Message, 0, len(events)*2)
+	for _, e := range events {
+		before, err := b.stateBefore(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		m, err := b.Mapper.Map(e, before)
+		if err != nil {
+			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
+		}
+		msgs = append(msgs, m...)
+		b.remember(e, before)
+	}
+	return msgs, nil
+}
+
+// stateBefore returns the image's state just before the event when Map
+// needs it: from the states folded from earlier events when they reach
+// exactly the version before, or else by replaying the stream.
+func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Image, error) {
+	if !NeedsState(e.Type) || e.StreamVersion <= 1 {
+		return images.Image{}, nil
+	}
+	if s, ok := b.states[e.StreamID]; ok && s.Version == e.StreamVersion-1 {
+		return s, nil
+	}
+	events, err := b.Store.ReadStream(ctx, e.StreamID, 0, int(e.StreamVersion-1))
+	if err != nil {
+		return images.Image{}, fmt.Errorf("read %s before version %d: %w", e.StreamID, e.StreamVersion, err)
+	}
+	var state images.Image
+	for _, prior := range events {
+		state = evolve(state, prior)
+	}
+	state.Version = e.StreamVersion - 1
+	return state, nil
+}
+
+// remember folds the event into the cached state of its stream, when
+// that state is the one just before it (or the event starts the stream).
+func (b *Bridge) remember(e eventstore.Event, before images.Image) {
+	if b.states == nil || len(b.states) >= maxCachedStates {
+		b.states = make(map[string]images.Image)
+	}
+	s, ok := b.states[e.StreamID]
+	switch {
+	case NeedsState(e.Type) && e.StreamVersion > 1:
+		s, ok = before, true
+	case e.StreamVersion == 1:
+		s, ok = images.Image{}, true
+	case !ok || s.Version != e.StreamVersion-1:
+		delete(b.states, e.StreamID)
+		return
+	}
+	if e.Type == images.TypeImageDeleted {
+		delete(b.states, e.StreamID) // nothing follows a deletion
+		return
+	}
+	b.states[e.StreamID] = evolve(s, e)
+}
+
+// evolve folds a recorded event into a state; an event that cannot be
+// read adds nothing but its version.
+func evolve(s images.Image, e eventstore.Event) images.Image {
+	ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		s.Version = e.StreamVersion
+		return s
+	}
+	return images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
+}

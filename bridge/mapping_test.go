@@ -1,0 +1,188 @@
+package bridge
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+)
+
+var (
+	testImage  = uuid.MustParse("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+	testDither = uuid.MustParse("0190a1b2-c3d4-7e5f-8a9b-000000000001")
+	testEvent  = uuid.MustParse("0190a1b2-c3d4-7e5f-8a9b-00000000e0e0")
+	testTime   = time.Date(2026, 11, 30, 1, 2, 3, 456000000, time.UTC)
+)
+
+func testMapper() Mapper {
+	return Mapper{PublicURL: "https://img.example", Source: "/test",
+		Topics: Topics{Image: "img", Dither: "dit", Events: "ev"}}
+}
+
+func event(t *testing.T, e images.Event, version int64) eventstore.Event {
+	t.Helper()
+	typ, sv, data, err := images.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eventstore.Event{ID: testEvent, StreamID: images.StreamID(testImage), StreamVersion: version,
+		Type: typ, SchemaVersion: sv, Data: data, RecordedAt: testTime,
+		Position: eventstore.Position{TransactionID: 7, Global: 9}}
+}
+
+// stateWith is an image with one dither in the given status, 4 levels.
+func stateWith(status images.DitherStatus) images.Image {
+	return images.Image{ID: testImage, Status: images.StatusActive, Dithers: []images.Dither{
+		{ID: testDither, Status: status, Options: images.DitherOptions{Levels: 4}}}}
+}
+
+// want is one expected old-format message.
+type want struct {
+	topic, msgType, id, body string
+}
+
+func TestMapOldFormat(t *testing.T) {
+	id := testImage.String()
+	cases := []struct {
+		name   string
+		event  images.Event
+		before images.Image
+		want   []want
+	}{
+		{"upload", images.ImageUploaded{ImageID: testImage, Filename: "cat.png", SHA256: "abc"}, images.Image{},
+			[]want{{"img", TypeImageUploaded, testEvent.String(),
+				`{"uuid":"` + id + `","url":"https://img.example/blobs/abc","filename":"cat.png"}`}}},
+		{"dither completed", images.DitherCompleted{DitherID: testDither, ResultKey: "def"}, stateWith(images.DitherStatusPending),
+			[]want{{"dit", TypeDitherUploaded, testEvent.String(),
+				`{"uuid":"` + id + `","url_dither":"https://img.example/blobs/def","dither_id":"` + testDither.String() + `","channels":4}`}}},
+		{"dither completed, request unknown", images.DitherCompleted{DitherID: testDither, ResultKey: "def"}, images.Image{},
+			[]want{{"dit", TypeDitherUploaded, testEvent.String(),
+				`{"uuid":"` + id + `","url_dither":"https://img.example/blobs/def","dither_id":"` + testDither.String() + `"}`}}},
+		{"delete with a completed dither", images.ImageDeleted{DeletedAt: testTime}, stateWith(images.DitherStatusCompleted),
+			[]want{
+				{"dit", TypeDitherDeleted, testEvent.String(), `{"uuid":"` + id + `","dither_ids":["` + testDither.String() + `"]}`},
+				{"img", TypeImageDeleted, testEvent.String() + "/IMAGE_DELETED", `{"uuid":"` + id + `"}`},
+			}},
+		{"delete without completed dithers", images.ImageDeleted{DeletedAt: testTime}, stateWith(images.DitherStatusFailed),
+			[]want{{"img", TypeImageDeleted, testEvent.String(), `{"uuid":"` + id + `"}`}}},
+		{"dither requested", images.DitherRequested{DitherID: testDither}, images.Image{}, nil},
+		{"dither failed", images.DitherFailed{DitherID: testDither, Reason: "x"}, images.Image{}, nil},
+		{"image synced", images.ImageSynced{SecureURL: "https://res.cloudinary.com/x.png"}, images.Image{}, nil},
+		{"dither synced", images.DitherSynced{DitherID: testDither, SecureURL: "https://res.cloudinary.com/y.png"}, images.Image{}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := event(t, c.event, 2)
+			msgs, err := testMapper().Map(e, c.before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != len(c.want)+1 {
+				t.Fatalf("got %d messages, want %d old ones and the event", len(msgs), len(c.want))
+			}
+			for i, w := range c.want {
+				checkOld(t, msgs[i], w)
+			}
+			checkStructured(t, msgs[len(msgs)-1], e, len(c.want) == 0)
+		})
+	}
+}
+
+func checkOld(t *testing.T, m Message, w want) {
+	t.Helper()
+	if m.Topic != w.topic || m.ID != w.id || m.Key != testImage.String() || string(m.Body) != w.body {
+		t.Errorf("message %+v\nwant topic %s, id %s, body %s", m, w.topic, w.id, w.body)
+	}
+	wantHeaders := []Header{
+		{"message_type", w.msgType}, {"version", "1.0.0"}, {"ce_specversion", "1.0"},
+		{"ce_id", testEvent.String()}, {"ce_type", "imageservice.legacy." + w.msgType},
+		{"ce_source", "/test"}, {"ce_time", "2026-11-30T01:02:03.456Z"},
+		{"ce_subject", "image-" + testImage.String()}, {"content-type", "application/json"},
+	}
+	if len(m.Headers) != len(wantHeaders) {
+		t.Fatalf("headers %v, want %v", m.Headers, wantHeaders)
+	}
+	for i := range wantHeaders {
+		if m.Headers[i] != wantHeaders[i] {
+			t.Errorf("header %d is %v, want %v", i, m.Headers[i], wantHeaders[i])
+		}
+	}
+}
+
+func checkStructured(t *testing.T, m Message, e eventstore.Event, first bool) {
+	t.Helper()
+	wantID := testEvent.String() + "/events"
+	if first {
+		wantID = testEvent.String()
+	}
+	if m.Topic != "ev" || m.ID != wantID || m.Key != testImage.String() ||
+		m.Header("content-type") != "application/cloudevents+json" || len(m.Headers) != 1 {
+		t.Errorf("events message %+v", m)
+	}
+	var ce map[string]any
+	if err := json.Unmarshal(m.Body, &ce); err != nil {
+		t.Fatal(err)
+	}
+	wantFields := map[string]any{
+		"specversion": "1.0", "id": testEvent.String(), "source": "/test", "type": "imageservice." + e.Type,
+		"subject": e.StreamID, "time": "2026-11-30T01:02:03.456Z", "datacontenttype": "application/json",
+		"schemaversion": float64(e.SchemaVersion), "streamversion": float64(2), "position": "7/9",
+	}
+	for k, v := range wantFields {
+		if ce[k] != v {
+			t.Errorf("cloud event %s = %v, want %v", k, ce[k], v)
+		}
+	}
+	data, _ := json.Marshal(ce["data"])
+	var got, stored map[string]any
+	_ = json.Unmarshal(data, &got)
+	_ = json.Unmarshal(e.Data, &stored)
+	if len(got) != len(stored) {
+		t.Errorf("cloud event data %s, want %s", data, e.Data)
+	}
+}
+
+func TestMapUnreadableEventStillForwarded(t *testing.T) {
+	e := event(t, images.ImageUploaded{ImageID: testImage}, 1)
+	e.SchemaVersion = 99
+	msgs, err := testMapper().Map(e, images.Image{})
+	if err == nil || !strings.Contains(err.Error(), "schema version") {
+		t.Errorf("err = %v, want an unknown schema version", err)
+	}
+	if len(msgs) != 1 || msgs[0].Topic != "ev" || msgs[0].ID != testEvent.String() {
+		t.Errorf("messages %+v, want the events message alone", msgs)
+	}
+}
+
+func TestMapOtherStreamsAndTypes(t *testing.T) {
+	e := eventstore.Event{ID: testEvent, StreamID: "apikey-1", StreamVersion: 1, Type: "ApiKeyCreated",
+		SchemaVersion: 1, Data: []byte(`{"a":1}`), RecordedAt: testTime}
+	msgs, err := Mapper{}.Map(e, images.Image{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0].Topic != DefaultEventsTopic || msgs[0].Key != "apikey-1" {
+		t.Errorf("messages %+v, want one events message keyed by the stream", msgs)
+	}
+}
+
+func TestTopicsAll(t *testing.T) {
+	for _, c := range []struct {
+		t    Topics
+		want string
+	}{
+		{Topics{"a", "b", "c"}, "a b c"},
+		{Topics{"a", "a", "c"}, "a c"},
+		{Topics{"a", "b", "a"}, "a b"},
+		{Topics{"a", "b", "b"}, "a b"},
+	} {
+		if got := strings.Join(c.t.All(), " "); got != c.want {
+			t.Errorf("%v.All() = %s, want %s", c.t, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+// Package bridge republishes the event log to message brokers. A Bridge is
+// a leased, checkpointed subscription (one per Sink, named "bridge-<sink>")
+// that reads the log in order, maps each event to broker messages in the
+// format the old services' consumers expect plus one full-fidelity
+// CloudEvents message, publishes a batch, waits until the broker has
+// acknowledged every message, and only then lets the runner store its
+// checkpoint. Delivery is therefore at least once; every message carries a
+// deterministic id (ID, the NATS Nats-Msg-Id, and the ce_id header) so a
+// repeat after a crash can be recognised.
+//
+// Sinks: NATS JetStream (NewNATS) and Kafka (NewKafka).
+package bridge
+
+import (
+	"context"
+	"errors"
+)
+
+// Header is one message header.
+type Header struct {
+	Key, Value string
+}
+
+// Message is one broker message.
+type Message struct {
+	// Topic is the Kafka topic, and the NATS subject.
+	Topic string
+	// Key is the partitioning key: the image's uuid.
+	Key string
+	// ID identifies the message for de-duplication (the NATS Nats-Msg-Id).
+	// It is the event id for an event's first message and the event id
+	// with a suffix ("/events", "/IMAGE_DELETED") for the others, so
+	// that the ids of one event's messages differ in a shared stream.
+	ID string
+	// Headers in the order they are sent.
+	Headers []Header
+	// Body is the JSON payload.
+	Body []byte
+}
+
+// Header returns the value of the header named key, or "".
+func (m Message) Header(key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Sink publishes messages to one broker.
+type Sink interface {
+	// Name names the sink in subscription names and logs ("nats", "kafka").
+	Name() string
+	// Publish sends the messages, in order, and returns nil only once the
+	// broker has acknowledged every one of them. A repeated message (the
+	// same ID) must be harmless.
+	Publish(ctx context.Context, msgs []Message) error
+	// Close releases the sink's connections.
+	Close() error
+}
+
+// ErrNotAcknowledged is returned (wrapped) by sinks when the broker did
+// not acknowledge a message.
+var ErrNotAcknowledged = errors.New("bridge: message not acknowledged")
