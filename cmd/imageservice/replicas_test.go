@@ -118,7 +118,9 @@ func (r *replica) upload(t *testing.T, w, h int) string {
 	}
 	defer resp.Body.Close()
 	var res struct {
-		Data struct{ UploadImage struct{ Image struct{ ID string } } }
+		Data struct {
+			UploadImage struct{ Image struct{ ID string } }
+		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || res.Data.UploadImage.Image.ID == "" {
 		t.Fatalf("upload: %v %+v", err, res)
@@ -236,7 +238,11 @@ func TestCrashMidWork(t *testing.T) {
 	waitOutcomes(t, dbURL, len(ids), 5*time.Minute)
 	checkExactlyOnce(t, dbURL, ids)
 	var res struct {
-		Image struct{ Dithers struct{ Edges []struct{ Node struct{ Status string } } } }
+		Image struct {
+			Dithers struct {
+				Edges []struct{ Node struct{ Status string } }
+			}
+		}
 	}
 	r.graphql(t, `query ($id: ID!) { image(id: $id) { dithers(first: 100) { edges { node { status } } } } }`, map[string]any{"id": imageID}, &res)
 	if n := len(res.Image.Dithers.Edges); n != 50 {
