@@ -284,3 +284,48 @@ func TestIdempotentUpload(t *testing.T) {
 		t.Fatal("another key gave the same image")
 	}
 }
+
+// A page of 20 images with their dithers (and each dither's image) costs
+// a small constant number of SQL statements, not one per image.
+func TestNoNPlusOne(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true})
+	for i := range 20 {
+		e.mustUpload(fmt.Sprintf("n%d.png", i), pngBytes(3, 3))
+	}
+	type page struct {
+		Images struct {
+			Edges []struct {
+				Node struct {
+					ID      string
+					Dithers struct {
+						Edges []struct {
+							Node struct {
+								ID    string
+								Image struct{ ID string }
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	query := `{ images(first: 20) { edges { node { id filename url dithers { edges { node { id status url image { id filename } } } } } } } }`
+	eventually(t, "the read model to hold 20 images", func() bool {
+		var p page
+		e.mustDo(query, nil, &p)
+		return len(p.Images.Edges) == 20
+	})
+	e.queries.Store(0)
+	var p page
+	e.mustDo(query, nil, &p)
+	for _, edge := range p.Images.Edges {
+		if len(edge.Node.Dithers.Edges) != 1 || edge.Node.Dithers.Edges[0].Node.Image.ID != edge.Node.ID {
+			t.Fatalf("image %s: dithers %+v", edge.Node.ID, edge.Node.Dithers)
+		}
+	}
+	if n := e.queries.Load(); n > 3 {
+		t.Fatalf("a page of 20 images with dithers ran %d SQL statements, want at most 3", n)
+	} else {
+		t.Logf("%d SQL statements for 20 images, 20 dithers and their images", n)
+	}
+}
