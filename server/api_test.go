@@ -5,6 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/imageservice/imageservice/server"
@@ -327,5 +331,45 @@ func TestNoNPlusOne(t *testing.T) {
 		t.Fatalf("a page of 20 images with dithers ran %d SQL statements, want at most 3", n)
 	} else {
 		t.Logf("%d SQL statements for 20 images, 20 dithers and their images", n)
+	}
+}
+
+// GET answers queries (never mutations); errors follow the GraphQL over
+// HTTP spec for both media types; GraphiQL is served.
+func TestHTTPTransports(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	get := func(query, accept string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.http.URL+"/query?query="+url.QueryEscape(query), nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	}
+	if code, ct, body := get(`{ images { edges { cursor } } }`, ""); code != 200 || !strings.HasPrefix(ct, "application/json") || !strings.Contains(body, `"edges":[]`) {
+		t.Errorf("GET query: %d %s %s", code, ct, body)
+	}
+	if code, ct, body := get(`{ images { edges { cursor } } }`, "application/graphql-response+json"); code != 200 || !strings.HasPrefix(ct, "application/graphql-response+json") {
+		t.Errorf("GET with graphql-response+json: %d %s %s", code, ct, body)
+	}
+	if code, _, body := get(`mutation { deleteImage(input: {id: "x"}) { userErrors { code } } }`, ""); code < 400 || !strings.Contains(body, "errors") {
+		t.Errorf("GET mutation: %d %s, want a 4xx with errors", code, body)
+	}
+	if code, ct, body := get(`{ images { `, "application/graphql-response+json"); code != 400 || !strings.HasPrefix(ct, "application/graphql-response+json") || !strings.Contains(body, "GRAPHQL_PARSE_FAILED") {
+		t.Errorf("GET parse error with graphql-response+json: %d %s %s", code, ct, body)
+	}
+	resp, err := http.Get(e.http.URL + "/graphiql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "graphiql") {
+		t.Errorf("GraphiQL: %d", resp.StatusCode)
 	}
 }
