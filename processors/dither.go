@@ -74,10 +74,17 @@ const actor = "processor:dither"
 
 // Work implements river.Worker.
 func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) error {
-	a := job.Args
+	return w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts)
+}
+
+// Process does one dither: it records exactly one outcome, or returns a
+// transient error to be retried later. On the last attempt a transient
+// error is recorded as a failure instead. A dither that already has an
+// outcome, or whose image was deleted, is done.
+func (w *DitherWorker) Process(ctx context.Context, a DitherArgs, lastAttempt bool) error {
 	img, err := w.Commands.Load(ctx, a.ImageID)
 	if err != nil {
-		return w.transient(ctx, job, fmt.Errorf("load image: %w", err))
+		return w.transient(ctx, a, lastAttempt, fmt.Errorf("load image: %w", err))
 	}
 	d, ok := img.Dither(a.DitherID)
 	switch {
@@ -85,14 +92,15 @@ func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) err
 		w.Logger.InfoContext(ctx, "image deleted before its dither ran", "image", a.ImageID, "dither", a.DitherID)
 		return nil
 	case !ok:
-		return river.JobCancel(fmt.Errorf("dither %s is not in image %s", a.DitherID, a.ImageID))
+		w.Logger.ErrorContext(ctx, "dither not in its image's stream", "image", a.ImageID, "dither", a.DitherID)
+		return nil
 	case d.Status != images.DitherStatusPending:
 		return nil // an outcome is recorded already
 	}
 	meta := eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String()}
 	result, reason, err := w.dither(ctx, img, d)
 	if err != nil {
-		return w.transient(ctx, job, err)
+		return w.transient(ctx, a, lastAttempt, err)
 	}
 	if reason != "" {
 		_, err = w.Commands.FailDither(ctx, a.ImageID, images.DitherFailure{DitherID: a.DitherID, Reason: reason, CompletedAt: time.Now()}, meta)
@@ -108,20 +116,20 @@ func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) err
 	return err
 }
 
-// transient returns err for River to retry later, or, on the last attempt,
+// transient returns err to be retried later, or, on the last attempt,
 // records that the dither failed.
-func (w *DitherWorker) transient(ctx context.Context, job *river.Job[DitherArgs], err error) error {
-	if job.Attempt < job.MaxAttempts {
+func (w *DitherWorker) transient(ctx context.Context, a DitherArgs, lastAttempt bool, err error) error {
+	if !lastAttempt {
 		return err
 	}
-	reason := fmt.Sprintf("the dither could not be completed after %d attempts", job.Attempt)
-	_, ferr := w.Commands.FailDither(ctx, job.Args.ImageID, images.DitherFailure{
-		DitherID: job.Args.DitherID, Reason: reason, CompletedAt: time.Now(),
-	}, eventstore.Metadata{Actor: actor, CausationID: job.Args.DitherID.String()})
+	reason := "the dither could not be completed after several attempts"
+	_, ferr := w.Commands.FailDither(ctx, a.ImageID, images.DitherFailure{
+		DitherID: a.DitherID, Reason: reason, CompletedAt: time.Now(),
+	}, eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String()})
 	if ferr != nil && images.CodeOf(ferr) == "" {
 		return errors.Join(err, ferr)
 	}
-	w.Logger.ErrorContext(ctx, "dither failed for good", "dither", job.Args.DitherID, "err", err)
+	w.Logger.ErrorContext(ctx, "dither failed for good", "dither", a.DitherID, "err", err)
 	return nil
 }
 

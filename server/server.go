@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/live"
 	"github.com/imageservice/imageservice/processors"
+	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
 )
 
@@ -81,48 +83,106 @@ func migrated(ctx context.Context, pool *pgxpool.Pool) bool {
 	return true
 }
 
-// Server is the assembled service on a migrated PostgreSQL database.
+// ReadModel is a backend's read models and their projector.
+type ReadModel interface {
+	projections.Reader
+	Run(ctx context.Context, runner *eventstore.Runner) error
+}
+
+// Processor is a backend's job processing.
+type Processor interface {
+	Run(ctx context.Context, runner *eventstore.Runner) error
+	Stats(ctx context.Context) (processors.Stats, error)
+}
+
+// storage is one backend's parts of the service.
+type storage struct {
+	store eventstore.Store
+	blobs blobstore.Store
+	reads ReadModel
+	cmds  commands.Backend
+	// procs builds the processors on the command service.
+	procs func(*commands.Service, processors.Config) (Processor, error)
+	// ready reports whether the storage can serve (reachable, migrated).
+	ready func(ctx context.Context) error
+	close func()
+}
+
+// Server is the assembled service.
 type Server struct {
-	pool     *pgxpool.Pool
-	store    *espg.Store
-	reads    *projpg.ReadModel
+	st       storage
 	hub      *live.Hub
 	commands *commands.Service
-	procs    *processors.Processors
+	procs    Processor
 	handler  http.Handler
 	log      *slog.Logger
 	bridges  []*bridge.Bridge
 }
 
-// New assembles the service on the pool, whose database must be migrated.
-// Run starts its background work; Close releases it.
+// New assembles the service on a PostgreSQL pool, whose database must be
+// migrated (Migrate). Run starts its background work; Close releases it.
 func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := logger(cfg)
 	store := espg.Open(pool, espg.Options{Logger: log})
 	blobs := blobpg.New(pool, blobpg.WithMaxSize(max(cfg.MaxUploadBytes, 64<<20)))
-	s := &Server{pool: pool, store: store, reads: projpg.New(store, projpg.WithLogger(log)),
-		hub: live.NewHub(store, 0), log: log}
-	s.commands = commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{
+	return assemble(storage{
+		store: store, blobs: blobs, reads: projpg.New(store, projpg.WithLogger(log)),
+		cmds: commands.Postgres{Store: store, Blobs: blobs},
+		procs: func(cmds *commands.Service, pc processors.Config) (Processor, error) {
+			return processors.New(store, cmds, blobs, pc)
+		},
+		ready: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return errors.New("database unreachable")
+			}
+			if !migrated(ctx, pool) {
+				return errors.New("database not migrated")
+			}
+			return nil
+		},
+		close: store.Close,
+	}, cfg)
+}
+
+func logger(cfg Config) *slog.Logger {
+	if cfg.Logger == nil {
+		return slog.Default()
+	}
+	return cfg.Logger
+}
+
+// assemble builds the service on a backend's storage.
+func assemble(st storage, cfg Config) (*Server, error) {
+	log := logger(cfg)
+	s := &Server{st: st, hub: live.NewHub(st.store, 0), log: log}
+	s.commands = commands.New(st.cmds, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
 	})
-	pc := cfg.Processors
-	pc.Logger = log
-	if pc.Limits == (imagefile.Limits{}) {
-		pc.Limits = imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
-	}
 	if !cfg.NoProcessors {
-		procs, err := processors.New(store, s.commands, blobs, pc)
+		pc := cfg.Processors
+		pc.Logger = log
+		if pc.Limits == (imagefile.Limits{}) {
+			pc.Limits = imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
+		}
+		procs, err := st.procs(s.commands, pc)
 		if err != nil {
-			store.Close()
+			st.close()
 			return nil, err
 		}
 		s.procs = procs
 	}
+	s.handler = s.routes(cfg)
+	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
+	for _, sink := range cfg.Sinks {
+		s.bridges = append(s.bridges, &bridge.Bridge{Store: st.store, Sink: sink, Mapper: mapper, Logger: log})
+	}
+	return s, nil
+}
+
+// routes returns the HTTP routes.
+func (s *Server) routes(cfg Config) http.Handler {
 	resolver := &graph.Resolver{
-		Commands: s.commands, Reads: s.reads, Live: s.hub, Logger: log,
+		Commands: s.commands, Reads: s.st.reads, Live: s.hub, Logger: s.log,
 		BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key },
 	}
 	maxUpload := cfg.MaxUploadBytes
@@ -132,15 +192,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{MaxUploadBytes: maxUpload + 1<<20}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
-	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs)))
+	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	s.handler = mux
-	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
-	for _, sink := range cfg.Sinks {
-		s.bridges = append(s.bridges, &bridge.Bridge{Store: store, Sink: sink, Mapper: mapper, Logger: log})
-	}
-	return s, nil
+	return mux
 }
 
 // BridgeLag reports how far each bridge is behind the log, by subscription name.
@@ -160,30 +215,27 @@ func (s *Server) BridgeLag(ctx context.Context) (map[string]eventstore.Lag, erro
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Store returns the event store.
-func (s *Server) Store() *espg.Store { return s.store }
+func (s *Server) Store() eventstore.Store { return s.st.store }
 
 // Commands returns the command service.
 func (s *Server) Commands() *commands.Service { return s.commands }
 
-// ReadModel returns the read models.
-func (s *Server) ReadModel() *projpg.ReadModel { return s.reads }
-
 // Processors returns the job processors, or nil on an API-only replica.
-func (s *Server) Processors() *processors.Processors { return s.procs }
+func (s *Server) Processors() Processor { return s.procs }
 
 // Hub returns the live hub that feeds subscriptions.
 func (s *Server) Hub() *live.Hub { return s.hub }
 
-// Close stops the event store's listener.
-func (s *Server) Close() { s.store.Close() }
+// Close releases the storage (the event store's listener, open files).
+func (s *Server) Close() { s.st.close() }
 
 // Run runs the projector, the processors, the live hub and the bridges
 // until ctx ends, restarting each after a failure.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	runner := &eventstore.Runner{Store: s.store, Logger: s.log}
+	runner := &eventstore.Runner{Store: s.st.store, Logger: s.log}
 	wg.Go(func() {
-		s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.reads.Run(ctx, runner) })
+		s.keepRunning(ctx, "projector", func(ctx context.Context) error { return s.st.reads.Run(ctx, runner) })
 	})
 	if s.procs != nil {
 		wg.Go(func() {
@@ -218,16 +270,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 when the database answers and is migrated.
+// readyz answers 200 when the storage answers and is migrated.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.pool.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
-		return
-	}
-	if !migrated(ctx, s.pool) {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database not migrated"})
+	if err := s.st.ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

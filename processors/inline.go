@@ -1,0 +1,118 @@
+package processors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/imageservice/imageservice/blobstore"
+	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+)
+
+// Inline runs dithers straight from the log, without a job queue: a
+// leased subscription split into Concurrency partitions by image, each
+// handling its DitherRequested events in order. It serves the embedded
+// default (SQLite), which runs as one process: a crash or a failed batch
+// hands the batch over again from the checkpoint, and since a dither that
+// has an outcome is skipped and outcome events have ids derived from the
+// dither, every request still ends in exactly one outcome. A dither that
+// keeps failing transiently is recorded as failed after DitherMaxAttempts
+// hand-overs in this process.
+type Inline struct {
+	store  eventstore.Store
+	worker *DitherWorker
+	n      int
+
+	mu       sync.Mutex
+	attempts map[DitherArgs]int
+}
+
+// InlineName is the subscription of the inline processor.
+const InlineName = "processors-inline"
+
+// NewInline returns an inline processor; Run starts it.
+func NewInline(store eventstore.Store, cmds *commands.Service, blobs blobstore.Store, cfg Config) *Inline {
+	cfg = cfg.withDefaults()
+	return &Inline{
+		store: store, n: cfg.Concurrency, attempts: map[DitherArgs]int{},
+		worker: &DitherWorker{
+			Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
+			BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
+		},
+	}
+}
+
+// Run follows the log until ctx ends.
+func (p *Inline) Run(ctx context.Context, runner *eventstore.Runner) error {
+	return runner.Run(ctx, eventstore.Subscription{
+		Name: InlineName, Partitions: p.n, Handler: p.handle,
+		Read: eventstore.ReadOptions{BatchSize: 20},
+	})
+}
+
+// handle does the batch's dithers in order; an error hands the batch over again.
+func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
+	for _, e := range b.Events {
+		if e.Type != images.TypeDitherRequested {
+			continue
+		}
+		args, err := ditherArgs(e)
+		if err != nil {
+			p.worker.Logger.Error("skipping an unreadable event", "event", e.ID, "err", err)
+			continue
+		}
+		if err := p.worker.Process(ctx, args, p.attempt(args) >= DitherMaxAttempts); err != nil {
+			return fmt.Errorf("dither %s: %w", args.DitherID, err)
+		}
+		p.done(args)
+	}
+	return nil
+}
+
+// attempt counts an attempt at a dither and returns the count.
+func (p *Inline) attempt(a DitherArgs) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.attempts[a]++
+	return p.attempts[a]
+}
+
+func (p *Inline) done(a DitherArgs) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.attempts, a)
+}
+
+// Stats reports the work waiting: the dithers' subscription lag.
+func (p *Inline) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	for part := range p.n {
+		lag, err := eventstore.SubscriptionLag(ctx, p.store, eventstore.CheckpointKey{Subscription: InlineName, Partition: part})
+		if err != nil {
+			return Stats{}, err
+		}
+		s.Queued += lag.Events
+	}
+	return s, nil
+}
+
+// ditherArgs reads the dither a DitherRequested event asks for.
+func ditherArgs(e eventstore.Event) (DitherArgs, error) {
+	imageID, err := images.ParseStreamID(e.StreamID)
+	if err != nil {
+		return DitherArgs{}, err
+	}
+	rec, err := commands.Decode(e)
+	if err != nil {
+		return DitherArgs{}, err
+	}
+	req, ok := rec.Event.(images.DitherRequested)
+	if !ok {
+		return DitherArgs{}, fmt.Errorf("event %s is not a DitherRequested", e.ID)
+	}
+	return DitherArgs{ImageID: imageID, DitherID: req.DitherID}, nil
+}
