@@ -50,13 +50,16 @@ func TestDitherFlow(t *testing.T) {
 		}
 		return stats.Completed == 2 && stats.Running == 0 && stats.DitherP50 > 0
 	})
-	var q struct{ Image imageJSON }
-	e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } }`, map[string]any{"id": img.ID}, &q)
-	for _, edge := range q.Image.Dithers.Edges {
-		if edge.Node.Status != "COMPLETED" || edge.Node.URL == nil {
-			t.Errorf("dither %+v not completed in the query", edge.Node)
+	eventually(t, "the read model to show both dithers completed", func() bool {
+		var q struct{ Image imageJSON }
+		e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } }`, map[string]any{"id": img.ID}, &q)
+		for _, edge := range q.Image.Dithers.Edges {
+			if edge.Node.Status != "COMPLETED" || edge.Node.URL == nil {
+				return false
+			}
 		}
-	}
+		return len(q.Image.Dithers.Edges) == 2
+	})
 }
 
 // nextCompleted reads the next ditherCompleted from a websocket.
