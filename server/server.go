@@ -17,6 +17,7 @@ import (
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/compat"
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/graph"
@@ -92,6 +93,7 @@ type Server struct {
 	handler  http.Handler
 	log      *slog.Logger
 	bridges  []*bridge.Bridge
+	compat   *compat.API
 }
 
 // New assembles the service on the pool, whose database must be migrated.
@@ -135,6 +137,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.reads, WaitFor: s.reads.WaitFor, Logger: log,
+		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
+	s.compat.Mount(mux)
 	s.handler = mux
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {
@@ -158,6 +163,9 @@ func (s *Server) BridgeLag(ctx context.Context) (map[string]eventstore.Lag, erro
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Compat returns the old services' REST API (also mounted under /compat).
+func (s *Server) Compat() *compat.API { return s.compat }
 
 // Store returns the event store.
 func (s *Server) Store() *espg.Store { return s.store }
