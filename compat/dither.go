@@ -67,6 +67,9 @@ func (a *API) requestDither(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.waitForProjection(r.Context(), res)
+	if d, ok := res.Image.Dither(ditherID); ok {
+		channels = d.Options.Levels
+	}
 	w.Header().Set("Location", "../"+id.String())
 	writeJSON(w, http.StatusAccepted, ditherRequestJSON{
 		ditherJSON: ditherJSON{ID: OldID(ditherID), UUID: id.String(), Channels: channels},
@@ -74,12 +77,13 @@ func (a *API) requestDither(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// pathChannels parses the {channels} of the path; the range is the
-// dither rules' to check.
+// pathChannels parses the {channels} of the path: a whole number within
+// the dither rules' levels (checked here too, as 0 would mean "the
+// default" to them).
 func pathChannels(r *http.Request) (int, error) {
 	raw := r.PathValue("channels")
 	n, err := strconv.Atoi(raw)
-	if err != nil {
+	if err != nil || n < images.MinLevels || n > images.MaxLevels {
 		return 0, &images.Error{Field: "channels", Code: images.CodeInvalidLevels,
 			Message: fmt.Sprintf("channels must be a whole number from %d to %d, not %q", images.MinLevels, images.MaxLevels, raw)}
 	}
