@@ -85,11 +85,12 @@ func badRoutes(t *testing.T, up, di, id string) {
 	}
 }
 
-// The upload takes the first file whose content is an image, whatever
-// the names say.
+// The upload takes the first file whose content is an image of an
+// accepted format, whatever the names say.
 func TestUploadPicksTheImageByContent(t *testing.T) {
 	e := start(t, server.Config{})
-	body, ct := multipartBody(file{"notes", "photo.png", []byte("plain text")}, file{"other", "picture.txt", pngBytes(16, 16)})
+	body, ct := multipartBody(file{"notes", "photo.png", []byte("plain text")},
+		file{"bmp", "old.png", append([]byte("BM"), make([]byte, 64)...)}, file{"other", "picture.txt", pngBytes(16, 16)})
 	var img oldImage
 	if code, raw := call(t, "POST", e.upload+"/images", body, ct, &img); code != 201 || img.Filename != "picture.txt" {
 		t.Fatalf("upload = %d %s, want picture.txt", code, raw)

@@ -91,11 +91,13 @@ func New(cfg Config) *API {
 
 // Mount prefixes, on the main server's mux.
 const (
-	UploadPrefix  = "/compat/upload"
-	DitherPrefix  = "/compat/dither"
-	OpenAPIPath   = "/compat/openapi.yaml"
-	writeWaitTime = 5 * time.Second
+	UploadPrefix = "/compat/upload"
+	DitherPrefix = "/compat/dither"
+	OpenAPIPath  = "/compat/openapi.yaml"
 )
+
+// writeWaitTime bounds the wait for the read models after a write.
+const writeWaitTime = 5 * time.Second
 
 // Upload returns the upload service's routes, rooted at "/" as on the old
 // port 5000.

@@ -7,7 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -18,6 +18,10 @@ import (
 // multipartSlack is what a multipart body may hold beside the file:
 // boundaries, headers and other fields.
 const multipartSlack = 1 << 20
+
+// uploadTypes are the sniffed content types of the formats uploads
+// accept; a file of another type (a BMP, say) does not hide a later PNG.
+var uploadTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 // listImages answers GET /images: every image that is not deleted.
 func (a *API) listImages(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +88,7 @@ func (a *API) uploadImage(w http.ResponseWriter, r *http.Request) {
 }
 
 // firstImage reads the multipart body and returns the first file part
-// whose content is sniffed as an image, or else the first file part (so
+// whose content is sniffed as an image of an accepted format, or else the first file part (so
 // that the upload's checks refuse it with their usual error). Each part
 // is read up to the size cap plus one byte.
 func (a *API) firstImage(r *http.Request) ([]byte, string, error) {
@@ -110,7 +114,7 @@ func (a *API) firstImage(r *http.Request) ([]byte, string, error) {
 			}
 			continue
 		}
-		if strings.HasPrefix(http.DetectContentType(data), "image/") {
+		if slices.Contains(uploadTypes, http.DetectContentType(data)) {
 			return data, name, nil
 		}
 		if first == nil {
