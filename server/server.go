@@ -18,6 +18,7 @@ import (
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/compat"
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/graph"
@@ -86,7 +87,10 @@ func migrated(ctx context.Context, pool *pgxpool.Pool) bool {
 // ReadModel is a backend's read models and their projector.
 type ReadModel interface {
 	projections.Reader
+	// Run runs the projector until ctx ends.
 	Run(ctx context.Context, runner *eventstore.Runner) error
+	// WaitFor waits until the model has folded in the event at pos.
+	WaitFor(ctx context.Context, pos eventstore.Position) error
 }
 
 // Processor is a backend's job processing.
@@ -117,6 +121,7 @@ type Server struct {
 	handler  http.Handler
 	log      *slog.Logger
 	bridges  []*bridge.Bridge
+	compat   *compat.API
 }
 
 // New assembles the service on a PostgreSQL pool, whose database must be
@@ -195,6 +200,9 @@ func (s *Server) routes(cfg Config) http.Handler {
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
+		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
+	s.compat.Mount(mux)
 	return mux
 }
 
@@ -213,6 +221,9 @@ func (s *Server) BridgeLag(ctx context.Context) (map[string]eventstore.Lag, erro
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Compat returns the old services' REST API (also mounted under /compat).
+func (s *Server) Compat() *compat.API { return s.compat }
 
 // Store returns the event store.
 func (s *Server) Store() eventstore.Store { return s.st.store }

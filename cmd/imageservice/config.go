@@ -30,6 +30,8 @@ var settings = []setting{
 	{"POSTGRES_PASSWORD", "", "old-service name: database password (never logged)"},
 	{"POSTGRES_DB", "", "old-service name: database name"},
 	{"HTTP_ADDR", ":8080", "address the HTTP server listens on"},
+	{"UPLOAD_COMPAT_ADDR", "", "when set, also serve the old upload service's REST API (mounted at /compat/upload) at the root of this address, as on the old port 5000 (e.g. :5000)"},
+	{"DITHER_COMPAT_ADDR", "", "when set, also serve the old dithering service's REST API (mounted at /compat/dither) at the root of this address, as on the old port 5001 (e.g. :5001)"},
 	{"PUBLIC_URL", "", "base URL clients use to reach the service, for links to originals and results (default http://localhost:<port of HTTP_ADDR>)"},
 	{"MIGRATE", "true", "apply database migrations at start-up"},
 	{"AUTO_DITHER", "true", "request one dither (2 levels, Floyd-Steinberg) with every upload that asks for none"},

@@ -62,11 +62,16 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	compatLns, err := listenCompat(srv.Compat())
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(ctx) })
 	fmt.Fprintf(stdout, "imageservice listening on http://%s\n", ln.Addr())
+	serveCompat(ctx, &wg, compatLns, stdout, log)
 	err = serveHTTP(ctx, ln, srv.Handler(), log)
 	cancel()
 	wg.Wait()

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/imageservice/imageservice/compat"
+)
+
+// compatListener is one old service's REST API on a listener of its own.
+type compatListener struct {
+	setting string
+	ln      net.Listener
+	handler http.Handler
+}
+
+// listenCompat opens a listener for each of UPLOAD_COMPAT_ADDR and
+// DITHER_COMPAT_ADDR that is set, serving that old service at its root.
+func listenCompat(api *compat.API) ([]compatListener, error) {
+	var out []compatListener
+	for _, c := range []struct {
+		setting string
+		handler http.Handler
+	}{{"UPLOAD_COMPAT_ADDR", api.Upload()}, {"DITHER_COMPAT_ADDR", api.Dither()}} {
+		addr := env(c.setting)
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeCompat(out)
+			return nil, fmt.Errorf("listen on %s %q: %w", c.setting, addr, err)
+		}
+		out = append(out, compatListener{setting: c.setting, ln: ln, handler: c.handler})
+	}
+	return out, nil
+}
+
+// closeCompat closes listeners that will not be served.
+func closeCompat(lns []compatListener) {
+	for _, l := range lns {
+		_ = l.ln.Close()
+	}
+}
+
+// serveCompat serves each listener until ctx ends; a listener that fails
+// is logged and does not stop the service.
+func serveCompat(ctx context.Context, wg *sync.WaitGroup, lns []compatListener, stdout io.Writer, log *slog.Logger) {
+	for _, l := range lns {
+		fmt.Fprintf(stdout, "%s: compatibility API listening on http://%s\n", l.setting, l.ln.Addr())
+		wg.Go(func() {
+			if err := serveHTTP(ctx, l.ln, l.handler, log.With("listener", l.setting)); err != nil {
+				log.Error("compatibility API stopped", "setting", l.setting, "err", err)
+			}
+		})
+	}
+}
