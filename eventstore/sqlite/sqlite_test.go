@@ -1,0 +1,65 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/eventstore/sqlite"
+	"github.com/imageservice/imageservice/eventstore/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Exercise(t, func(t *testing.T) storetest.Backend {
+		store := newStore(t)
+		return storetest.Backend{Store: store, Begin: beginFunc(store), SerializesWriters: true}
+	})
+}
+
+// newStore returns a store on a fresh database file in t.TempDir.
+func newStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// beginFunc opens write transactions, which hold the single writer from
+// the start.
+func beginFunc(s *sqlite.Store) func(ctx context.Context) (storetest.Tx, error) {
+	return func(ctx context.Context) (storetest.Tx, error) {
+		tx, err := s.BeginForTest(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &sqliteTx{s: s, tx: tx}, nil
+	}
+}
+
+type sqliteTx struct {
+	s  *sqlite.Store
+	tx *sql.Tx
+}
+
+func (x *sqliteTx) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+	return x.s.AppendTx(ctx, x.tx, stream, expected, events...)
+}
+
+func (x *sqliteTx) Commit(context.Context) error {
+	if err := x.tx.Commit(); err != nil {
+		return err
+	}
+	x.s.NotifyForTest()
+	return nil
+}
+
+func (x *sqliteTx) Rollback(context.Context) error { return x.tx.Rollback() }
