@@ -138,9 +138,10 @@ func TestKafkaKilledBetweenPublishAndCheckpoint(t *testing.T) {
 	w := newWorld(t)
 	k := startKafka(t)
 	w.workload(0, 3)
-	killer := &killAfterPublish{Sink: k.sink(t)}
+	ready := make(chan *running, 1)
+	killer := &killAfterPublish{Sink: k.sink(t), kill: func() { (<-ready).stop() }}
 	first := w.run(killer)
-	killer.kill = first.stop
+	ready <- first
 	<-first.done
 	if len(killer.published) == 0 {
 		t.Fatal("nothing was published before the crash")

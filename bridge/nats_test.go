@@ -237,9 +237,10 @@ func TestNATSKilledBetweenPublishAndCheckpoint(t *testing.T) {
 	w := newWorld(t)
 	n := startNATS(t)
 	w.workload(0, 3)
-	killer := &killAfterPublish{Sink: n.sink(n.url())}
+	ready := make(chan *running, 1)
+	killer := &killAfterPublish{Sink: n.sink(n.url()), kill: func() { (<-ready).stop() }}
 	first := w.run(killer)
-	killer.kill = first.stop
+	ready <- first
 	<-first.done
 	if len(killer.published) == 0 {
 		t.Fatal("nothing was published before the crash")

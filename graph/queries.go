@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
 	"github.com/imageservice/imageservice/graph/model"
@@ -48,7 +49,67 @@ func (r *Resolver) images(ctx context.Context, first *int, after *string) (*mode
 		conn.Edges[i] = model.ImageEdge{Cursor: string(page.Cursors[i]), Node: imageModel(img)}
 	}
 	conn.PageInfo = pageInfo(page.HasNext, page.HasPrevious, page.Cursors)
+	if err := r.prefetchDithers(ctx, conn); err != nil {
+		return nil, err
+	}
 	return conn, nil
+}
+
+// prefetchDithers loads, when the query asks for edges.node.dithers (a
+// first page), the dithers of every image of the page in one query, so
+// that a page costs a constant number of queries, not one per image.
+func (r *Resolver) prefetchDithers(ctx context.Context, conn *model.ImageConnection) error {
+	field := lookAhead(ctx, "edges", "node", "dithers")
+	if field == nil || len(conn.Edges) == 0 {
+		return nil
+	}
+	args := field.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
+	if after, _ := args["after"].(string); after != "" {
+		return nil
+	}
+	first := 20
+	if f, ok := args["first"].(int64); ok {
+		first = int(f)
+	} else if f, ok := args["first"].(int); ok {
+		first = f
+	}
+	if projections.CheckPageSize(first) != nil {
+		return nil // the dithers resolver reports it
+	}
+	ids := make([]uuid.UUID, len(conn.Edges))
+	for i, e := range conn.Edges {
+		ids[i] = e.Node.UUID
+	}
+	pages, err := r.Reads.DithersByImage(ctx, ids, first)
+	if err != nil {
+		return err
+	}
+	for _, e := range conn.Edges {
+		e.Node.FirstDithers, e.Node.FirstDithersSize = ditherConnection(pages[e.Node.UUID]), first
+	}
+	return nil
+}
+
+// lookAhead returns the field at the path below the current field in the
+// query, or nil when the query does not ask for it.
+func lookAhead(ctx context.Context, path ...string) *graphql.CollectedField {
+	op := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFieldsCtx(ctx, nil)
+	var found *graphql.CollectedField
+	for _, name := range path {
+		found = nil
+		for i := range fields {
+			if fields[i].Name == name {
+				found = &fields[i]
+				break
+			}
+		}
+		if found == nil {
+			return nil
+		}
+		fields = graphql.CollectFields(op, found.Selections, nil)
+	}
+	return found
 }
 
 func pageInfo(hasNext, hasPrevious bool, cursors []projections.Cursor) *model.PageInfo {
@@ -70,7 +131,9 @@ func (r *Resolver) dithers(ctx context.Context, objs []*model.Image, first *int,
 	out := make([]*model.DitherConnection, len(objs))
 	var missing []uuid.UUID
 	for i, img := range objs {
-		if img.Dithers != nil {
+		if img.FirstDithers != nil && cursor == "" && img.FirstDithersSize == n {
+			out[i] = img.FirstDithers
+		} else if img.Dithers != nil {
 			if out[i], err = dithersInMemory(img.Dithers, n, cursor); err != nil {
 				return nil, err
 			}
@@ -85,7 +148,7 @@ func (r *Resolver) dithers(ctx context.Context, objs []*model.Image, first *int,
 		}
 	}
 	if len(missing) == 0 {
-		return out, nil
+		return withParents(objs, out), nil
 	}
 	pages, err := r.Reads.DithersByImage(ctx, missing, n)
 	if err != nil {
@@ -96,7 +159,18 @@ func (r *Resolver) dithers(ctx context.Context, objs []*model.Image, first *int,
 			out[i] = ditherConnection(pages[img.UUID])
 		}
 	}
-	return out, nil
+	return withParents(objs, out), nil
+}
+
+// withParents links each listed dither to the image it is listed under,
+// so Dither.image needs no query.
+func withParents(objs []*model.Image, conns []*model.DitherConnection) []*model.DitherConnection {
+	for i, c := range conns {
+		for _, e := range c.Edges {
+			e.Node.Parent = objs[i]
+		}
+	}
+	return conns
 }
 
 func ditherConnection(page projections.Page[projections.Dither]) *model.DitherConnection {
@@ -132,16 +206,27 @@ func dithersInMemory(all []*model.Dither, first int, after projections.Cursor) (
 
 // ditherImages is the batch resolver of Dither.image.
 func (r *Resolver) ditherImages(ctx context.Context, objs []*model.Dither) ([]*model.Image, error) {
-	ids := make([]uuid.UUID, len(objs))
+	out := make([]*model.Image, len(objs))
+	var ids []uuid.UUID
 	for i, d := range objs {
-		ids[i] = d.ImageID
+		if d.Parent != nil {
+			out[i] = d.Parent
+		} else {
+			ids = append(ids, d.ImageID)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
 	}
 	found, err := r.Reads.ImagesByID(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.Image, len(objs))
-	for i, id := range ids {
+	for i, d := range objs {
+		if out[i] != nil {
+			continue
+		}
+		id := d.ImageID
 		if img, ok := found[id]; ok {
 			out[i] = imageModel(img)
 			continue

@@ -5,6 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/imageservice/imageservice/server"
@@ -282,5 +286,90 @@ func TestIdempotentUpload(t *testing.T) {
 	e.upload("one.png", pngBytes(5, 5), map[string]any{"idempotencyKey": "client-key-2"}, &other)
 	if other.UploadImage.Image.ID == first.UploadImage.Image.ID {
 		t.Fatal("another key gave the same image")
+	}
+}
+
+// A page of 20 images with their dithers (and each dither's image) costs
+// a small constant number of SQL statements, not one per image.
+func TestNoNPlusOne(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true})
+	for i := range 20 {
+		e.mustUpload(fmt.Sprintf("n%d.png", i), pngBytes(3, 3))
+	}
+	type page struct {
+		Images struct {
+			Edges []struct {
+				Node struct {
+					ID      string
+					Dithers struct {
+						Edges []struct {
+							Node struct {
+								ID    string
+								Image struct{ ID string }
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	query := `{ images(first: 20) { edges { node { id filename url dithers { edges { node { id status url image { id filename } } } } } } } }`
+	eventually(t, "the read model to hold 20 images", func() bool {
+		var p page
+		e.mustDo(query, nil, &p)
+		return len(p.Images.Edges) == 20
+	})
+	e.queries.Store(0)
+	var p page
+	e.mustDo(query, nil, &p)
+	for _, edge := range p.Images.Edges {
+		if len(edge.Node.Dithers.Edges) != 1 || edge.Node.Dithers.Edges[0].Node.Image.ID != edge.Node.ID {
+			t.Fatalf("image %s: dithers %+v", edge.Node.ID, edge.Node.Dithers)
+		}
+	}
+	if n := e.queries.Load(); n > 3 {
+		t.Fatalf("a page of 20 images with dithers ran %d SQL statements, want at most 3", n)
+	} else {
+		t.Logf("%d SQL statements for 20 images, 20 dithers and their images", n)
+	}
+}
+
+// GET answers queries (never mutations); errors follow the GraphQL over
+// HTTP spec for both media types; GraphiQL is served.
+func TestHTTPTransports(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	get := func(query, accept string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.http.URL+"/query?query="+url.QueryEscape(query), nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	}
+	if code, ct, body := get(`{ images { edges { cursor } } }`, ""); code != 200 || !strings.HasPrefix(ct, "application/json") || !strings.Contains(body, `"edges":[]`) {
+		t.Errorf("GET query: %d %s %s", code, ct, body)
+	}
+	if code, ct, body := get(`{ images { edges { cursor } } }`, "application/graphql-response+json"); code != 200 || !strings.HasPrefix(ct, "application/graphql-response+json") {
+		t.Errorf("GET with graphql-response+json: %d %s %s", code, ct, body)
+	}
+	if code, _, body := get(`mutation { deleteImage(input: {id: "x"}) { userErrors { code } } }`, ""); code < 400 || !strings.Contains(body, "errors") {
+		t.Errorf("GET mutation: %d %s, want a 4xx with errors", code, body)
+	}
+	if code, ct, body := get(`{ images { `, "application/graphql-response+json"); code != 400 || !strings.HasPrefix(ct, "application/graphql-response+json") || !strings.Contains(body, "GRAPHQL_PARSE_FAILED") {
+		t.Errorf("GET parse error with graphql-response+json: %d %s %s", code, ct, body)
+	}
+	resp, err := http.Get(e.http.URL + "/graphiql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "graphiql") {
+		t.Errorf("GraphiQL: %d", resp.StatusCode)
 	}
 }

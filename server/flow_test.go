@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"image"
 	"image/png"
@@ -42,6 +43,13 @@ func TestDitherFlow(t *testing.T) {
 	}
 	checkResult(t, *d.URL, 64, 48, 4*4*4)
 
+	eventually(t, "the job stats to count both dithers", func() bool {
+		stats, err := e.srv.Processors().Stats(context.Background())
+		if err != nil || stats.Failed != 0 {
+			t.Fatalf("job stats %+v, %v", stats, err)
+		}
+		return stats.Completed == 2 && stats.Running == 0 && stats.DitherP50 > 0
+	})
 	var q struct{ Image imageJSON }
 	e.mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } }`, map[string]any{"id": img.ID}, &q)
 	for _, edge := range q.Image.Dithers.Edges {

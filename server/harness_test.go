@@ -60,7 +60,7 @@ func start(t *testing.T, cfg server.Config) *env {
 	if e.srv, err = server.New(pool, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ts.Config.Handler = e.srv.Handler()
+	ts.Config.Handler = markCounted(e.srv.Handler())
 	ts.Start()
 	e.http = ts
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,12 +70,27 @@ func start(t *testing.T, cfg server.Config) *env {
 	return e
 }
 
-// queryCounter counts the statements a pool runs.
+// queryCounter counts the statements run for requests that carry the
+// X-Count-Queries header, leaving out the background work's.
 type queryCounter struct{ n *atomic.Int64 }
 
+type countedKey struct{}
+
 func (q queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
+	if ctx.Value(countedKey{}) != nil {
+		q.n.Add(1)
+	}
 	return ctx
+}
+
+// markCounted marks the contexts of requests whose queries are counted.
+func markCounted(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Count-Queries") != "" {
+			r = r.WithContext(context.WithValue(r.Context(), countedKey{}, true))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -95,6 +110,7 @@ func (e *env) do(query string, vars map[string]any, out any) gqlResponse {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Count-Queries", "1")
 	return e.send(req, out)
 }
 

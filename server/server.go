@@ -168,6 +168,9 @@ func (s *Server) Commands() *commands.Service { return s.commands }
 // ReadModel returns the read models.
 func (s *Server) ReadModel() *projpg.ReadModel { return s.reads }
 
+// Processors returns the job processors, or nil on an API-only replica.
+func (s *Server) Processors() *processors.Processors { return s.procs }
+
 // Hub returns the live hub that feeds subscriptions.
 func (s *Server) Hub() *live.Hub { return s.hub }
 

@@ -117,3 +117,32 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Errorf("unknown command exited %d, want 2", code)
 	}
 }
+
+func TestMigrateReplayAndEvents(t *testing.T) {
+	dbURL, _ := pgtest.URL(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	var out, errs strings.Builder
+	if code := run(context.Background(), []string{"migrate"}, &out, &errs); code != 0 || !strings.Contains(out.String(), "migrated") {
+		t.Fatalf("migrate: %d %s %s", code, out.String(), errs.String())
+	}
+	base, stop := startServe(t, map[string]string{"DATABASE_URL": dbURL, "PROCESSORS": "false"})
+	id := (&replica{base: base}).upload(t, 8, 8)
+	stop()
+
+	out.Reset()
+	errs.Reset()
+	if code := run(context.Background(), []string{"replay"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "1 events replayed") {
+		t.Fatalf("replay: %d %q %q", code, out.String(), errs.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"events", "--image", id}, &out, &errs); code != 0 {
+		t.Fatalf("events: %d %s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"type":"ImageUploaded"`) || !strings.Contains(lines[0], id) {
+		t.Fatalf("events printed %q", out.String())
+	}
+	if code := run(context.Background(), []string{"events", "--image", "nope"}, io.Discard, io.Discard); code == 0 {
+		t.Fatal("events accepted a malformed image id")
+	}
+}

@@ -38,6 +38,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	if res, ok := fastAppend(ctx, s.pool, args); ok {
+		s.committed()
+		return res, nil
+	}
 	var lastErr error
 	for attempt := 0; attempt < appendRetries; attempt++ {
 		res, err := runAppend(ctx, s.pool, args)
@@ -53,6 +57,44 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 	}
 	return eventstore.AppendResult{}, lastErr
+}
+
+// The fast path of a standalone append: one statement that moves the
+// stream's version (with the expected-version and last_txid guards) and
+// inserts the events, without the duplicate check of eventstore_append.
+// When it writes nothing (a guard refused) or fails (an event id already
+// recorded), the statement changed nothing, and eventstore_append runs
+// to find out why: a retry, a conflict or an overtaken stream.
+const (
+	fastInsertEvents = `INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata)
+SELECT $1, s.version - cardinality($3::uuid[]) + x.ord, x.id, x.typ, x.sv, x.data, x.meta
+  FROM s, unnest($3::uuid[], $4::text[], $5::integer[], $6::jsonb[], $7::jsonb[])
+       WITH ORDINALITY AS x(id, typ, sv, data, meta, ord)
+RETURNING stream_version, global_position, transaction_id::text::bigint, false`
+	// fastUpsertSQL serves Any and NoStream: a new stream is inserted.
+	fastUpsertSQL = `WITH s AS (
+  INSERT INTO streams AS s (stream_id, version, last_txid)
+  VALUES ($1, cardinality($3::uuid[]), pg_current_xact_id())
+  ON CONFLICT (stream_id) DO UPDATE SET version = s.version + cardinality($3::uuid[]), last_txid = excluded.last_txid
+  WHERE $2::bigint = -1 AND s.last_txid <= excluded.last_txid
+  RETURNING s.version)
+` + fastInsertEvents
+	// fastUpdateSQL serves an exact version: the stream must exist.
+	fastUpdateSQL = `WITH s AS (
+  UPDATE streams s SET version = s.version + cardinality($3::uuid[]), last_txid = pg_current_xact_id()
+  WHERE s.stream_id = $1 AND s.version = $2::bigint AND s.last_txid <= pg_current_xact_id()
+  RETURNING s.version)
+` + fastInsertEvents
+)
+
+// fastAppend tries the fast path; ok is false when it wrote nothing.
+func fastAppend(ctx context.Context, q querier, args []any) (eventstore.AppendResult, bool) {
+	sql := fastUpsertSQL
+	if args[1].(int64) > 0 {
+		sql = fastUpdateSQL
+	}
+	res, err := scanAppend(q.Query(ctx, sql, args...))
+	return res, err == nil && len(res.Positions) > 0
 }
 
 // retryable reports an append error that a new transaction may resolve. A
@@ -116,7 +158,12 @@ func appendArgs(stream string, expected eventstore.ExpectedVersion, events []eve
 }
 
 func runAppend(ctx context.Context, q querier, args []any) (eventstore.AppendResult, error) {
-	rows, err := q.Query(ctx, appendSQL, args...)
+	return scanAppend(q.Query(ctx, appendSQL, args...))
+}
+
+// scanAppend reads the rows of an append statement: for each event its
+// version, position and transaction, and whether it was recorded already.
+func scanAppend(rows pgx.Rows, err error) (eventstore.AppendResult, error) {
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}

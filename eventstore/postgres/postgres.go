@@ -110,6 +110,12 @@ func (s *Store) committed() {
 	}
 }
 
+// notifyWindow is how long the notifier gathers commits into one NOTIFY.
+// Sending one per commit would cost writers up to a third of their rate;
+// this bounds NOTIFYs to a few hundred a second and adds at most this much
+// to another process's wake-up.
+const notifyWindow = 3 * time.Millisecond
+
 // notifyLoop sends one NOTIFY per burst of commits.
 func (s *Store) notifyLoop(ctx context.Context) {
 	for {
@@ -117,6 +123,15 @@ func (s *Store) notifyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(notifyWindow):
+		}
+		select {
+		case <-s.kick: // commits during the window ride along
+		default:
 		}
 		if _, err := s.pool.Exec(ctx, "SELECT pg_notify($1, '')", s.opts.Channel); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("eventstore notify", "err", err)

@@ -31,6 +31,10 @@ type Image struct {
 	// Dithers, when not nil, are the image's dithers already at hand (from
 	// a mutation's state), so no query is needed for the first page.
 	Dithers []*Dither `json:"-"`
+	// FirstDithers, when not nil, is the first page of dithers, of
+	// FirstDithersSize, fetched with a page of images in one query.
+	FirstDithers     *DitherConnection `json:"-"`
+	FirstDithersSize int               `json:"-"`
 }
 
 func (Image) IsNode()          {}
@@ -59,10 +63,12 @@ type Dither struct {
 	RequestedAt   time.Time       `json:"requestedAt"`
 	CompletedAt   *time.Time      `json:"completedAt,omitempty"`
 
-	UUID      uuid.UUID `json:"-"`
-	ImageID   uuid.UUID `json:"-"`
-	ResultKey string    `json:"-"`
-	CloudURL  string    `json:"-"`
+	UUID    uuid.UUID `json:"-"`
+	ImageID uuid.UUID `json:"-"`
+	// Parent, when set, is the image this dither was listed under.
+	Parent    *Image `json:"-"`
+	ResultKey string `json:"-"`
+	CloudURL  string `json:"-"`
 }
 
 // Event is the GraphQL Event: a recorded event of an image's stream.

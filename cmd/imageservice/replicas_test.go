@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/imageservice/imageservice/internal/pgtest"
+)
+
+// childEnv marks the test binary started as the service itself.
+const childEnv = "IMAGESERVICE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(run(context.Background(), []string{"serve"}, os.Stdout, io.Discard))
+	}
+	os.Exit(m.Run())
+}
+
+// replica is the service running as a child process.
+type replica struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+// startReplica runs the service in a child process on the database URL
+// and waits for its address.
+func startReplica(t *testing.T, dbURL string) *replica {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "DATABASE_URL="+dbURL, "HTTP_ADDR=127.0.0.1:0",
+		"JOB_TIMEOUT=2s", "JOB_RESCUE_AFTER=3s", "DITHER_CONCURRENCY=2")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{cmd: cmd}
+	t.Cleanup(func() { r.kill() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the replica printed no address: %v", err)
+	}
+	r.base = strings.TrimSpace(line[strings.Index(line, "http://"):])
+	go io.Copy(io.Discard, out)
+	return r
+}
+
+// kill ends the replica at once, as a crash would.
+func (r *replica) kill() {
+	if r.cmd.ProcessState == nil {
+		_ = r.cmd.Process.Signal(syscall.SIGKILL)
+		_ = r.cmd.Wait()
+	}
+}
+
+// graphql posts a query to the replica.
+func (r *replica) graphql(t *testing.T, query string, vars map[string]any, out any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	resp, err := http.Post(r.base+"/query", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Data   json.RawMessage
+		Errors []any
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("graphql: %v %v", err, res.Errors)
+	}
+	if err := json.Unmarshal(res.Data, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upload sends a generated image as a GraphQL multipart upload, without
+// the automatic dither, and returns its id.
+func (r *replica) upload(t *testing.T, w, h int) string {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.NRGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
+		}
+	}
+	var file bytes.Buffer
+	_ = png.Encode(&file, img)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("operations", `{"query":"mutation ($f: Upload!) { uploadImage(input: {file: $f, autoDither: false}) { image { id } userErrors { code } } }","variables":{"f":null}}`)
+	_ = mw.WriteField("map", `{"0":["variables.f"]}`)
+	fw, _ := mw.CreateFormFile("0", "big.png")
+	_, _ = fw.Write(file.Bytes())
+	_ = mw.Close()
+	resp, err := http.Post(r.base+"/query", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Data struct {
+			UploadImage struct{ Image struct{ ID string } }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || res.Data.UploadImage.Image.ID == "" {
+		t.Fatalf("upload: %v %+v", err, res)
+	}
+	return res.Data.UploadImage.Image.ID
+}
+
+// requestDithers asks for n dithers of an image and returns their ids.
+func (r *replica) requestDithers(t *testing.T, imageID string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		var res struct {
+			RequestDither struct{ Dither struct{ ID string } }
+		}
+		r.graphql(t, `mutation ($id: ID!, $levels: Int!) { requestDither(input: {imageId: $id, levels: $levels, algorithm: JARVIS_JUDICE_NINKE}) { dither { id } } }`,
+			map[string]any{"id": imageID, "levels": 2 + i%6}, &res)
+		ids = append(ids, res.RequestDither.Dither.ID)
+	}
+	return ids
+}
+
+// outcomes counts, per dither, the outcome events in the log, and checks
+// that every completed dither's result is stored.
+func outcomes(t *testing.T, dbURL string) (map[string]int, int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT e.data->>'dither_id', count(b.key) FROM events e
+		LEFT JOIN blobs b ON b.key = e.data->>'result_sha256'
+		WHERE e.event_type IN ('DitherCompleted', 'DitherFailed') GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	stored := 0
+	for rows.Next() {
+		var id string
+		var blobs int
+		if err := rows.Scan(&id, &blobs); err != nil {
+			t.Fatal(err)
+		}
+		counts[id]++
+		stored += blobs
+	}
+	return counts, stored
+}
+
+// waitOutcomes waits until at least n dithers have an outcome.
+func waitOutcomes(t *testing.T, dbURL string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		counts, _ := outcomes(t, dbURL)
+		if len(counts) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d dithers have an outcome after %s", len(counts), n, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkExactlyOnce checks that every dither ended in exactly one
+// completion whose result is stored.
+func checkExactlyOnce(t *testing.T, dbURL string, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, id := range ids {
+		var completed, failed, stored int
+		err := conn.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE e.event_type = 'DitherCompleted'),
+			count(*) FILTER (WHERE e.event_type = 'DitherFailed'),
+			count(b.key)
+			FROM events e LEFT JOIN blobs b ON b.key = e.data->>'result_sha256'
+			WHERE e.data->>'dither_id' = $1 AND e.event_type IN ('DitherCompleted', 'DitherFailed')`, id).Scan(&completed, &failed, &stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if completed != 1 || failed != 0 || stored != 1 {
+			t.Errorf("dither %s: %d completions, %d failures, %d stored results; want exactly one stored completion", id, completed, failed, stored)
+		}
+	}
+}
+
+// Crash: 50 dither requests, the service SIGKILLed twice mid-work and
+// restarted: every request ends with exactly one DitherCompleted whose
+// result is stored.
+func TestCrashMidWork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills the service several times")
+	}
+	dbURL, _ := pgtest.URL(t)
+	r := startReplica(t, dbURL)
+	imageID := r.upload(t, 1200, 900)
+	ids := r.requestDithers(t, imageID, 50)
+	for kill := 1; kill <= 2; kill++ {
+		done, _ := outcomes(t, dbURL)
+		waitOutcomes(t, dbURL, len(done)+3, 3*time.Minute) // mid-work
+		r.kill()
+		t.Logf("killed the service after %d outcomes", len(done)+3)
+		r = startReplica(t, dbURL)
+	}
+	waitOutcomes(t, dbURL, len(ids), 5*time.Minute)
+	checkExactlyOnce(t, dbURL, ids)
+	var res struct {
+		Image struct {
+			Dithers struct {
+				Edges []struct{ Node struct{ Status string } }
+			}
+		}
+	}
+	r.graphql(t, `query ($id: ID!) { image(id: $id) { dithers(first: 100) { edges { node { status } } } } }`, map[string]any{"id": imageID}, &res)
+	if n := len(res.Image.Dithers.Edges); n != 50 {
+		t.Fatalf("the image has %d dithers, want 50", n)
+	}
+}
+
+// Two replicas on one database share the work: every dither is done
+// once, by either.
+func TestTwoReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two services")
+	}
+	dbURL, _ := pgtest.URL(t)
+	a := startReplica(t, dbURL)
+	b := startReplica(t, dbURL)
+	imageID := a.upload(t, 800, 600)
+	ids := append(a.requestDithers(t, imageID, 15), b.requestDithers(t, imageID, 15)...)
+	waitOutcomes(t, dbURL, len(ids), 5*time.Minute)
+	checkExactlyOnce(t, dbURL, ids)
+}
