@@ -3,9 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -64,98 +62,35 @@ func (m *ReadModel) handle(ctx context.Context, b eventstore.Batch) error {
 	return nil
 }
 
-// streamEvents are the events of one image stream within a batch.
-type streamEvents struct {
-	id     uuid.UUID
-	events []eventstore.Event
+// batchWriter is the projections.StateStore of one transaction: it loads
+// states in tx and queues the writes in a pgx.Batch, sent by flush.
+type batchWriter struct {
+	tx    pgx.Tx
+	t     tables
+	batch pgx.Batch
 }
 
 // apply folds events into the images' stored states and writes the rows.
 func (m *ReadModel) apply(ctx context.Context, tx pgx.Tx, t tables, events []eventstore.Event) error {
-	groups := m.group(events)
-	if len(groups) == 0 {
-		return nil
-	}
-	ids := make([]uuid.UUID, len(groups))
-	for i, g := range groups {
-		ids[i] = g.id
-	}
-	states, err := loadStates(ctx, tx, t, ids)
-	if err != nil {
+	w := &batchWriter{tx: tx, t: t}
+	n, err := projections.ApplyBatch(ctx, m.log, w, events)
+	if err != nil || n == 0 {
 		return err
 	}
-	batch := &pgx.Batch{}
-	for _, g := range groups {
-		old := states[g.id]
-		s := m.fold(old, g.events)
-		if !s.Exists() {
-			m.log.Warn("projections: events of an image stream without ImageUploaded; skipped",
-				"stream", images.StreamID(g.id), "events", len(g.events))
-			continue
-		}
-		if err := queueWrites(batch, t, old, s); err != nil {
-			return err
-		}
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("write %d images: %w", len(groups), err)
+	if err := tx.SendBatch(ctx, &w.batch).Close(); err != nil {
+		return fmt.Errorf("write %d images: %w", n, err)
 	}
 	return nil
 }
 
-// group keeps the events of image streams, grouped by stream in order of
-// first appearance; other streams are ignored.
-func (m *ReadModel) group(events []eventstore.Event) []streamEvents {
-	var groups []streamEvents
-	index := make(map[uuid.UUID]int)
-	for _, e := range events {
-		if !strings.HasPrefix(e.StreamID, images.StreamPrefix) {
-			continue
-		}
-		id, err := images.ParseStreamID(e.StreamID)
-		if err != nil {
-			m.skip(e, err)
-			continue
-		}
-		i, ok := index[id]
-		if !ok {
-			i = len(groups)
-			index[id] = i
-			groups = append(groups, streamEvents{id: id})
-		}
-		groups[i].events = append(groups[i].events, e)
-	}
-	return groups
+// LoadStates implements projections.StateStore.
+func (w *batchWriter) LoadStates(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]images.Image, error) {
+	return loadStates(ctx, w.tx, w.t, ids)
 }
 
-// fold applies a stream's events to its state with images.Evolve. Events
-// at or below the state's version are already in it and are left out;
-// events that cannot be decoded are logged and skipped.
-func (m *ReadModel) fold(s images.Image, events []eventstore.Event) images.Image {
-	for _, e := range events {
-		if e.StreamVersion <= s.Version {
-			continue
-		}
-		ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		if err != nil {
-			m.skip(e, err)
-			continue
-		}
-		s = images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
-	}
-	return s
-}
-
-// skip logs an event the projection leaves out: a warning for an event
-// type this build does not know, an error for an event it cannot decode.
-func (m *ReadModel) skip(e eventstore.Event, err error) {
-	args := []any{"stream", e.StreamID, "version", e.StreamVersion, "type", e.Type,
-		"schema_version", e.SchemaVersion, "event_id", e.ID, "position", e.Position.String(), "err", err}
-	if errors.Is(err, images.ErrUnknownEventType) {
-		m.log.Warn("projections: event of unknown type skipped", args...)
-		return
-	}
-	m.log.Error("projections: malformed event skipped", args...)
+// WriteImage implements projections.StateStore by queueing the upserts.
+func (w *batchWriter) WriteImage(_ context.Context, old, s images.Image) error {
+	return queueWrites(&w.batch, w.t, old, s)
 }
 
 // loadStates returns the stored states of the images, in one query.
@@ -195,11 +130,8 @@ func queueWrites(b *pgx.Batch, t tables, old, s images.Image) error {
 	b.Queue(fmt.Sprintf(upsertImageSQL, t.images), v.ID, v.Filename, v.ContentType, v.ByteSize,
 		v.Width, v.Height, v.SHA256, v.Owner, string(v.Status), v.URL, v.Version,
 		v.CreatedAt, v.UpdatedAt, v.DeletedAt, v.DitherCount, state)
-	for i, d := range s.Dithers {
-		if i < len(old.Dithers) && old.Dithers[i] == d {
-			continue
-		}
-		if err := queueDither(b, t, projections.DitherFromState(s.ID, i+1, d)); err != nil {
+	for _, d := range projections.ChangedDithers(old, s) {
+		if err := queueDither(b, t, d); err != nil {
 			return err
 		}
 	}

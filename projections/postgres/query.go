@@ -70,7 +70,7 @@ func (m *ReadModel) Images(ctx context.Context, first int, after projections.Cur
 	if err != nil {
 		return projections.Page[projections.Image]{}, fmt.Errorf("query images: %w", err)
 	}
-	return newPage(items, first, after != "", imageCursor), nil
+	return projections.NewPage(items, first, after != "", projections.ImageCursor), nil
 }
 
 // ImagesByID implements projections.Reader.
@@ -117,7 +117,7 @@ func (m *ReadModel) Dithers(ctx context.Context, imageID uuid.UUID, first int, a
 	if err != nil {
 		return projections.Page[projections.Dither]{}, fmt.Errorf("query dithers of image %s: %w", imageID, err)
 	}
-	return newPage(items, first, after != "", ditherCursor), nil
+	return projections.NewPage(items, first, after != "", projections.DitherCursor), nil
 }
 
 // DithersByImage implements projections.Reader with one query.
@@ -125,22 +125,14 @@ func (m *ReadModel) DithersByImage(ctx context.Context, imageIDs []uuid.UUID, fi
 	if err := projections.CheckPageSize(first); err != nil {
 		return nil, err
 	}
-	out := make(map[uuid.UUID]projections.Page[projections.Dither], len(imageIDs))
 	if len(imageIDs) == 0 {
-		return out, nil
+		return map[uuid.UUID]projections.Page[projections.Dither]{}, nil
 	}
 	items, err := collect(ctx, m, dithersByImageSQL, []any{imageIDs, first + 1}, scanDither)
 	if err != nil {
 		return nil, fmt.Errorf("query dithers of %d images: %w", len(imageIDs), err)
 	}
-	byImage := make(map[uuid.UUID][]projections.Dither, len(imageIDs))
-	for _, d := range items {
-		byImage[d.ImageID] = append(byImage[d.ImageID], d)
-	}
-	for _, id := range imageIDs {
-		out[id] = newPage(byImage[id], first, false, ditherCursor)
-	}
-	return out, nil
+	return projections.DitherPages(imageIDs, items, first), nil
 }
 
 // collect runs a query and scans every row.
@@ -151,29 +143,6 @@ func collect[T any](ctx context.Context, m *ReadModel, sql string, args []any, s
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
 }
-
-// newPage cuts a query's first+1 rows to a page of first items.
-func newPage[T any](items []T, first int, hasPrevious bool, cursor func(T) projections.Cursor) projections.Page[T] {
-	p := projections.Page[T]{HasPrevious: hasPrevious}
-	if len(items) > first {
-		items, p.HasNext = items[:first], true
-	}
-	p.Items = items
-	if p.Items == nil {
-		p.Items = []T{}
-	}
-	p.Cursors = make([]projections.Cursor, len(items))
-	for i, it := range items {
-		p.Cursors[i] = cursor(it)
-	}
-	return p
-}
-
-func imageCursor(img projections.Image) projections.Cursor {
-	return projections.NewImageCursor(img.CreatedAt, img.ID)
-}
-
-func ditherCursor(d projections.Dither) projections.Cursor { return projections.NewDitherCursor(d.Seq) }
 
 // scanImage scans one image_view row of imageColumns.
 func scanImage(row scanner) (projections.Image, error) {

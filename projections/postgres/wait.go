@@ -2,10 +2,9 @@ package postgres
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/projections"
 )
 
 // WaitFor blocks until the projection has applied every event up to and
@@ -15,26 +14,5 @@ import (
 // and by batches this ReadModel commits, and returns ctx's error, wrapped,
 // when ctx ends first.
 func (m *ReadModel) WaitFor(ctx context.Context, pos eventstore.Position) error {
-	delay := 5 * time.Millisecond
-	for {
-		advanced, changed := m.advanced.C(), m.store.Changed()
-		cp, err := m.store.Checkpoint(ctx, m.key())
-		if err != nil {
-			return fmt.Errorf("wait for projection %s to reach %s: %w", m.name, pos, err)
-		}
-		if !cp.Less(pos) {
-			return nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for projection %s to reach %s (at %s): %w", m.name, pos, cp, ctx.Err())
-		case <-advanced:
-		case <-changed:
-		case <-t.C:
-		}
-		t.Stop()
-		delay = min(delay*2, 250*time.Millisecond)
-	}
+	return projections.WaitForCheckpoint(ctx, m.store, m.key(), &m.advanced, pos)
 }

@@ -1,0 +1,350 @@
+package projectiontest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/projections"
+)
+
+// testViewsMatchReplay: the rows equal the fold of each stream by
+// images.Replay, for active, deleted and synced images and every dither
+// status.
+func testViewsMatchReplay(t *testing.T, e *env) {
+	e.startProjector(t)
+	a, b, c := e.upload(t, t0, 3), e.upload(t, t0.Add(time.Second), 0), e.upload(t, t0.Add(2*time.Second), 1)
+	e.apply(t, b)(images.MarkSynced(b.state, images.ImageCloudCopy{SecureURL: "https://cloud.example/b.png", PublicID: "b"}))
+	e.remove(t, c)
+	e.waitFor(t, lastPos(a, b, c))
+	ctx := context.Background()
+	for _, img := range []*image{a, b, c} {
+		want := e.replay(t, img.state.ID)
+		got, err := e.Model.Image(ctx, img.state.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := projections.ImageFromState(want); !reflect.DeepEqual(got, w) {
+			t.Errorf("image %s:\n got %+v\nwant %+v", img.state.ID, got, w)
+		}
+		page, err := e.Model.Dithers(ctx, img.state.ID, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := projections.DithersFromState(want); !reflect.DeepEqual(page.Items, w) {
+			t.Errorf("dithers of %s:\n got %+v\nwant %+v", img.state.ID, page.Items, w)
+		}
+		for _, w := range projections.DithersFromState(want) {
+			d, err := e.Model.Dither(ctx, w.ID)
+			if err != nil || !reflect.DeepEqual(d, w) {
+				t.Errorf("Dither(%s) = %+v, %v; want %+v", w.ID, d, err, w)
+			}
+		}
+	}
+	checkSpotValues(t, e, a, b, c)
+}
+
+// checkSpotValues checks literal values, so that the comparison with
+// replay does not rest on the conversion alone.
+func checkSpotValues(t *testing.T, e *env, a, b, c *image) {
+	t.Helper()
+	ctx := context.Background()
+	img, _ := e.Model.Image(ctx, a.state.ID)
+	if img.Filename != "cat.png" || img.Owner != "tester" || img.DitherCount != 3 || img.Version != 7 ||
+		img.Status != images.StatusActive || !img.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
+		t.Errorf("image a = %+v", img)
+	}
+	page, _ := e.Model.Dithers(ctx, a.state.ID, 100, "")
+	statuses := []images.DitherStatus{images.DitherStatusCompleted, images.DitherStatusFailed, images.DitherStatusPending}
+	for i, d := range page.Items {
+		if d.Seq != i+1 || d.Status != statuses[i] || d.Options.Algorithm != "atkinson" || d.Options.Levels != 2+i {
+			t.Errorf("dither %d = %+v", i, d)
+		}
+	}
+	if d := page.Items[0]; d.URL != "https://cloud.example/d.png" || d.ResultKey != keyB || d.CompletedAt == nil {
+		t.Errorf("completed dither = %+v", d)
+	}
+	if d := page.Items[1]; d.Error != "too big" || d.CompletedAt == nil {
+		t.Errorf("failed dither = %+v", d)
+	}
+	if img, _ := e.Model.Image(ctx, b.state.ID); img.URL != "https://cloud.example/b.png" {
+		t.Errorf("synced image url = %q", img.URL)
+	}
+	if img, _ := e.Model.Image(ctx, c.state.ID); img.Status != images.StatusDeleted || img.DeletedAt == nil {
+		t.Errorf("deleted image = %+v", img)
+	}
+}
+
+func testNotFound(t *testing.T, e *env) {
+	ctx := context.Background()
+	if _, err := e.Model.Image(ctx, uuid.New()); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("Image(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := e.Model.Dither(ctx, uuid.New()); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("Dither(unknown) = %v, want ErrNotFound", err)
+	}
+	page, err := e.Model.Dithers(ctx, uuid.New(), 10, "")
+	if err != nil || len(page.Items) != 0 || page.HasNext {
+		t.Errorf("Dithers(unknown) = %+v, %v; want an empty page", page, err)
+	}
+}
+
+// testDeletedImages: Images leaves deleted images out, Image and
+// ImagesByID return them.
+func testDeletedImages(t *testing.T, e *env) {
+	e.startProjector(t)
+	kept, gone := e.upload(t, t0, 0), e.upload(t, t0.Add(time.Second), 0)
+	e.remove(t, gone)
+	e.waitFor(t, lastPos(kept, gone))
+	ctx := context.Background()
+	page, err := e.Model.Images(ctx, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].ID != kept.state.ID {
+		t.Errorf("Images = %+v; want only %s", page.Items, kept.state.ID)
+	}
+	img, err := e.Model.Image(ctx, gone.state.ID)
+	if err != nil || img.Status != images.StatusDeleted {
+		t.Errorf("Image(deleted) = %+v, %v", img, err)
+	}
+	byID, err := e.Model.ImagesByID(ctx, append(ids(kept, gone), uuid.New()))
+	if err != nil || len(byID) != 2 || byID[gone.state.ID].Status != images.StatusDeleted {
+		t.Errorf("ImagesByID = %+v, %v", byID, err)
+	}
+}
+
+// testImagesPagination pages through images newest first with page sizes
+// 1, 2 and 100; two images share a creation time, so the id breaks the tie.
+func testImagesPagination(t *testing.T, e *env) {
+	e.startProjector(t)
+	var all []*image
+	for i := range 7 {
+		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), 0))
+	}
+	all = append(all, e.upload(t, t0.Add(3*time.Second), 0))
+	e.waitFor(t, lastPos(all...))
+	want := ids(all...)
+	slices.SortFunc(want, func(x, y uuid.UUID) int {
+		return compareImages(all, y, x) // newest first
+	})
+	for _, first := range []int{1, 2, 3, 100} {
+		got := pageAll(t, e, first)
+		if !slices.Equal(got, want) {
+			t.Errorf("first=%d: pages give\n%v\nwant\n%v", first, got, want)
+		}
+	}
+}
+
+// compareImages orders images by creation time, then id.
+func compareImages(all []*image, x, y uuid.UUID) int {
+	created := func(id uuid.UUID) time.Time {
+		i := slices.IndexFunc(all, func(img *image) bool { return img.state.ID == id })
+		return all[i].state.CreatedAt
+	}
+	if c := created(x).Compare(created(y)); c != 0 {
+		return c
+	}
+	return strings.Compare(x.String(), y.String())
+}
+
+// pageAll follows Images' cursors to the end, checking the page flags.
+func pageAll(t *testing.T, e *env, first int) []uuid.UUID {
+	t.Helper()
+	var got []uuid.UUID
+	var after projections.Cursor
+	for pages := 0; ; pages++ {
+		page, err := e.Model.Images(context.Background(), first, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) > first || len(page.Cursors) != len(page.Items) || page.HasPrevious != (pages > 0) {
+			t.Fatalf("first=%d page %d: %d items, %d cursors, HasPrevious %v",
+				first, pages, len(page.Items), len(page.Cursors), page.HasPrevious)
+		}
+		for _, img := range page.Items {
+			got = append(got, img.ID)
+		}
+		if !page.HasNext {
+			return got
+		}
+		after = page.EndCursor()
+	}
+}
+
+func testPageArgumentsRejected(t *testing.T, e *env) {
+	ctx := context.Background()
+	for _, first := range []int{0, -1, 101} {
+		if _, err := e.Model.Images(ctx, first, ""); !errors.Is(err, projections.ErrInvalidPage) {
+			t.Errorf("Images(first=%d) = %v, want ErrInvalidPage", first, err)
+		}
+		if _, err := e.Model.Dithers(ctx, uuid.New(), first, ""); !errors.Is(err, projections.ErrInvalidPage) {
+			t.Errorf("Dithers(first=%d) = %v, want ErrInvalidPage", first, err)
+		}
+		if _, err := e.Model.DithersByImage(ctx, []uuid.UUID{uuid.New()}, first); !errors.Is(err, projections.ErrInvalidPage) {
+			t.Errorf("DithersByImage(first=%d) = %v, want ErrInvalidPage", first, err)
+		}
+	}
+	for _, c := range []projections.Cursor{"garbage!", "Zm9v", projections.NewDitherCursor(3)} {
+		if _, err := e.Model.Images(ctx, 10, c); !errors.Is(err, projections.ErrInvalidCursor) {
+			t.Errorf("Images(after=%q) = %v, want ErrInvalidCursor", c, err)
+		}
+	}
+	imageCursor := projections.NewImageCursor(time.Now(), uuid.New())
+	for _, c := range []projections.Cursor{"garbage!", imageCursor} {
+		if _, err := e.Model.Dithers(ctx, uuid.New(), 10, c); !errors.Is(err, projections.ErrInvalidCursor) {
+			t.Errorf("Dithers(after=%q) = %v, want ErrInvalidCursor", c, err)
+		}
+	}
+}
+
+func testDithersPagination(t *testing.T, e *env) {
+	e.startProjector(t)
+	img := e.upload(t, t0, 5)
+	e.waitFor(t, img.pos)
+	want := projections.DithersFromState(e.replay(t, img.state.ID))
+	ctx := context.Background()
+	var got []projections.Dither
+	var after projections.Cursor
+	for {
+		page, err := e.Model.Dithers(ctx, img.state.ID, 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Items...)
+		if !page.HasNext {
+			break
+		}
+		after = page.EndCursor()
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("dither pages give\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// testDithersByImage loads the first dithers of 20 images (and an
+// unknown one) at once.
+func testDithersByImage(t *testing.T, e *env) {
+	e.startProjector(t)
+	var all []*image
+	for i := range 20 {
+		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), i%5))
+	}
+	e.waitFor(t, lastPos(all...))
+	unknown := uuid.New()
+	ctx := context.Background()
+	pages, err := e.Model.DithersByImage(ctx, append(ids(all...), unknown), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range all {
+		want := projections.DithersFromState(e.replay(t, img.state.ID))
+		page := pages[img.state.ID]
+		if !reflect.DeepEqual(page.Items, want[:min(2, len(want))]) || page.HasNext != (len(want) > 2) ||
+			len(page.Cursors) != len(page.Items) {
+			t.Errorf("image with %d dithers: page %+v", len(want), page)
+		}
+	}
+	if page, ok := pages[unknown]; !ok || len(page.Items) != 0 {
+		t.Errorf("unknown image: page %+v, present %v", page, ok)
+	}
+	if imgs, err := e.Model.ImagesByID(ctx, ids(all...)); err != nil || len(imgs) != 20 {
+		t.Errorf("ImagesByID: %d images, %v", len(imgs), err)
+	}
+}
+
+// testWaitFor: WaitFor blocks until the projection has the position, and
+// gives up with ctx.
+func testWaitFor(t *testing.T, e *env) {
+	img := e.upload(t, t0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.Model.WaitFor(ctx, img.pos); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor without a projector = %v, want DeadlineExceeded", err)
+	}
+	e.startProjector(t)
+	e.waitFor(t, img.pos)
+	if _, err := e.Model.Image(context.Background(), img.state.ID); err != nil {
+		t.Errorf("image not readable after WaitFor: %v", err)
+	}
+	e.waitFor(t, eventstore.Position{}) // the zero position is always reached
+}
+
+// testProjectorResumes: a projector stopped and started again carries on
+// from its checkpoint and applies every event exactly once.
+func testProjectorResumes(t *testing.T, e *env) {
+	stop := e.startProjector(t)
+	a := e.upload(t, t0, 1)
+	e.waitFor(t, a.pos)
+	stop()
+	stopped := a.pos
+	e.apply(t, a)(images.RequestDither(a.state, images.DitherRequest{DitherID: uuid.New(), Now: t0}))
+	b := e.upload(t, t0.Add(time.Second), 2)
+	if cp := e.checkpoint(t); cp != stopped {
+		t.Fatalf("checkpoint after stop = %s, want %s", cp, stopped)
+	}
+	e.startProjector(t)
+	e.waitFor(t, lastPos(a, b))
+	if cp := e.checkpoint(t); cp != lastPos(a, b) {
+		t.Errorf("checkpoint = %s, want %s", cp, lastPos(a, b))
+	}
+	want := []*image{a, b}
+	got := e.snapshot(t, ids(want...))
+	for _, img := range want {
+		r := e.replay(t, img.state.ID)
+		if g := got.images[img.state.ID]; !reflect.DeepEqual(g, projections.ImageFromState(r)) {
+			t.Errorf("image %s = %+v, want %+v", img.state.ID, g, projections.ImageFromState(r))
+		}
+		if g := got.dithers[img.state.ID].Items; !reflect.DeepEqual(g, projections.DithersFromState(r)) {
+			t.Errorf("dithers of %s = %+v", img.state.ID, g)
+		}
+	}
+}
+
+// testSkipsForeignAndBadEvents: events of other streams are ignored,
+// unknown and malformed events are logged and skipped, and the events
+// after them are still applied.
+func testSkipsForeignAndBadEvents(t *testing.T, e *env) {
+	e.startProjector(t)
+	ctx := context.Background()
+	img := e.upload(t, t0, 0)
+	stream := images.StreamID(img.state.ID)
+	raw := func(typ string, v int, data string) eventstore.NewEvent {
+		return eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: []byte(data)}
+	}
+	mustAppend(t, e, "order-1", eventstore.Any, raw("OrderPlaced", 1, `{}`))
+	mustAppend(t, e, "image-not-a-uuid", eventstore.Any, raw(images.TypeImageDeleted, 1, `{}`))
+	mustAppend(t, e, stream, eventstore.Exact(1),
+		raw("ImageRotated", 1, `{"degrees": 90}`), raw(images.TypeDitherRequested, 2, `{"dither_id": 5}`))
+	img.state.Version = 3
+	e.apply(t, img)(images.MarkSynced(img.state, images.ImageCloudCopy{SecureURL: "https://cloud.example/x.png", PublicID: "x"}))
+	e.waitFor(t, img.pos)
+	got, err := e.Model.Image(ctx, img.state.ID)
+	if err != nil || got.URL != "https://cloud.example/x.png" || got.Version != 4 || got.DitherCount != 0 {
+		t.Errorf("image after bad events = %+v, %v", got, err)
+	}
+	logs := e.logs.String()
+	for _, want := range []string{"event of unknown type skipped", "malformed event skipped", "image-not-a-uuid"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "order-1") {
+		t.Errorf("events of other streams should be ignored silently:\n%s", logs)
+	}
+}
+
+func mustAppend(t *testing.T, e *env, stream string, v eventstore.ExpectedVersion, evs ...eventstore.NewEvent) {
+	t.Helper()
+	if _, err := e.Store.Append(context.Background(), stream, v, evs...); err != nil {
+		t.Fatal(err)
+	}
+}
