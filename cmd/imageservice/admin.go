@@ -12,10 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/eventstore"
+	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
+	projsqlite "github.com/imageservice/imageservice/projections/sqlite"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -28,8 +30,28 @@ func openDatabase(ctx context.Context) (*pgxpool.Pool, error) {
 	return connect(ctx, dbURL)
 }
 
+// embedded opens the embedded default's store when no database URL is
+// configured; nil when one is.
+func embedded(ctx context.Context) (*essqlite.Store, func(), error) {
+	if databaseURL() != "" {
+		return nil, nil, nil
+	}
+	store, _, err := server.OpenEmbedded(ctx, env("DATA_DIR"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, func() { _ = store.Close() }, nil
+}
+
 // runMigrate applies every migration and exits.
 func runMigrate(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+	if store, closeStore, err := embedded(ctx); err != nil || store != nil {
+		if err == nil {
+			closeStore()
+			fmt.Fprintln(stdout, "embedded database migrated under", env("DATA_DIR"))
+		}
+		return err
+	}
 	pool, err := openDatabase(ctx)
 	if err != nil {
 		return err
@@ -45,6 +67,13 @@ func runMigrate(ctx context.Context, _ []string, stdout, _ io.Writer) error {
 // runReplay rebuilds the read models from the log. Running replicas keep
 // serving the old, complete model until the new one is swapped in.
 func runReplay(ctx context.Context, _ []string, _, stderr io.Writer) error {
+	if store, closeStore, err := embedded(ctx); err != nil || store != nil {
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return projsqlite.New(store).Rebuild(ctx, projections.ProgressBar(stderr))
+	}
 	pool, err := openDatabase(ctx)
 	if err != nil {
 		return err
@@ -79,6 +108,14 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		stream = images.StreamID(id)
 	}
+	enc := json.NewEncoder(stdout)
+	if store, closeStore, err := embedded(ctx); err != nil || store != nil {
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return printEvents(ctx, store, stream, *limit, enc)
+	}
 	pool, err := openDatabase(ctx)
 	if err != nil {
 		return err
@@ -86,7 +123,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer pool.Close()
 	store := espg.Open(pool, espg.Options{})
 	defer store.Close()
-	return printEvents(ctx, store, stream, *limit, json.NewEncoder(stdout))
+	return printEvents(ctx, store, stream, *limit, enc)
 }
 
 // printEvents writes events as JSON lines, reading in batches.

@@ -23,7 +23,8 @@ type setting struct {
 
 // settings lists every environment variable the binary reads.
 var settings = []setting{
-	{"DATABASE_URL", "", "PostgreSQL connection URL for the event store (pgx syntax); when unset, the POSTGRES_* variables compose it"},
+	{"DATABASE_URL", "", "PostgreSQL connection URL (pgx syntax); when unset, the POSTGRES_* variables compose it, and when they are unset too the embedded default (SQLite and files under DATA_DIR) is used"},
+	{"DATA_DIR", "./data", "where the embedded default keeps its SQLite database and blobs"},
 	{"POSTGRES_HOST", "", "old-service name: database host, used when DATABASE_URL is unset"},
 	{"POSTGRES_PORT", "5432", "old-service name: database port"},
 	{"POSTGRES_USER", "", "old-service name: database user"},

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,7 +30,10 @@ const childEnv = "IMAGESERVICE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		os.Exit(run(context.Background(), []string{"serve"}, os.Stdout, io.Discard))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, []string{"serve"}, os.Stdout, io.Discard)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
@@ -43,9 +48,17 @@ type replica struct {
 // and waits for its address.
 func startReplica(t *testing.T, dbURL string) *replica {
 	t.Helper()
+	return startChild(t, "", append(os.Environ(), "DATABASE_URL="+dbURL,
+		"JOB_TIMEOUT=2s", "JOB_RESCUE_AFTER=3s", "DITHER_CONCURRENCY=2"))
+}
+
+// startChild runs the service in a child process with exactly the given
+// environment (plus the child marker and a free port) in dir.
+func startChild(t *testing.T, dir string, env []string) *replica {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "DATABASE_URL="+dbURL, "HTTP_ADDR=127.0.0.1:0",
-		"JOB_TIMEOUT=2s", "JOB_RESCUE_AFTER=3s", "DITHER_CONCURRENCY=2")
+	cmd.Dir = dir
+	cmd.Env = append(env, childEnv+"=1", "HTTP_ADDR=127.0.0.1:0")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +72,7 @@ func startReplica(t *testing.T, dbURL string) *replica {
 	if err != nil {
 		t.Fatalf("the replica printed no address: %v", err)
 	}
-	r.base = strings.TrimSpace(line[strings.Index(line, "http://"):])
+	r.base = strings.Fields(line[strings.Index(line, "http://"):])[0]
 	go io.Copy(io.Discard, out)
 	return r
 }
@@ -263,4 +276,80 @@ func TestTwoReplicas(t *testing.T) {
 	ids := append(a.requestDithers(t, imageID, 15), b.requestDithers(t, imageID, 15)...)
 	waitOutcomes(t, dbURL, len(ids), 5*time.Minute)
 	checkExactlyOnce(t, dbURL, ids)
+}
+
+// stop ends the replica gracefully (SIGTERM) and waits for it.
+func (r *replica) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("the service did not stop cleanly: %v", err)
+	}
+}
+
+// The embedded default: the binary with an empty environment in an empty
+// directory serves, dithers, and after a restart still has everything.
+func TestEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	r := startChild(t, dir, nil)
+	imageID := r.upload(t, 64, 48)
+	ditherIDs := r.requestDithers(t, imageID, 2)
+	type imageQ struct {
+		Image struct {
+			Version int
+			Dithers struct {
+				Edges []struct{ Node struct{ ID, Status string } }
+			}
+		}
+	}
+	query := `query ($id: ID!) { image(id: $id) { version dithers { edges { node { id status } } } } }`
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var q imageQ
+		r.graphql(t, query, map[string]any{"id": imageID}, &q)
+		done := len(q.Image.Dithers.Edges) == 2
+		for _, e := range q.Image.Dithers.Edges {
+			done = done && e.Node.Status == "COMPLETED"
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dithers not completed: %+v", q)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.stop(t)
+	for _, f := range []string{"data/imageservice.db", "data/blobs"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("the embedded default did not keep %s: %v", f, err)
+		}
+	}
+	r = startChild(t, dir, nil)
+	var q imageQ
+	r.graphql(t, query, map[string]any{"id": imageID}, &q)
+	if q.Image.Version != 5 || len(q.Image.Dithers.Edges) != 2 || q.Image.Dithers.Edges[0].Node.ID != ditherIDs[0] {
+		t.Fatalf("after a restart: %+v", q)
+	}
+	for _, e := range q.Image.Dithers.Edges {
+		if e.Node.Status != "COMPLETED" {
+			t.Fatalf("after a restart: %+v", q)
+		}
+	}
+	r.stop(t)
+
+	// The admin commands work on the embedded default too.
+	t.Chdir(dir)
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("POSTGRES_HOST", "")
+	var out, errs strings.Builder
+	if code := run(context.Background(), []string{"events", "--image", imageID}, &out, &errs); code != 0 ||
+		strings.Count(out.String(), "\n") != 5 {
+		t.Fatalf("events: %d %q %s", code, out.String(), errs.String())
+	}
+	if code := run(context.Background(), []string{"replay"}, io.Discard, &errs); code != 0 || !strings.Contains(errs.String(), "5 events replayed") {
+		t.Fatalf("replay: %d %s", code, errs.String())
+	}
 }

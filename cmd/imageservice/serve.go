@@ -31,16 +31,6 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeSinks(sinks)
-	pool, err := connect(ctx, cfg.databaseURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if cfg.migrate {
-		if err := server.Migrate(ctx, pool); err != nil {
-			return err
-		}
-	}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %q: %w", cfg.httpAddr, err)
@@ -48,7 +38,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if cfg.publicURL, err = publicURL(ln.Addr().String()); err != nil {
 		return err
 	}
-	srv, err := server.New(pool, server.Config{
+	srv, closeServer, err := openServer(ctx, cfg, server.Config{
 		PublicURL: cfg.publicURL, AutoDither: cfg.autoDither,
 		MaxUploadBytes: cfg.maxBytes, MaxPixels: cfg.maxPixels, Logger: log,
 		NoProcessors: !cfg.processors,
@@ -57,11 +47,11 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 			Cloud: cfg.cloud,
 		},
 		Sinks: sinks, BridgeTopics: topics,
-	})
+	}, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer closeServer()
 	compatLns, err := listenCompat(srv.Compat())
 	if err != nil {
 		return err
@@ -70,7 +60,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(ctx) })
-	fmt.Fprintf(stdout, "imageservice listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "imageservice listening on http://%s (open %s)\n", ln.Addr(), cfg.publicURL)
 	serveCompat(ctx, &wg, compatLns, stdout, log)
 	err = serveHTTP(ctx, ln, srv.Handler(), log)
 	cancel()
@@ -81,6 +71,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 // serveConfig is the configuration serve reads from the environment.
 type serveConfig struct {
 	databaseURL, httpAddr, publicURL string
+	dataDir                          string
 	migrate, autoDither, processors  bool
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
@@ -88,10 +79,7 @@ type serveConfig struct {
 }
 
 func loadServeConfig() (serveConfig, error) {
-	cfg := serveConfig{databaseURL: databaseURL(), httpAddr: env("HTTP_ADDR")}
-	if cfg.databaseURL == "" {
-		return cfg, errors.New("DATABASE_URL is not set (nor POSTGRES_HOST): the service needs PostgreSQL; see README")
-	}
+	cfg := serveConfig{databaseURL: databaseURL(), httpAddr: env("HTTP_ADDR"), dataDir: env("DATA_DIR")}
 	if env("PUBLIC_URL") != "" {
 		if _, err := publicURL(""); err != nil {
 			return cfg, err
@@ -168,4 +156,34 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 		return fmt.Errorf("shut down HTTP: %w", err)
 	}
 	return nil
+}
+
+// openServer assembles the service on PostgreSQL when a database URL is
+// configured, else on the embedded default under DATA_DIR. The returned
+// function closes it.
+func openServer(ctx context.Context, cfg serveConfig, scfg server.Config, log *slog.Logger) (*server.Server, func(), error) {
+	if cfg.databaseURL == "" {
+		log.Info("embedded default: no DATABASE_URL, keeping everything under DATA_DIR", "data_dir", cfg.dataDir)
+		srv, err := server.NewEmbedded(ctx, cfg.dataDir, scfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return srv, srv.Close, nil
+	}
+	pool, err := connect(ctx, cfg.databaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.migrate {
+		if err := server.Migrate(ctx, pool); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+	}
+	srv, err := server.New(pool, scfg)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return srv, func() { srv.Close(); pool.Close() }, nil
 }

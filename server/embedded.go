@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	blobfs "github.com/imageservice/imageservice/blobstore/fs"
+	"github.com/imageservice/imageservice/commands"
+	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
+	"github.com/imageservice/imageservice/processors"
+	projsqlite "github.com/imageservice/imageservice/projections/sqlite"
+)
+
+// The embedded default keeps everything under one directory: the SQLite
+// database (events, checkpoints, leases, read models) and the blobs.
+const (
+	// DatabaseFile is the SQLite database under the data directory.
+	DatabaseFile = "imageservice.db"
+	// BlobDir is the blob store under the data directory.
+	BlobDir = "blobs"
+)
+
+// OpenEmbedded opens (creating and migrating them if needed) the embedded
+// default's database and blob store under dir.
+func OpenEmbedded(ctx context.Context, dir string) (*essqlite.Store, *blobfs.Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	store, err := essqlite.Open(ctx, filepath.Join(dir, DatabaseFile), essqlite.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := projsqlite.Migrate(ctx, store); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	blobs, err := blobfs.New(filepath.Join(dir, BlobDir))
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("blob store: %w", err)
+	}
+	return store, blobs, nil
+}
+
+// NewEmbedded assembles the service on the embedded default under dir:
+// SQLite and files, dithering with the inline processor. Run starts its
+// background work; Close closes the database.
+func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
+	store, blobs, err := OpenEmbedded(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	reads := projsqlite.New(store)
+	return assemble(storage{
+		store: store, blobs: blobs, reads: reads,
+		cmds: commands.SQLite{Store: store, Blobs: blobs},
+		procs: func(cmds *commands.Service, pc processors.Config) (Processor, error) {
+			return processors.NewInline(store, cmds, blobs, pc), nil
+		},
+		ready: func(ctx context.Context) error {
+			if pending, err := projsqlite.Pending(ctx, store); err != nil || pending {
+				return errors.New("database not migrated")
+			}
+			return store.ReadDB().PingContext(ctx)
+		},
+		close: func() { _ = store.Close() },
+	}, cfg)
+}
