@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/eventstore"
-	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
