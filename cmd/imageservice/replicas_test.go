@@ -49,7 +49,7 @@ type replica struct {
 func startReplica(t *testing.T, dbURL string) *replica {
 	t.Helper()
 	return startChild(t, "", append(os.Environ(), "DATABASE_URL="+dbURL,
-		"JOB_TIMEOUT=2s", "JOB_RESCUE_AFTER=3s", "DITHER_CONCURRENCY=2"))
+		"JOB_TIMEOUT=10s", "JOB_RESCUE_AFTER=12s", "DITHER_CONCURRENCY=2"))
 }
 
 // startChild runs the service in a child process with exactly the given
@@ -239,7 +239,7 @@ func TestCrashMidWork(t *testing.T) {
 	}
 	dbURL, _ := pgtest.URL(t)
 	r := startReplica(t, dbURL)
-	imageID := r.upload(t, 1200, 900)
+	imageID := r.upload(t, 320, 240)
 	ids := r.requestDithers(t, imageID, 50)
 	for kill := 1; kill <= 2; kill++ {
 		done, _ := outcomes(t, dbURL)
@@ -272,7 +272,7 @@ func TestTwoReplicas(t *testing.T) {
 	dbURL, _ := pgtest.URL(t)
 	a := startReplica(t, dbURL)
 	b := startReplica(t, dbURL)
-	imageID := a.upload(t, 800, 600)
+	imageID := a.upload(t, 320, 240)
 	ids := append(a.requestDithers(t, imageID, 15), b.requestDithers(t, imageID, 15)...)
 	waitOutcomes(t, dbURL, len(ids), 5*time.Minute)
 	checkExactlyOnce(t, dbURL, ids)
