@@ -24,6 +24,8 @@ import (
 	"github.com/imageservice/imageservice/live"
 	"github.com/imageservice/imageservice/processors"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
+	"github.com/imageservice/imageservice/thumbs"
+	"github.com/imageservice/imageservice/web"
 )
 
 // Config is what the server needs to know.
@@ -133,6 +135,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{MaxUploadBytes: maxUpload + 1<<20}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs)))
+	mux.Handle("/thumbs/", http.StripPrefix("/thumbs/", thumbs.New(blobs, thumbs.Options{Limits: pc.Limits, Logger: log})))
+	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	s.handler = mux
