@@ -72,7 +72,10 @@ export function galleryView(main) {
 function tileOf(image) {
   const srcset = [160, 320, 640].map((w) => `${thumbURL(image.sha256, w)} ${w}w`).join(', ');
   return h('li', { class: 'tile', 'data-id': image.id },
-    h('a', { href: `#/images/${image.id}` },
+    h('a', {
+      href: `#/images/${image.id}`,
+      'aria-label': `${image.filename}, ${image.width}×${image.height}, uploaded ${fmtDate(image.createdAt)}`,
+    },
       h('div', { class: 'thumb' },
         h('img', {
           src: thumbURL(image.sha256, 320), srcset, sizes: '(max-width: 560px) 50vw, 240px',
