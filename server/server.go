@@ -27,6 +27,8 @@ import (
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
+	"github.com/imageservice/imageservice/thumbs"
+	"github.com/imageservice/imageservice/web"
 )
 
 // Config is what the server needs to know.
@@ -198,6 +200,9 @@ func (s *Server) routes(cfg Config) http.Handler {
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{MaxUploadBytes: maxUpload + 1<<20}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
+	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
+	mux.Handle("/thumbs/", http.StripPrefix("/thumbs/", thumbs.New(s.st.blobs, thumbs.Options{Limits: limits, Logger: s.log})))
+	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
