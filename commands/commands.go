@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/blobstore"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
@@ -216,6 +217,10 @@ func (s *Service) decide(ctx context.Context, id uuid.UUID, meta eventstore.Meta
 		state, pos, err := s.load(ctx, id, 0)
 		if err != nil {
 			return Result{}, err
+		}
+		if !auth.FromContext(ctx).Owns(state.Owner) {
+			// Others' images are answered as not found, never as forbidden.
+			return Result{}, &images.Error{Field: "id", Code: images.CodeNotFound, Message: fmt.Sprintf("image %s not found", id)}
 		}
 		evs, err := decide(state)
 		if err != nil || len(evs) == 0 {

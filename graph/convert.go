@@ -16,6 +16,7 @@ func imageModel(i projections.Image) *model.Image {
 		ID: i.ID.String(), UUID: i.ID, Filename: i.Filename, ContentType: i.ContentType,
 		ByteSize: i.ByteSize, Width: i.Width, Height: i.Height, Sha256: i.SHA256,
 		Status: model.ImageStatus(i.Status), CreatedAt: i.CreatedAt, Version: i.Version, CloudURL: i.URL,
+		Owner: i.Owner,
 	}
 }
 

@@ -44,9 +44,11 @@ func (r *Resolver) images(ctx context.Context, first *int, after *string) (*mode
 	if err != nil {
 		return nil, pageError(err)
 	}
-	conn := &model.ImageConnection{Edges: make([]model.ImageEdge, len(page.Items))}
+	conn := &model.ImageConnection{Edges: make([]model.ImageEdge, 0, len(page.Items))}
 	for i, img := range page.Items {
-		conn.Edges[i] = model.ImageEdge{Cursor: string(page.Cursors[i]), Node: imageModel(img)}
+		if r.visible(ctx, img.Owner) { // private reads: a page may come out short
+			conn.Edges = append(conn.Edges, model.ImageEdge{Cursor: string(page.Cursors[i]), Node: imageModel(img)})
+		}
 	}
 	conn.PageInfo = pageInfo(page.HasNext, page.HasPrevious, page.Cursors)
 	if err := r.prefetchDithers(ctx, conn); err != nil {
@@ -295,6 +297,9 @@ func (r *Resolver) history(ctx context.Context, img *model.Image, first *int, af
 func (r *Resolver) imageAt(ctx context.Context, id string, version int) (*model.Image, error) {
 	u, err := parseID("id", id)
 	if err != nil {
+		return nil, err
+	}
+	if img, err := r.image(ctx, u); err != nil || img == nil {
 		return nil, err
 	}
 	state, err := r.Commands.LoadAt(ctx, u, int64(version))

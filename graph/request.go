@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/eventstore"
 )
 
@@ -25,7 +26,10 @@ func withRequestMetadata(next http.Handler) http.Handler {
 	})
 }
 
+// requestMetadata is the metadata of the request in ctx, with the
+// principal it acts as.
 func requestMetadata(ctx context.Context) eventstore.Metadata {
 	m, _ := ctx.Value(metadataKey{}).(eventstore.Metadata)
+	m.Actor = auth.FromContext(ctx).Actor()
 	return m
 }

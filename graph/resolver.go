@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/graph/model"
 	"github.com/imageservice/imageservice/images"
@@ -31,6 +32,14 @@ type Resolver struct {
 	BlobURL func(key string) string
 	// Logger receives internal errors.
 	Logger *slog.Logger
+	// PrivateReads shows each principal only its own images (and admins
+	// all); others' are answered as not found.
+	PrivateReads bool
+}
+
+// visible reports whether the principal of ctx may read an image owned by owner.
+func (r *Resolver) visible(ctx context.Context, owner string) bool {
+	return !r.PrivateReads || auth.FromContext(ctx).Owns(owner)
 }
 
 // image returns an image by id from the read model or, when the model has
@@ -39,6 +48,9 @@ type Resolver struct {
 func (r *Resolver) image(ctx context.Context, id uuid.UUID) (*model.Image, error) {
 	img, err := r.Reads.Image(ctx, id)
 	if err == nil {
+		if !r.visible(ctx, img.Owner) {
+			return nil, nil
+		}
 		return imageModel(img), nil
 	}
 	if !errors.Is(err, projections.ErrNotFound) {
@@ -48,7 +60,7 @@ func (r *Resolver) image(ctx context.Context, id uuid.UUID) (*model.Image, error
 	if errors.Is(err, images.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
+	if err != nil || !r.visible(ctx, state.Owner) {
 		return nil, err
 	}
 	return stateModel(state), nil
@@ -62,6 +74,11 @@ func (r *Resolver) dither(ctx context.Context, id uuid.UUID) (*model.Dither, err
 	}
 	if err != nil {
 		return nil, err
+	}
+	if r.PrivateReads {
+		if img, err := r.image(ctx, d.ImageID); err != nil || img == nil {
+			return nil, err
+		}
 	}
 	return ditherModel(d), nil
 }

@@ -28,7 +28,7 @@ func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscr
 	}
 	return r.Live.Subscribe(images.StreamID(u), func() (int64, error) {
 		img, err := r.Commands.Load(ctx, u)
-		if errors.Is(err, images.ErrNotFound) {
+		if errors.Is(err, images.ErrNotFound) || (err == nil && !r.visible(ctx, img.Owner)) {
 			return 0, &gqlerror.Error{Message: "image " + u.String() + " not found",
 				Extensions: map[string]any{"code": images.CodeNotFound}}
 		}

@@ -28,6 +28,8 @@ type Image struct {
 	UUID uuid.UUID `json:"-"`
 	// CloudURL is the original's Cloudinary URL once synced.
 	CloudURL string `json:"-"`
+	// Owner is the actor that uploaded the image.
+	Owner string `json:"-"`
 	// Dithers, when not nil, are the image's dithers already at hand (from
 	// a mutation's state), so no query is needed for the first page.
 	Dithers []*Dither `json:"-"`

@@ -1,0 +1,68 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Middleware authenticates each request by its "Authorization: Bearer"
+// key and puts the principal in the request's context. A bad or revoked
+// key is refused with 401; a request without a key acts as Anonymous, or,
+// while no key exists, with every scope (the open mode).
+func (k *Keys) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := k.principal(r.Context(), r.Header.Get("Authorization"))
+			if err != nil {
+				status := http.StatusUnauthorized
+				msg := "invalid or revoked API key"
+				if !errors.Is(err, ErrBadKey) && !errors.Is(err, ErrRevoked) {
+					log.ErrorContext(r.Context(), "authenticate", "err", err)
+					status, msg = http.StatusServiceUnavailable, "cannot check API keys right now"
+				}
+				writeError(w, status, msg)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
+// Principal returns the principal of an Authorization header value
+// ("Bearer <key>", or "" for none).
+func (k *Keys) principal(ctx context.Context, header string) (Principal, error) {
+	if header == "" {
+		open, err := k.Open(ctx)
+		if err != nil {
+			return Principal{}, err
+		}
+		if open {
+			return FromContext(context.Background()), nil
+		}
+		return Anonymous, nil
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok {
+		return Principal{}, ErrBadKey
+	}
+	return k.Authenticate(ctx, strings.TrimSpace(token))
+}
+
+// PrincipalOf is principal for callers outside HTTP requests, such as a
+// websocket's connection_init payload.
+func (k *Keys) PrincipalOf(ctx context.Context, authorization string) (Principal, error) {
+	return k.principal(ctx, authorization)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="imageservice"`)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": "UNAUTHENTICATED"}}},
+	})
+}
