@@ -58,6 +58,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 
 // AppendTx appends within a write transaction of InTx, so that events
 // commit together with other writes; InTx wakes readers once it commits.
+// A version error or ErrDuplicateEventID leaves the transaction as it was;
+// after any other error it may hold part of the append, so return the
+// error and let InTx roll back.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
 	b, err := newBatch(stream, expected, events)
 	if err != nil {
