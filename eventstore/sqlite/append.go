@@ -44,7 +44,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	var res eventstore.AppendResult
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err = appendBatch(ctx, tx, b)
+		res, err = appendBatch(ctx, s.wrap(tx), b)
 		return err
 	})
 	if err != nil {
@@ -58,12 +58,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 
 // AppendTx appends within a write transaction of InTx, so that events
 // commit together with other writes; InTx wakes readers once it commits.
+// A version error or ErrDuplicateEventID leaves the transaction as it was;
+// after any other error it may hold part of the append, so return the
+// error and let InTx roll back.
 func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
 	b, err := newBatch(stream, expected, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	res, err := appendBatch(ctx, tx, b)
+	res, err := appendBatch(ctx, s.wrap(tx), b)
 	if err != nil {
 		return eventstore.AppendResult{}, wrapAppend(stream, err)
 	}
@@ -104,7 +107,7 @@ func newBatch(stream string, expected eventstore.ExpectedVersion, events []event
 
 // appendBatch writes the batch in tx: a retry of an earlier append is
 // reported as a duplicate, then the expected version is checked.
-func appendBatch(ctx context.Context, tx *sql.Tx, b batch) (eventstore.AppendResult, error) {
+func appendBatch(ctx context.Context, tx writeTx, b batch) (eventstore.AppendResult, error) {
 	res, recorded, err := findRecorded(ctx, tx, b)
 	if err != nil || recorded {
 		return res, err
@@ -121,8 +124,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, b batch) (eventstore.AppendRes
 		return res, err
 	}
 	res.StreamVersion = actual + int64(len(b.rows))
-	if _, err := tx.ExecContext(ctx, `INSERT INTO streams (stream_id, version) VALUES (?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version`, b.stream, res.StreamVersion); err != nil {
+	if _, err := tx.exec(ctx, upsertStreamSQL, b.stream, res.StreamVersion); err != nil {
 		return res, fmt.Errorf("update stream version: %w", err)
 	}
 	return res, nil
@@ -132,9 +134,15 @@ func versionMatches(expected eventstore.ExpectedVersion, actual int64) bool {
 	return expected == eventstore.Any || int64(expected) == actual
 }
 
-func streamVersion(ctx context.Context, tx *sql.Tx, stream string) (int64, error) {
+const (
+	streamVersionSQL = `SELECT version FROM streams WHERE stream_id = ?`
+	upsertStreamSQL  = `INSERT INTO streams (stream_id, version) VALUES (?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version`
+)
+
+func streamVersion(ctx context.Context, tx writeTx, stream string) (int64, error) {
 	var v int64
-	err := tx.QueryRowContext(ctx, `SELECT version FROM streams WHERE stream_id = ?`, stream).Scan(&v)
+	err := tx.queryRow(ctx, streamVersionSQL, stream).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -146,7 +154,7 @@ func streamVersion(ctx context.Context, tx *sql.Tx, stream string) (int64, error
 
 // insertEvents writes the batch's events after version, returning their
 // positions in order.
-func insertEvents(ctx context.Context, tx *sql.Tx, b batch, version int64) ([]eventstore.Position, error) {
+func insertEvents(ctx context.Context, tx writeTx, b batch, version int64) ([]eventstore.Position, error) {
 	now := time.Now().UnixNano()
 	positions := make([]eventstore.Position, 0, len(b.rows))
 	for start := 0; start < len(b.rows); start += chunk {
@@ -166,11 +174,15 @@ func insertEvents(ctx context.Context, tx *sql.Tx, b batch, version int64) ([]ev
 }
 
 // insertChunk runs one multi-row INSERT of n events.
-func insertChunk(ctx context.Context, tx *sql.Tx, n int, args []any) ([]eventstore.Position, error) {
-	q := `INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
+// insertSQL is the INSERT of n events.
+func insertSQL(n int) string {
+	return `INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at)
 VALUES ` + strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", n-1) + `(?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING stream_version, global_position`
-	rows, err := tx.QueryContext(ctx, q, args...)
+}
+
+func insertChunk(ctx context.Context, tx writeTx, n int, args []any) ([]eventstore.Position, error) {
+	rows, err := tx.query(ctx, insertSQL(n), args...)
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
@@ -208,7 +220,7 @@ type recordedEvent struct {
 // recorded = false. When all are, with the same content and in the same
 // order, the append is a retry: it returns the original result with
 // Duplicate set. Anything else is ErrDuplicateEventID.
-func findRecorded(ctx context.Context, tx *sql.Tx, b batch) (eventstore.AppendResult, bool, error) {
+func findRecorded(ctx context.Context, tx writeTx, b batch) (eventstore.AppendResult, bool, error) {
 	found, err := lookupIDs(ctx, tx, b.rows)
 	if err != nil || len(found) == 0 {
 		return eventstore.AppendResult{}, false, err
@@ -238,7 +250,7 @@ func sameEvent(rec recordedEvent, stream string, version int64, r row) bool {
 }
 
 // lookupIDs returns the recorded events with the rows' ids, by id.
-func lookupIDs(ctx context.Context, tx *sql.Tx, rows []row) (map[string]recordedEvent, error) {
+func lookupIDs(ctx context.Context, tx writeTx, rows []row) (map[string]recordedEvent, error) {
 	found := map[string]recordedEvent{}
 	for start := 0; start < len(rows); start += chunk {
 		part := rows[start:min(start+chunk, len(rows))]
@@ -253,9 +265,14 @@ func lookupIDs(ctx context.Context, tx *sql.Tx, rows []row) (map[string]recorded
 	return found, nil
 }
 
-func lookupChunk(ctx context.Context, tx *sql.Tx, ids []any, found map[string]recordedEvent) error {
-	rows, err := tx.QueryContext(ctx, `SELECT event_id, stream_id, stream_version, event_type, schema_version,
-data, metadata, global_position FROM events WHERE event_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, ids...)
+// lookupSQL is the SELECT of n events by id.
+func lookupSQL(n int) string {
+	return `SELECT event_id, stream_id, stream_version, event_type, schema_version,
+data, metadata, global_position FROM events WHERE event_id IN (?` + strings.Repeat(", ?", n-1) + `)`
+}
+
+func lookupChunk(ctx context.Context, tx writeTx, ids []any, found map[string]recordedEvent) error {
+	rows, err := tx.query(ctx, lookupSQL(len(ids)), ids...)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ SET transaction_id = excluded.transaction_id, global_position = excluded.global_
 // SaveCheckpoint implements eventstore.Store.
 func (s *Store) SaveCheckpoint(ctx context.Context, key eventstore.CheckpointKey, epoch int64, pos eventstore.Position) error {
 	cp := eventstore.Checkpoint{Key: key, Epoch: epoch, Position: pos}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return saveCheckpoint(ctx, tx, cp) })
+	return s.inTx(ctx, func(tx *sql.Tx) error { return saveCheckpoint(ctx, s.wrap(tx), cp) })
 }
 
 // SaveCheckpointTx stores a subscription's checkpoint in a write
@@ -49,11 +49,11 @@ func (s *Store) SaveCheckpoint(ctx context.Context, key eventstore.CheckpointKey
 // checkpoint's lease epoch is no longer current: return the error so that
 // InTx rolls back.
 func (s *Store) SaveCheckpointTx(ctx context.Context, tx *sql.Tx, cp eventstore.Checkpoint) error {
-	return saveCheckpoint(ctx, tx, cp)
+	return saveCheckpoint(ctx, s.wrap(tx), cp)
 }
 
-func saveCheckpoint(ctx context.Context, tx *sql.Tx, cp eventstore.Checkpoint) error {
-	res, err := tx.ExecContext(ctx, saveCheckpointSQL, cp.Key.Subscription, cp.Key.Partition,
+func saveCheckpoint(ctx context.Context, tx writeTx, cp eventstore.Checkpoint) error {
+	res, err := tx.exec(ctx, saveCheckpointSQL, cp.Key.Subscription, cp.Key.Partition,
 		int64(cp.Position.TransactionID), cp.Position.Global, cp.Epoch, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", cp.Key, err)

@@ -100,8 +100,9 @@ func (o Options) withDefaults() (Options, error) {
 
 // Store is the SQLite event store. It is safe for concurrent use.
 type Store struct {
-	writer  *sql.DB // one connection: every write transaction
-	readers *sql.DB // read-only connections
+	writer  *sql.DB              // one connection: every write transaction
+	stmts   map[string]*sql.Stmt // prepared on writer; see writeTx
+	readers *sql.DB              // read-only connections
 	changed eventstore.Signal
 }
 
@@ -123,18 +124,27 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
-	readers, err := openReaders(ctx, path, opts)
+	stmts, err := prepare(ctx, writer)
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
-	return &Store{writer: writer, readers: readers}, nil
+	readers, err := openReaders(ctx, path, opts)
+	if err != nil {
+		closeStmts(stmts)
+		writer.Close()
+		return nil, fmt.Errorf("open event store %s: %w", path, err)
+	}
+	return &Store{writer: writer, stmts: stmts, readers: readers}, nil
 }
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
-	return errors.Join(s.readers.Close(), s.writer.Close())
+	return errors.Join(closeStmts(s.stmts), s.readers.Close(), s.writer.Close())
 }
+
+// wrap gives a write transaction the prepared statements.
+func (s *Store) wrap(tx *sql.Tx) writeTx { return writeTx{tx: tx, stmts: s.stmts} }
 
 // ReadDB returns the store's pool of read-only connections, for queries of
 // read models kept in the same file. Write through InTx.
