@@ -1,16 +1,25 @@
 package graph
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
+	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/imageservice/imageservice/auth"
 )
 
 // HandlerOptions tune the GraphQL endpoint.
@@ -21,7 +30,25 @@ type HandlerOptions struct {
 	MaxBodyBytes int64
 	// ComplexityLimit caps a query's complexity (default 1000).
 	ComplexityLimit int
+	// Keys authenticates websocket connections (connection_init's
+	// "Authorization" payload); HTTP requests are authenticated by
+	// auth.Keys.Middleware before they get here. Nil: open.
+	Keys *auth.Keys
+	// PublicRead lets requests without a key run queries and subscriptions.
+	PublicRead bool
+	// AllowedOrigins are the origins (host patterns, as coder/websocket
+	// reads them) besides the service's own that may open websockets.
+	AllowedOrigins []string
+	// Production turns introspection and field suggestions off.
+	Production bool
 }
+
+// Limits of every operation, beside the complexity limit.
+const (
+	maxDepth   = 12
+	maxAliases = 30
+	maxTokens  = 10000
+)
 
 func (o HandlerOptions) withDefaults() HandlerOptions {
 	if o.MaxUploadBytes <= 0 {
@@ -50,6 +77,10 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      30 * time.Second,
 		InitTimeout:           10 * time.Second,
+		InitFunc:              wsInit(opts),
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: coderws.AcceptOptions{OriginPatterns: opts.AllowedOrigins},
+		},
 	})
 	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Options{})
@@ -57,12 +88,139 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: opts.MaxUploadBytes, MaxMemory: 8 << 20})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	srv.SetParserTokenLimit(maxTokens)
+	if opts.Production {
+		srv.SetDisableSuggestion(true)
+	} else {
+		srv.Use(extension.Introspection{})
+	}
+	srv.AroundOperations(guard(opts))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.SetErrorPresenter(presentError(r.Logger))
 	srv.SetRecoverFunc(recoverPanic(r.Logger))
-	return withRequestMetadata(limitBody(srv, opts))
+	return requirePreflight(withRequestMetadata(limitBody(srv, opts)))
+}
+
+// guard refuses operations the principal may not run (writes without the
+// write scope; reads without a key when reads are not public) and
+// operations that are too deep or use too many aliases.
+func guard(opts HandlerOptions) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		op := graphql.GetOperationContext(ctx)
+		p := auth.FromContext(ctx)
+		need := auth.ScopeRead
+		if op.Operation != nil && op.Operation.Operation == ast.Mutation {
+			need = auth.ScopeWrite
+		}
+		if !p.Can(need) && (need == auth.ScopeWrite || !opts.PublicRead) {
+			return refuse(ctx, "UNAUTHENTICATED", "this operation needs an API key with the "+need+" scope")
+		}
+		if op.Operation != nil {
+			if d := depth(op.Operation.SelectionSet); d > maxDepth {
+				return refuse(ctx, "QUERY_TOO_DEEP", fmt.Sprintf("the query is %d levels deep; at most %d are allowed", d, maxDepth))
+			}
+			if n := aliases(op.Operation.SelectionSet); n > maxAliases {
+				return refuse(ctx, "TOO_MANY_ALIASES", fmt.Sprintf("the query uses %d aliases; at most %d are allowed", n, maxAliases))
+			}
+		}
+		return next(ctx)
+	}
+}
+
+func refuse(ctx context.Context, code, msg string) graphql.ResponseHandler {
+	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": code}}}})
+}
+
+// depth is the nesting depth of a selection set (fragments included).
+func depth(set ast.SelectionSet) int {
+	deepest := 0
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			d = 1 + depth(s.SelectionSet)
+		case *ast.InlineFragment:
+			d = depth(s.SelectionSet)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				d = depth(s.Definition.SelectionSet)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}
+
+// aliases counts the aliased fields of a selection set.
+func aliases(set ast.SelectionSet) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Alias != "" && s.Alias != s.Name {
+				n++
+			}
+			n += aliases(s.SelectionSet)
+		case *ast.InlineFragment:
+			n += aliases(s.SelectionSet)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				n += aliases(s.Definition.SelectionSet)
+			}
+		}
+	}
+	return n
+}
+
+// wsInit authenticates a websocket by its connection_init payload and
+// refuses a bad key, or a missing one when reads are not public, with
+// close code 4403.
+func wsInit(opts HandlerOptions) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		if opts.Keys == nil {
+			return ctx, nil, nil
+		}
+		header, _ := payload["Authorization"].(string)
+		if header == "" {
+			header, _ = payload["authorization"].(string)
+		}
+		p, err := opts.Keys.PrincipalOf(ctx, header)
+		if err == nil && !p.Can(auth.ScopeRead) && !opts.PublicRead {
+			err = errors.New("an API key is required")
+		}
+		if err != nil {
+			return transport.WithWebsocketCloseCode(ctx, 4403), nil, errors.New("forbidden: invalid, revoked or missing API key")
+		}
+		return auth.WithPrincipal(ctx, p), nil, nil
+	}
+}
+
+// requirePreflight refuses, as Apollo's CSRF prevention does, requests
+// that a browser could send cross-site without a preflight (multipart,
+// form and text posts, and GETs) unless they carry a header that forces
+// one. JSON posts and websockets are not affected.
+func requirePreflight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if simpleRequest(r) && r.Header.Get("Apollo-Require-Preflight") == "" &&
+			r.Header.Get("GraphQL-Require-Preflight") == "" && r.Header.Get("X-Apollo-Operation-Name") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"errors":[{"message":"this request needs a GraphQL-Require-Preflight header (CSRF protection)","extensions":{"code":"CSRF_PREFLIGHT_REQUIRED"}}]}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// simpleRequest reports a POST a browser sends cross-site without a
+// preflight: multipart, urlencoded or plain text bodies.
+func simpleRequest(r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "multipart/form-data" || mt == "application/x-www-form-urlencoded" || mt == "text/plain" || mt == ""
 }
 
 // limitBody caps request bodies: multipart uploads at MaxUploadBytes,

@@ -33,6 +33,14 @@ type env struct {
 	srv     *server.Server
 	http    *httptest.Server
 	queries *atomic.Int64 // SQL statements run by the service's pool
+	token   string        // the API key requests carry, if any
+}
+
+// as returns the env's client acting with an API key.
+func (e *env) as(token string) *env {
+	c := *e
+	c.token = token
+	return &c
 }
 
 // start runs the whole service (projector and live hub included) on a
@@ -116,6 +124,9 @@ func (e *env) do(query string, vars map[string]any, out any) gqlResponse {
 
 func (e *env) send(req *http.Request, out any) gqlResponse {
 	e.t.Helper()
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -160,6 +171,7 @@ func (e *env) upload(filename string, data []byte, input map[string]any, out any
 	_ = w.Close()
 	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", &buf)
 	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("GraphQL-Require-Preflight", "1")
 	return e.send(req, out)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/blobstore"
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/bridge"
@@ -46,6 +47,13 @@ type Config struct {
 	// NoProcessors leaves the processors to other replicas (an API-only
 	// replica); jobs are still enqueued by whichever replica runs them.
 	NoProcessors bool
+	// PrivateReads shows each API key only its own images (PUBLIC_READ=false);
+	// by default anyone may read, and only writes need a key.
+	PrivateReads bool
+	// AllowedOrigins may open websockets besides the service's own origin.
+	AllowedOrigins []string
+	// Production turns GraphQL introspection and field suggestions off.
+	Production bool
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Sinks are the brokers the bridge republishes the log to, each under
@@ -117,6 +125,7 @@ type storage struct {
 // Server is the assembled service.
 type Server struct {
 	st       storage
+	keys     *auth.Keys
 	hub      *live.Hub
 	commands *commands.Service
 	procs    Processor
@@ -161,7 +170,7 @@ func logger(cfg Config) *slog.Logger {
 // assemble builds the service on a backend's storage.
 func assemble(st storage, cfg Config) (*Server, error) {
 	log := logger(cfg)
-	s := &Server{st: st, hub: live.NewHub(st.store, 0), log: log}
+	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, 0), log: log}
 	s.commands = commands.New(st.cmds, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
 	})
@@ -189,7 +198,7 @@ func assemble(st storage, cfg Config) (*Server, error) {
 // routes returns the HTTP routes.
 func (s *Server) routes(cfg Config) http.Handler {
 	resolver := &graph.Resolver{
-		Commands: s.commands, Reads: s.st.reads, Live: s.hub, Logger: s.log,
+		Commands: s.commands, Reads: s.st.reads, Live: s.hub, Logger: s.log, PrivateReads: cfg.PrivateReads,
 		BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key },
 	}
 	maxUpload := cfg.MaxUploadBytes
@@ -197,7 +206,10 @@ func (s *Server) routes(cfg Config) http.Handler {
 		maxUpload = commands.DefaultMaxBytes
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{MaxUploadBytes: maxUpload + 1<<20}))
+	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
+		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
+		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production,
+	}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
 	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
@@ -208,7 +220,25 @@ func (s *Server) routes(cfg Config) http.Handler {
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
 		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
 	s.compat.Mount(mux)
-	return mux
+	return securityHeaders(s.keys.Middleware(s.log)(mux))
+}
+
+// Keys returns the API keys.
+func (s *Server) Keys() *auth.Keys { return s.keys }
+
+// securityHeaders sets the headers every response carries.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		if h.Get("Content-Security-Policy") == "" && r.URL.Path == "/graphiql" {
+			// GraphiQL loads its scripts from a CDN; nothing may frame it.
+			h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // BridgeLag reports how far each bridge is behind the log, by subscription name.

@@ -32,6 +32,7 @@ func subcommands() map[string]command {
 		"migrate": {"apply the database migrations and exit", runMigrate},
 		"replay":  {"rebuild the read models from the log while replicas keep serving", runReplay},
 		"events":  {"print the event log, or one image's events (--image UUID), as JSON lines", runEvents},
+		"apikey":  {"manage API keys: create --name N [--scopes read,write,admin], list, revoke ID", runAPIKey},
 		"help":    {"list the commands and configuration variables", runHelp},
 	}
 }

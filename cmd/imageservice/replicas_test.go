@@ -125,7 +125,10 @@ func (r *replica) upload(t *testing.T, w, h int) string {
 	fw, _ := mw.CreateFormFile("0", "big.png")
 	_, _ = fw.Write(file.Bytes())
 	_ = mw.Close()
-	resp, err := http.Post(r.base+"/query", mw.FormDataContentType(), &body)
+	req, _ := http.NewRequest(http.MethodPost, r.base+"/query", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("GraphQL-Require-Preflight", "1")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

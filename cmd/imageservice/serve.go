@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,11 +48,16 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 			Cloud: cfg.cloud,
 		},
 		Sinks: sinks, BridgeTopics: topics,
+		PrivateReads: !cfg.publicRead, Production: env("ENV") == "production",
+		AllowedOrigins: splitList(env("ALLOWED_ORIGINS")),
 	}, log)
 	if err != nil {
 		return err
 	}
 	defer closeServer()
+	if open, err := srv.Keys().Open(ctx); err == nil && open {
+		log.Warn("no API key exists: the service runs open, every request may read and write (create one with: imageservice apikey create --name NAME)")
+	}
 	compatLns, err := listenCompat(srv.Compat())
 	if err != nil {
 		return err
@@ -73,6 +79,7 @@ type serveConfig struct {
 	databaseURL, httpAddr, publicURL string
 	dataDir                          string
 	migrate, autoDither, processors  bool
+	publicRead                       bool
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	cloud                            *cloudsync.Config
@@ -92,6 +99,8 @@ func loadServeConfig() (serveConfig, error) {
 	cfg.autoDither, err = envBool("AUTO_DITHER")
 	errs = append(errs, err)
 	cfg.processors, err = envBool("PROCESSORS")
+	errs = append(errs, err)
+	cfg.publicRead, err = envBool("PUBLIC_READ")
 	errs = append(errs, err)
 	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)
@@ -186,4 +195,15 @@ func openServer(ctx context.Context, cfg serveConfig, scfg server.Config, log *s
 		return nil, nil, err
 	}
 	return srv, func() { srv.Close(); pool.Close() }, nil
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -59,6 +59,7 @@ export function upload(file, onProgress) {
     xhr.open('POST', endpoint);
     xhr.responseType = 'json';
     xhr.setRequestHeader('Accept', 'application/json');
+    xhr.setRequestHeader('GraphQL-Require-Preflight', '1'); // the server's CSRF protection
     xhr.upload.addEventListener('progress', (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     });

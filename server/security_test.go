@@ -1,0 +1,213 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/server"
+)
+
+func createKey(t *testing.T, e *env, name string, scopes ...string) string {
+	t.Helper()
+	_, token, err := e.srv.Keys().Create(context.Background(), name, scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// Two owners over every operation that takes an id; bad, revoked and
+// missing keys; reads public or private.
+func TestOwnersAndKeys(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true, PrivateReads: true})
+	alice := createKey(t, e, "alice", auth.ScopeRead, auth.ScopeWrite)
+	bob := createKey(t, e, "bob", auth.ScopeRead, auth.ScopeWrite)
+	admin := createKey(t, e, "ops", auth.ScopeAdmin)
+	reader := createKey(t, e, "reader", auth.ScopeRead)
+
+	img := e.as(alice).mustUpload("alice.png", pngBytes(4, 4))
+	ditherID := img.Dithers.Edges[0].Node.ID
+	eventually(t, "the image to be projected", func() bool {
+		var q struct{ Image *struct{ ID string } }
+		e.as(alice).mustDo(`query ($id: ID!) { image(id: $id) { id } }`, map[string]any{"id": img.ID}, &q)
+		return q.Image != nil
+	})
+
+	// Reads: the owner and admins see it; others are told it does not exist.
+	for _, c := range []struct {
+		who   string
+		token string
+		sees  bool
+	}{{"alice", alice, true}, {"admin", admin, true}, {"bob", bob, false}, {"reader", reader, false}} {
+		var q struct {
+			Image, Dither, Node, ImageAt *struct{ ID string }
+			Images                       struct{ Edges []struct{ Node struct{ ID string } } }
+		}
+		r := e.as(c.token).do(`query ($id: ID!, $d: ID!) { image(id: $id) { id } dither(id: $d) { id } node(id: $id) { id }
+			imageAt(id: $id, version: 1) { id } images { edges { node { id } } } }`, map[string]any{"id": img.ID, "d": ditherID}, &q)
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %+v", c.who, r.Errors)
+		}
+		sees := q.Image != nil && q.Dither != nil && q.Node != nil && q.ImageAt != nil && len(q.Images.Edges) == 1
+		hidden := q.Image == nil && q.Dither == nil && q.Node == nil && q.ImageAt == nil && len(q.Images.Edges) == 0
+		if (c.sees && !sees) || (!c.sees && !hidden) {
+			t.Errorf("%s: sees %+v", c.who, q)
+		}
+	}
+
+	// Writes on another's image are answered as not found; the owner and an admin may.
+	mutate := func(token, query string) []userError {
+		var out map[string]struct{ UserErrors []userError }
+		r := e.as(token).do(query, map[string]any{"id": img.ID}, &out)
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %+v", query, r.Errors)
+		}
+		for _, v := range out {
+			return v.UserErrors
+		}
+		return nil
+	}
+	dither := `mutation ($id: ID!) { requestDither(input: {imageId: $id}) { userErrors { code } } }`
+	del := `mutation ($id: ID!) { deleteImage(input: {id: $id}) { userErrors { code } } }`
+	before := e.eventCount()
+	for _, q := range []string{dither, del} {
+		if ue := mutate(bob, q); len(ue) != 1 || ue[0].Code != "NOT_FOUND" {
+			t.Errorf("bob on alice's image: %+v", ue)
+		}
+	}
+	if e.eventCount() != before {
+		t.Fatal("refused writes appended events")
+	}
+	if ue := mutate(alice, dither); len(ue) != 0 {
+		t.Errorf("alice's own dither: %+v", ue)
+	}
+	if ue := mutate(admin, del); len(ue) != 0 {
+		t.Errorf("admin delete: %+v", ue)
+	}
+
+	// Keys that may not write, and no key at all.
+	for who, token := range map[string]string{"reader": reader, "nobody": ""} {
+		r := e.as(token).upload("x.png", pngBytes(2, 2), nil, nil)
+		if errorCodes(r) != "UNAUTHENTICATED" {
+			t.Errorf("%s uploads: %+v", who, r.Errors)
+		}
+	}
+	r := e.do(`{ images { edges { cursor } } }`, nil, nil)
+	if errorCodes(r) != "UNAUTHENTICATED" {
+		t.Errorf("a private read without a key: %+v", r.Errors)
+	}
+
+	// Bad and revoked keys are refused over HTTP (401) and websockets (4403).
+	list, _ := e.srv.Keys().List(context.Background())
+	var bobID string
+	for _, k := range list {
+		if k.Name == "bob" {
+			bobID = k.ID
+		}
+	}
+	if err := e.srv.Keys().Revoke(context.Background(), bobID); err != nil {
+		t.Fatal(err)
+	}
+	for who, token := range map[string]string{"revoked": bob, "forged": alice[:len(alice)-4] + "abcd", "garbage": "nonsense"} {
+		req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", strings.NewReader(`{"query":"{ images { edges { cursor } } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s key: HTTP %d, want 401", who, resp.StatusCode)
+		}
+		if code := wsInitClose(t, e, token); code != 4403 {
+			t.Errorf("%s key over websocket: close %d, want 4403", who, code)
+		}
+	}
+	if code := wsInitClose(t, e, ""); code != 4403 {
+		t.Errorf("no key over websocket with private reads: close %d, want 4403", code)
+	}
+	if code := wsInitClose(t, e, alice); code != 0 {
+		t.Errorf("a good key over websocket: close %d", code)
+	}
+}
+
+// wsInitClose opens a websocket with the key in connection_init and
+// returns the close code the server answers with (0: acknowledged).
+func wsInitClose(t *testing.T, e *env, token string) websocket.StatusCode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	payload := map[string]any{}
+	if token != "" {
+		payload["Authorization"] = "Bearer " + token
+	}
+	send(t, c, map[string]any{"type": "connection_init", "payload": payload})
+	var m wsMessage
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			return websocket.CloseStatus(err)
+		}
+		if strings.Contains(string(data), "connection_ack") {
+			return 0
+		}
+		_ = m
+	}
+}
+
+// CSRF: a multipart post without a preflight header is refused; a
+// cross-origin websocket is refused; too deep and too aliased queries are refused.
+func TestRequestHardening(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", strings.NewReader("--x--\r\n"))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("multipart without preflight header: %d, want 400", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, resp, err = websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.http.URL, "http")+"/query", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin websocket: %v %v, want 403", err, resp)
+	}
+	deep := "{ images { edges { node { dithers { edges { node { image { dithers { edges { node { image { dithers { edges { node { id } } } } } } } } } } } } } } }"
+	if r := e.do(deep, nil, nil); errorCodes(r) != "QUERY_TOO_DEEP" {
+		t.Errorf("deep query: %+v", r.Errors)
+	}
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range 40 {
+		many.WriteString(" a" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ": images(first: 1) { edges { cursor } }")
+	}
+	many.WriteString(" }")
+	if r := e.do(many.String(), nil, nil); errorCodes(r) != "TOO_MANY_ALIASES" && errorCodes(r) != "COMPLEXITY_LIMIT_EXCEEDED" {
+		t.Errorf("40 aliases: %+v", r.Errors)
+	}
+	resp, err = http.Get(e.http.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("security headers missing: %v", resp.Header)
+	}
+}
