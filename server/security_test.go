@@ -47,7 +47,9 @@ func TestOwnersAndKeys(t *testing.T) {
 	}{{"alice", alice, true}, {"admin", admin, true}, {"bob", bob, false}, {"reader", reader, false}} {
 		var q struct {
 			Image, Dither, Node, ImageAt *struct{ ID string }
-			Images                       struct{ Edges []struct{ Node struct{ ID string } } }
+			Images                       struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 		r := e.as(c.token).do(`query ($id: ID!, $d: ID!) { image(id: $id) { id } dither(id: $d) { id } node(id: $id) { id }
 			imageAt(id: $id, version: 1) { id } images { edges { node { id } } } }`, map[string]any{"id": img.ID, "d": ditherID}, &q)

@@ -27,13 +27,14 @@ type command struct {
 // subcommands returns the sub-commands by name. Each command lives in its own file.
 func subcommands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the service (the default)", runServe},
-		"dither":  {"dither an image file offline with the service's engine", runDither},
-		"migrate": {"apply the database migrations and exit", runMigrate},
-		"replay":  {"rebuild the read models from the log while replicas keep serving", runReplay},
-		"events":  {"print the event log, or one image's events (--image UUID), as JSON lines", runEvents},
-		"apikey":  {"manage API keys: create --name N [--scopes read,write,admin], list, revoke ID", runAPIKey},
-		"help":    {"list the commands and configuration variables", runHelp},
+		"serve":       {"run the service (the default)", runServe},
+		"dither":      {"dither an image file offline with the service's engine", runDither},
+		"migrate":     {"apply the database migrations and exit", runMigrate},
+		"replay":      {"rebuild the read models from the log while replicas keep serving", runReplay},
+		"events":      {"print the event log, or one image's events (--image UUID), as JSON lines", runEvents},
+		"apikey":      {"manage API keys: create --name N [--scopes read,write,admin], list, revoke ID", runAPIKey},
+		"healthcheck": {"exit 0 when the service on this host is ready (GET /readyz), 1 when not; for container health checks", runHealthcheck},
+		"help":        {"list the commands and configuration variables", runHelp},
 	}
 }
 
