@@ -41,6 +41,9 @@ type HandlerOptions struct {
 	AllowedOrigins []string
 	// Production turns introspection and field suggestions off.
 	Production bool
+	// Observe, when set, is told of each operation's type, whether its
+	// first response had errors, and how long that response took.
+	Observe func(operation string, failed bool, d time.Duration)
 }
 
 // Limits of every operation, beside the complexity limit.
@@ -124,7 +127,28 @@ func guard(opts HandlerOptions) graphql.OperationMiddleware {
 				return refuse(ctx, "TOO_MANY_ALIASES", fmt.Sprintf("the query uses %d aliases; at most %d are allowed", n, maxAliases))
 			}
 		}
-		return next(ctx)
+		return observe(ctx, opts, next(ctx))
+	}
+}
+
+// observe reports the operation's first response to opts.Observe.
+func observe(ctx context.Context, opts HandlerOptions, h graphql.ResponseHandler) graphql.ResponseHandler {
+	if opts.Observe == nil {
+		return h
+	}
+	op := graphql.GetOperationContext(ctx)
+	kind := "unknown"
+	if op.Operation != nil {
+		kind = string(op.Operation.Operation)
+	}
+	start, first := time.Now(), true
+	return func(ctx context.Context) *graphql.Response {
+		resp := h(ctx)
+		if first && resp != nil {
+			first = false
+			opts.Observe(kind, len(resp.Errors) > 0, time.Since(start))
+		}
+		return resp
 	}
 }
 

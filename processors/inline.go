@@ -116,3 +116,14 @@ func ditherArgs(e eventstore.Event) (DitherArgs, error) {
 	}
 	return DitherArgs{ImageID: imageID, DitherID: req.DitherID}, nil
 }
+
+// InlineSubscriptions are the checkpoint keys of the inline processor
+// with this configuration, for lag metrics.
+func InlineSubscriptions(cfg Config) []eventstore.CheckpointKey {
+	cfg = cfg.withDefaults()
+	keys := make([]eventstore.CheckpointKey, cfg.Concurrency)
+	for i := range keys {
+		keys[i] = eventstore.CheckpointKey{Subscription: InlineName, Partition: i}
+	}
+	return keys
+}

@@ -9,6 +9,7 @@ import (
 
 	blobfs "github.com/imageservice/imageservice/blobstore/fs"
 	"github.com/imageservice/imageservice/commands"
+	"github.com/imageservice/imageservice/eventstore"
 	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/processors"
 	projsqlite "github.com/imageservice/imageservice/projections/sqlite"
@@ -66,6 +67,8 @@ func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
 			}
 			return store.ReadDB().PingContext(ctx)
 		},
+		subscriptions: append([]eventstore.CheckpointKey{{Subscription: projsqlite.DefaultName}},
+			processors.InlineSubscriptions(cfg.Processors)...),
 		close: func() { _ = store.Close() },
 	}, cfg)
 }

@@ -213,3 +213,27 @@ func TestRequestHardening(t *testing.T) {
 		t.Errorf("security headers missing: %v", resp.Header)
 	}
 }
+
+// /metrics publishes requests, operations, lags, the job queue and the
+// oldest open writing transaction in Prometheus's format.
+func TestMetrics(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	e.mustUpload("m.png", pngBytes(8, 8))
+	eventually(t, "the dither to complete and the metrics to show it", func() bool {
+		_, _, body := get(t, e.http.URL+"/metrics")
+		s := string(body)
+		for _, want := range []string{
+			`imageservice_http_request_duration_seconds_count{method="POST",route="all",status="200"}`,
+			`imageservice_graphql_operation_duration_seconds_count{operation="mutation",outcome="ok"} 1`,
+			`imageservice_subscription_lag_events{subscription="projections/0"} 0`,
+			`imageservice_jobs{state="completed"} 1`,
+			`imageservice_oldest_write_transaction_seconds`,
+			`imageservice_dither_duration_seconds{quantile="0.5"}`,
+		} {
+			if !strings.Contains(s, want) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/imageservice/imageservice/graph"
 	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/live"
+	"github.com/imageservice/imageservice/metrics"
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
@@ -119,6 +121,11 @@ type storage struct {
 	procs func(*commands.Service, processors.Config) (Processor, error)
 	// ready reports whether the storage can serve (reachable, migrated).
 	ready func(ctx context.Context) error
+	// oldestTx, when set, reports the age in seconds of the oldest open
+	// writing transaction, which holds back every reader of the log.
+	oldestTx func(ctx context.Context) (float64, error)
+	// subscriptions are the background readers whose lag is published.
+	subscriptions []eventstore.CheckpointKey
 	close func()
 }
 
@@ -132,6 +139,7 @@ type Server struct {
 	handler  http.Handler
 	log      *slog.Logger
 	bridges  []*bridge.Bridge
+	metrics  *metrics.Registry
 	compat   *compat.API
 }
 
@@ -156,7 +164,14 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 			}
 			return nil
 		},
-		close: store.Close,
+		oldestTx: func(ctx context.Context) (float64, error) {
+			var age float64
+			err := pool.QueryRow(ctx, `SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8
+				FROM pg_stat_activity WHERE backend_xid IS NOT NULL`).Scan(&age)
+			return age, err
+		},
+		subscriptions: []eventstore.CheckpointKey{{Subscription: projpg.DefaultName}, {Subscription: processors.EnqueuerName}},
+		close:         store.Close,
 	}, cfg)
 }
 
@@ -187,6 +202,7 @@ func assemble(st storage, cfg Config) (*Server, error) {
 		}
 		s.procs = procs
 	}
+	s.metrics = metrics.New(metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx}, log)
 	s.handler = s.routes(cfg)
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {
@@ -208,8 +224,9 @@ func (s *Server) routes(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
-		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production,
+		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
 	}))
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
 	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
@@ -220,7 +237,39 @@ func (s *Server) routes(cfg Config) http.Handler {
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
 		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
 	s.compat.Mount(mux)
-	return securityHeaders(s.keys.Middleware(s.log)(mux))
+	return s.metrics.Middleware("all", securityHeaders(s.keys.Middleware(s.log)(mux)))
+}
+
+// lags reads the lag of every background subscription.
+func (s *Server) lags(ctx context.Context) (map[string][2]float64, error) {
+	keys := slices.Clone(s.st.subscriptions)
+	for _, b := range s.bridges {
+		keys = append(keys, eventstore.CheckpointKey{Subscription: b.Name()})
+	}
+	out := make(map[string][2]float64, len(keys))
+	for _, k := range keys {
+		lag, err := eventstore.SubscriptionLag(ctx, s.st.store, k)
+		if err != nil {
+			return out, err
+		}
+		out[k.String()] = [2]float64{float64(lag.Events), lag.Age.Seconds()}
+	}
+	return out, nil
+}
+
+// jobs reads the job queue's numbers.
+func (s *Server) jobs(ctx context.Context) (map[string]float64, float64, float64, error) {
+	if s.procs == nil {
+		return nil, 0, 0, nil
+	}
+	st, err := s.procs.Stats(ctx)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return map[string]float64{
+		"queued": float64(st.Queued), "running": float64(st.Running), "retrying": float64(st.Retrying),
+		"failed": float64(st.Failed), "completed": float64(st.Completed),
+	}, st.DitherP50.Seconds(), st.DitherP95.Seconds(), nil
 }
 
 // Keys returns the API keys.
