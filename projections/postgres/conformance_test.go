@@ -10,8 +10,10 @@ import (
 	"github.com/imageservice/imageservice/projections/projectiontest"
 )
 
-// TestConformance runs the read models' suite, each case in a fresh
-// schema; it skips when TEST_DATABASE_URL is unset.
+// TestConformance runs the read models' suite (the backend-independent
+// tests of the Reader and projector live in projectiontest), each case in
+// a fresh schema; it skips when TEST_DATABASE_URL is unset. The tests in
+// this package are those of PostgreSQL specifics.
 func TestConformance(t *testing.T) {
 	projectiontest.Exercise(t, func(t *testing.T, cfg projectiontest.Config) projectiontest.Backend {
 		pool := pgtest.Pool(t)

@@ -63,7 +63,7 @@ func (m *ReadModel) handle(ctx context.Context, b eventstore.Batch) error {
 }
 
 // batchWriter is the projections.StateStore of one transaction: it loads
-// states in tx and queues the writes in a pgx.Batch, sent by flush.
+// states in tx and queues the writes in a pgx.Batch, which apply sends.
 type batchWriter struct {
 	tx    pgx.Tx
 	t     tables
@@ -97,7 +97,7 @@ func (w *batchWriter) WriteImage(_ context.Context, old, s images.Image) error {
 func loadStates(ctx context.Context, tx pgx.Tx, t tables, ids []uuid.UUID) (map[uuid.UUID]images.Image, error) {
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT id, state FROM %s WHERE id = ANY($1)`, t.images), ids)
 	if err != nil {
-		return nil, fmt.Errorf("load %d image states: %w", len(ids), err)
+		return nil, fmt.Errorf("query %s: %w", t.images, err)
 	}
 	defer rows.Close()
 	states := make(map[uuid.UUID]images.Image, len(ids))
@@ -105,7 +105,7 @@ func loadStates(ctx context.Context, tx pgx.Tx, t tables, ids []uuid.UUID) (map[
 		var id uuid.UUID
 		var raw []byte
 		if err := rows.Scan(&id, &raw); err != nil {
-			return nil, fmt.Errorf("load image states: %w", err)
+			return nil, fmt.Errorf("scan %s: %w", t.images, err)
 		}
 		var s images.Image
 		if err := json.Unmarshal(raw, &s); err != nil {
@@ -114,7 +114,7 @@ func loadStates(ctx context.Context, tx pgx.Tx, t tables, ids []uuid.UUID) (map[
 		states[id] = s
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load image states: %w", err)
+		return nil, fmt.Errorf("scan %s: %w", t.images, err)
 	}
 	return states, nil
 }
