@@ -126,7 +126,7 @@ type storage struct {
 	oldestTx func(ctx context.Context) (float64, error)
 	// subscriptions are the background readers whose lag is published.
 	subscriptions []eventstore.CheckpointKey
-	close func()
+	close         func()
 }
 
 // Server is the assembled service.
