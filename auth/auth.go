@@ -117,7 +117,12 @@ type Keys struct {
 	mu    sync.Mutex
 	keys  map[string]Key
 	seen  int64
+	read  time.Time // when the stream was last read
 }
+
+// refreshEvery bounds how often the keys' stream is read: a key created or
+// revoked by another process takes effect within this time.
+const refreshEvery = time.Second
 
 // NewKeys returns the keys of the store.
 func NewKeys(store eventstore.Store) *Keys {
@@ -211,14 +216,18 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (Principal, error
 // refresh reads the events of the keys' stream recorded since the last read.
 func (k *Keys) refresh(ctx context.Context) error {
 	k.mu.Lock()
-	seen := k.seen
+	seen, fresh := k.seen, time.Since(k.read) < refreshEvery
 	k.mu.Unlock()
+	if fresh {
+		return nil
+	}
 	events, err := k.store.ReadStream(ctx, Stream, seen, 1000)
 	if err != nil {
 		return fmt.Errorf("read API keys: %w", err)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.read = time.Now()
 	for _, e := range events {
 		if e.StreamVersion <= k.seen {
 			continue
@@ -253,6 +262,9 @@ func (k *Keys) append(ctx context.Context, typ string, key Key) error {
 	if err != nil {
 		return fmt.Errorf("record API key: %w", err)
 	}
+	k.mu.Lock()
+	k.read = time.Time{} // this process sees its own change at once
+	k.mu.Unlock()
 	return nil
 }
 

@@ -34,9 +34,12 @@ func TestOwnersAndKeys(t *testing.T) {
 	img := e.as(alice).mustUpload("alice.png", pngBytes(4, 4))
 	ditherID := img.Dithers.Edges[0].Node.ID
 	eventually(t, "the image to be projected", func() bool {
-		var q struct{ Image *struct{ ID string } }
-		e.as(alice).mustDo(`query ($id: ID!) { image(id: $id) { id } }`, map[string]any{"id": img.ID}, &q)
-		return q.Image != nil
+		var q struct {
+			Images struct{ Edges []struct{ Node struct{ ID string } } }
+			Dither *struct{ ID string }
+		}
+		e.as(alice).mustDo(`query ($d: ID!) { images { edges { node { id } } } dither(id: $d) { id } }`, map[string]any{"d": ditherID}, &q)
+		return len(q.Images.Edges) == 1 && q.Dither != nil
 	})
 
 	// Reads: the owner and admins see it; others are told it does not exist.

@@ -226,18 +226,22 @@ func (s *Server) routes(cfg Config) http.Handler {
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
 		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
 	}))
-	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
 	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
 	mux.Handle("/thumbs/", http.StripPrefix("/thumbs/", thumbs.New(s.st.blobs, thumbs.Options{Limits: limits, Logger: s.log})))
 	mux.Handle("/", web.Handler())
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
 		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
 	s.compat.Mount(mux)
-	return s.metrics.Middleware("all", securityHeaders(s.keys.Middleware(s.log)(mux)))
+	// Health and metrics answer without a key, and without reading the
+	// keys: they must answer while the database is down or not migrated.
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /healthz", s.healthz)
+	outer.HandleFunc("GET /readyz", s.readyz)
+	outer.Handle("GET /metrics", s.metrics.Handler())
+	outer.Handle("/", s.keys.Middleware(s.log)(mux))
+	return s.metrics.Middleware("all", securityHeaders(outer))
 }
 
 // lags reads the lag of every background subscription.

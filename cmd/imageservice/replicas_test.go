@@ -125,7 +125,10 @@ func (r *replica) upload(t *testing.T, w, h int) string {
 	fw, _ := mw.CreateFormFile("0", "big.png")
 	_, _ = fw.Write(file.Bytes())
 	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, r.base+"/query", &body)
+	req, err := http.NewRequest(http.MethodPost, r.base+"/query", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("GraphQL-Require-Preflight", "1")
 	resp, err := http.DefaultClient.Do(req)

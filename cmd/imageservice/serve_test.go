@@ -31,7 +31,7 @@ func startServe(t *testing.T, env map[string]string) (string, func() int) {
 		t.Fatalf("serve printed no address (exit %d): %v", <-code, err)
 	}
 	go io.Copy(io.Discard, out)
-	base := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
 	stop := func() int { cancel(); return <-code }
 	return base, stop
 }
