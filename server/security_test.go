@@ -35,7 +35,9 @@ func TestOwnersAndKeys(t *testing.T) {
 	ditherID := img.Dithers.Edges[0].Node.ID
 	eventually(t, "the image to be projected", func() bool {
 		var q struct {
-			Images struct{ Edges []struct{ Node struct{ ID string } } }
+			Images struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 			Dither *struct{ ID string }
 		}
 		e.as(alice).mustDo(`query ($d: ID!) { images { edges { node { id } } } dither(id: $d) { id } }`, map[string]any{"d": ditherID}, &q)
