@@ -20,19 +20,30 @@ type collector struct {
 }
 
 // follow starts a Follow from the beginning of the log that runs until the
-// test ends.
+// test ends. A read error (a busy database on a loaded machine, say) is
+// logged and the Follow resumes after the last batch handed over, as a
+// subscription runner would.
 func follow(t *testing.T, s eventstore.Store, batchSize int) *collector {
 	c := &collector{done: make(chan error, 1)}
 	fctx, cancel := context.WithCancel(ctx(t))
 	go func() {
-		c.done <- eventstore.Follow(fctx, s, eventstore.Position{}, eventstore.ReadOptions{BatchSize: batchSize},
-			func(_ context.Context, events []eventstore.Event, next eventstore.Position) error {
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				c.events = append(c.events, events...)
-				c.nexts = append(c.nexts, next)
-				return nil
-			})
+		var after eventstore.Position
+		for {
+			err := eventstore.Follow(fctx, s, after, eventstore.ReadOptions{BatchSize: batchSize},
+				func(_ context.Context, events []eventstore.Event, next eventstore.Position) error {
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					c.events = append(c.events, events...)
+					c.nexts = append(c.nexts, next)
+					after = next
+					return nil
+				})
+			if fctx.Err() != nil {
+				c.done <- err
+				return
+			}
+			t.Logf("follow stopped (%v); resuming after %s", err, after)
+		}
 	}()
 	t.Cleanup(func() { cancel(); <-c.done })
 	return c

@@ -134,10 +134,11 @@ func mustAppend(t *testing.T, s eventstore.Store, stream string, expected events
 }
 
 // eventually polls cond until it holds or the deadline passes. It waits
-// for a state, never for a duration, so slow machines only run longer.
+// for a state, never for a duration, so slow machines only run longer; the
+// deadline is generous because CI runs every package at once on 2 cores.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
