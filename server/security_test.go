@@ -242,3 +242,27 @@ func TestMetrics(t *testing.T) {
 		return true
 	})
 }
+
+// Uploads beyond a client's write rate are answered 429 with Retry-After,
+// per client: another key is not held back.
+func TestWriteRateLimit(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, WriteRate: 0.001, WriteBurst: 2})
+	upload := func(token string) int {
+		var res uploadResult
+		r := e.as(token).upload("r.png", pngBytes(2, 2), nil, &res)
+		if len(r.Errors) > 0 && errorCodes(r) == "RATE_LIMITED" {
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	}
+	if upload("") != 200 || upload("") != 200 {
+		t.Fatal("the burst was refused")
+	}
+	if upload("") != http.StatusTooManyRequests {
+		t.Fatal("the third upload in a burst of 2 was accepted")
+	}
+	other := createKey(t, e, "other", auth.ScopeWrite)
+	if upload(other) != 200 {
+		t.Fatal("another client was held back")
+	}
+}

@@ -56,6 +56,10 @@ type Config struct {
 	AllowedOrigins []string
 	// Production turns GraphQL introspection and field suggestions off.
 	Production bool
+	// WriteRate and WriteBurst bound each client's uploads and REST writes
+	// (per API key, or per address without one); 0 turns limiting off.
+	WriteRate  float64
+	WriteBurst int
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Sinks are the brokers the bridge republishes the log to, each under
@@ -240,7 +244,7 @@ func (s *Server) routes(cfg Config) http.Handler {
 	outer.HandleFunc("GET /healthz", s.healthz)
 	outer.HandleFunc("GET /readyz", s.readyz)
 	outer.Handle("GET /metrics", s.metrics.Handler())
-	outer.Handle("/", s.keys.Middleware(s.log)(mux))
+	outer.Handle("/", newRateLimiter(cfg.WriteRate, cfg.WriteBurst).middleware(s.keys.Middleware(s.log)(mux)))
 	return s.metrics.Middleware("all", securityHeaders(outer))
 }
 

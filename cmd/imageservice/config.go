@@ -45,6 +45,8 @@ var settings = []setting{
 	{"CLOUDINARY_UPLOAD_PREFIX", "", "Cloudinary API base URL (default https://api.cloudinary.com), for a proxy or a test server"},
 	{"PUBLIC_READ", "true", "let requests without an API key read; false shows each key only its own images (admins see all)"},
 	{"ALLOWED_ORIGINS", "", "comma-separated origins (host patterns) besides the service's own that may open GraphQL websockets"},
+	{"WRITE_RATE", "5", "uploads and REST writes per second allowed to each API key (or address without one), on average; 0 turns the limit off"},
+	{"WRITE_BURST", "20", "how many writes a client may send at once before WRITE_RATE applies"},
 	{"ENV", "", "production turns GraphQL introspection and field suggestions off"},
 	{"PROCESSORS", "true", "run the dither processor on this replica (false for an API-only replica)"},
 	{"DITHER_CONCURRENCY", "", "dithers run at once on this replica (default: the number of CPUs)"},

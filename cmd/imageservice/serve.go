@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		Sinks: sinks, BridgeTopics: topics,
 		PrivateReads: !cfg.publicRead, Production: env("ENV") == "production",
 		AllowedOrigins: splitList(env("ALLOWED_ORIGINS")),
+		WriteRate:      cfg.writeRate, WriteBurst: int(cfg.writeBurst),
 	}, log)
 	if err != nil {
 		return err
@@ -80,6 +82,8 @@ type serveConfig struct {
 	dataDir                          string
 	migrate, autoDither, processors  bool
 	publicRead                       bool
+	writeRate                        float64
+	writeBurst                       int64
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	cloud                            *cloudsync.Config
@@ -101,6 +105,12 @@ func loadServeConfig() (serveConfig, error) {
 	cfg.processors, err = envBool("PROCESSORS")
 	errs = append(errs, err)
 	cfg.publicRead, err = envBool("PUBLIC_READ")
+	errs = append(errs, err)
+	cfg.writeRate, err = strconv.ParseFloat(env("WRITE_RATE"), 64)
+	if err != nil || cfg.writeRate < 0 {
+		errs = append(errs, fmt.Errorf("WRITE_RATE must be a number of writes per second (0 for no limit), not %q", env("WRITE_RATE")))
+	}
+	cfg.writeBurst, err = envInt("WRITE_BURST")
 	errs = append(errs, err)
 	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)

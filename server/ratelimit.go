@@ -1,0 +1,108 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// rateLimiter bounds the writes of each client: an API key, or the
+// address of a request without one. Reads are not limited.
+type rateLimiter struct {
+	perSecond rate.Limit
+	burst     int
+
+	mu      sync.Mutex
+	clients map[string]*client
+}
+
+type client struct {
+	limiter *rate.Limiter
+	seen    time.Time
+}
+
+// newRateLimiter allows each client perSecond writes on average, in
+// bursts of burst. A zero rate turns limiting off.
+func newRateLimiter(perSecond float64, burst int) *rateLimiter {
+	return &rateLimiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), clients: map[string]*client{}}
+}
+
+// middleware answers 429 with Retry-After when a client's writes come too
+// fast. Writes are uploads (multipart posts), GraphQL mutations sent as
+// JSON are limited in the GraphQL layer's guard as well through allow.
+func (l *rateLimiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if l.perSecond > 0 && isWrite(r) {
+			if wait, ok := l.allow(clientKey(r)); !ok {
+				w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`{"errors":[{"message":"too many writes; retry later","extensions":{"code":"RATE_LIMITED"}}],"error":{"code":"RATE_LIMITED","message":"too many writes; retry later"}}`))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isWrite reports a request that writes: a multipart GraphQL post (an
+// upload, always a mutation), or a write to the compatibility API.
+func isWrite(r *http.Request) bool {
+	if strings.HasPrefix(r.URL.Path, "/compat/") {
+		return r.Method == http.MethodPost || r.Method == http.MethodDelete
+	}
+	return r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data")
+}
+
+// allow takes a token of the client's bucket, or says how long to wait.
+func (l *rateLimiter) allow(key string) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	c, ok := l.clients[key]
+	if !ok {
+		if len(l.clients) > 100_000 {
+			l.evict(now)
+		}
+		c = &client{limiter: rate.NewLimiter(l.perSecond, l.burst)}
+		l.clients[key] = c
+	}
+	c.seen = now
+	res := c.limiter.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+// evict forgets clients idle for a minute; the lock is held.
+func (l *rateLimiter) evict(now time.Time) {
+	for k, c := range l.clients {
+		if now.Sub(c.seen) > time.Minute {
+			delete(l.clients, k)
+		}
+	}
+}
+
+// clientKey names the client: a hash of its Authorization header, or its
+// address.
+func clientKey(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		sum := sha256.Sum256([]byte(h))
+		return "key:" + hex.EncodeToString(sum[:8])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "addr:" + host
+}
