@@ -28,7 +28,7 @@ import (
 
 // env is a running service on a fresh schema, reached over real HTTP.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	pool    *pgxpool.Pool
 	srv     *server.Server
 	http    *httptest.Server
@@ -45,7 +45,7 @@ func (e *env) as(token string) *env {
 
 // start runs the whole service (projector and live hub included) on a
 // migrated fresh schema behind an httptest server.
-func start(t *testing.T, cfg server.Config) *env {
+func start(t testing.TB, cfg server.Config) *env {
 	t.Helper()
 	dbURL, _ := pgtest.URL(t)
 	poolCfg, err := pgxpool.ParseConfig(dbURL)
@@ -239,7 +239,7 @@ func (e *env) eventCount() int {
 }
 
 // eventually polls cond until it holds, failing the test after a minute.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {

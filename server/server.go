@@ -320,6 +320,9 @@ func (s *Server) Compat() *compat.API { return s.compat }
 // Store returns the event store.
 func (s *Server) Store() eventstore.Store { return s.st.store }
 
+// ReadModel returns the read models.
+func (s *Server) ReadModel() ReadModel { return s.st.reads }
+
 // Commands returns the command service.
 func (s *Server) Commands() *commands.Service { return s.commands }
 
