@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -75,6 +76,9 @@ func (c SMTPConfig) String() string {
 	}
 	return scheme + "://" + user + net.JoinHostPort(c.Host, c.Port) + "?from=" + c.From
 }
+
+// LogValue implements slog.LogValuer without the password.
+func (c SMTPConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Message is an e-mail with a text and an HTML part.
 type Message struct {
