@@ -102,6 +102,8 @@ type UploadInput struct {
 	Dither *images.DitherInput
 	// NoDither turns the automatic first dither off for this upload.
 	NoDither bool
+	// Notify asks for notifications of the first dither's outcome.
+	Notify images.Notify
 	// IdempotencyKey, when set, makes a repeated upload with the same key
 	// (by the same actor) return the first upload's image and write nothing.
 	IdempotencyKey string

@@ -13,6 +13,8 @@ import (
 type DitherInput struct {
 	ImageID uuid.UUID
 	Options images.DitherInput
+	// Notify asks for notifications of the dither's outcome.
+	Notify images.Notify
 	// IdempotencyKey, when set, makes a repeated request return the first
 	// request's dither and write nothing.
 	IdempotencyKey string
@@ -27,7 +29,7 @@ func (s *Service) RequestDither(ctx context.Context, in DitherInput) (Result, uu
 		ditherID = uuid.NewSHA1(in.ImageID, []byte(in.Metadata.Actor+"\x00"+in.IdempotencyKey))
 	}
 	res, err := s.decide(ctx, in.ImageID, in.Metadata, newIDs, func(img images.Image) ([]images.Event, error) {
-		return images.RequestDither(img, images.DitherRequest{DitherID: ditherID, Options: in.Options, Now: s.opts.Now()})
+		return images.RequestDither(img, images.DitherRequest{DitherID: ditherID, Options: in.Options, Notify: in.Notify, Now: s.opts.Now()})
 	})
 	return res, ditherID, err
 }

@@ -48,7 +48,7 @@ func (s *Service) Upload(ctx context.Context, in UploadInput) (Result, error) {
 	cmd := images.UploadImage{
 		ImageID: imageID, Filename: images.CleanFilename(in.Filename), ContentType: info.ContentType,
 		ByteSize: int64(len(data)), Width: info.Width, Height: info.Height,
-		SHA256: hex.EncodeToString(sum[:]), Owner: in.Metadata.Actor, Now: s.opts.Now(),
+		SHA256: hex.EncodeToString(sum[:]), Owner: in.Metadata.Actor, Now: s.opts.Now(), Notify: in.Notify,
 	}
 	if in.Dither != nil || (s.opts.AutoDither && !in.NoDither) {
 		cmd.Dither, cmd.DitherID = in.Dither, eventstore.NewEventID()

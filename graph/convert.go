@@ -25,8 +25,12 @@ func imageModel(i projections.Image) *model.Image {
 func stateModel(s images.Image) *model.Image {
 	img := imageModel(projections.ImageFromState(s))
 	img.Dithers = make([]*model.Dither, 0, len(s.Dithers))
-	for _, d := range projections.DithersFromState(s) {
-		img.Dithers = append(img.Dithers, ditherModel(d))
+	for i, d := range projections.DithersFromState(s) {
+		m := ditherModel(d)
+		if i < len(s.Dithers) && s.Dithers[i].ID == d.ID {
+			m.KnownNotifications = notificationModels(s.Dithers[i])
+		}
+		img.Dithers = append(img.Dithers, m)
 	}
 	return img
 }
@@ -97,4 +101,40 @@ func ditherInput(o *model.DitherOptions) images.DitherInput {
 		in.Palette = *o.Palette
 	}
 	return in
+}
+
+// notificationModels returns a dither's notifications: one per channel
+// asked for, PENDING until an outcome is recorded.
+func notificationModels(d images.Dither) []model.Notification {
+	out := []model.Notification{}
+	for _, ch := range d.Notify.Channels() {
+		n := model.Notification{Channel: model.NotificationChannel(strings.ToUpper(ch)),
+			Status: model.NotificationStatusPending, Target: d.Notify.Target(ch)}
+		if rec, ok := d.Notification(ch); ok {
+			n.Status, n.Target = model.NotificationStatus(rec.Status), rec.Target
+			if rec.Error != "" {
+				n.Error = &rec.Error
+			}
+			if rec.Status == images.NotifySent {
+				n.SentAt = &rec.At
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// notifyInput turns the GraphQL notify input into the domain's.
+func notifyInput(n *model.NotifyInput) images.Notify {
+	var out images.Notify
+	if n == nil {
+		return out
+	}
+	if n.Email != nil {
+		out.Email = *n.Email
+	}
+	if n.WebhookURL != nil {
+		out.WebhookURL = *n.WebhookURL
+	}
+	return out
 }

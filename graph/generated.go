@@ -65,6 +65,7 @@ type ComplexityRoot struct {
 		ID            func(childComplexity int) int
 		Image         func(childComplexity int) int
 		Levels        func(childComplexity int) int
+		Notifications func(childComplexity int) int
 		Palette       func(childComplexity int) int
 		RequestedAt   func(childComplexity int) int
 		Serpentine    func(childComplexity int) int
@@ -137,6 +138,14 @@ type ComplexityRoot struct {
 		UploadImage   func(childComplexity int, input model.UploadImageInput) int
 	}
 
+	Notification struct {
+		Channel func(childComplexity int) int
+		Error   func(childComplexity int) int
+		SentAt  func(childComplexity int) int
+		Status  func(childComplexity int) int
+		Target  func(childComplexity int) int
+	}
+
 	PageInfo struct {
 		EndCursor       func(childComplexity int) int
 		HasNextPage     func(childComplexity int) int
@@ -184,6 +193,8 @@ type DitherResolver interface {
 	Image(ctx context.Context, objs []*model.Dither) ([]*model.Image, error)
 
 	URL(ctx context.Context, obj *model.Dither) (*string, error)
+
+	Notifications(ctx context.Context, obj *model.Dither) ([]model.Notification, error)
 }
 type ImageResolver interface {
 	URL(ctx context.Context, obj *model.Image) (string, error)
@@ -336,6 +347,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Dither.Levels(childComplexity), true
+	case "Dither.notifications":
+		if e.ComplexityRoot.Dither.Notifications == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Dither.Notifications(childComplexity), true
 	case "Dither.palette":
 		if e.ComplexityRoot.Dither.Palette == nil {
 			break
@@ -629,6 +646,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UploadImage(childComplexity, args["input"].(model.UploadImageInput)), true
 
+	case "Notification.channel":
+		if e.ComplexityRoot.Notification.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Channel(childComplexity), true
+	case "Notification.error":
+		if e.ComplexityRoot.Notification.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Error(childComplexity), true
+	case "Notification.sentAt":
+		if e.ComplexityRoot.Notification.SentAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.SentAt(childComplexity), true
+	case "Notification.status":
+		if e.ComplexityRoot.Notification.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Status(childComplexity), true
+	case "Notification.target":
+		if e.ComplexityRoot.Notification.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Target(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -803,6 +851,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ChannelLevelsInput", ec.unmarshalInputChannelLevelsInput),
 			graphql.NewInputUnmarshaler("DeleteImageInput", ec.unmarshalInputDeleteImageInput),
 			graphql.NewInputUnmarshaler("DitherOptions", ec.unmarshalInputDitherOptions),
+			graphql.NewInputUnmarshaler("NotifyInput", ec.unmarshalInputNotifyInput),
 			graphql.NewInputUnmarshaler("RequestDitherInput", ec.unmarshalInputRequestDitherInput),
 			graphql.NewInputUnmarshaler("UploadImageInput", ec.unmarshalInputUploadImageInput),
 		)
@@ -1040,6 +1089,33 @@ type Dither implements Node {
   colours: Int
   requestedAt: Time!
   completedAt: Time
+  "The notifications asked for with the request, one per channel."
+  notifications: [Notification!]!
+}
+
+enum NotificationChannel {
+  EMAIL
+  WEBHOOK
+}
+
+enum NotificationStatus {
+  "Not sent yet: the dither is pending, or delivery is being tried."
+  PENDING
+  SENT
+  "Given up; error says why."
+  FAILED
+}
+
+"A notification of a dither's outcome."
+type Notification {
+  channel: NotificationChannel!
+  status: NotificationStatus!
+  "The e-mail address (redacted) or the webhook's host."
+  target: String!
+  "Why it FAILED."
+  error: String
+  "When it was SENT."
+  sentAt: Time
 }
 
 "A recorded event of an image's stream."
@@ -1120,6 +1196,16 @@ input DitherOptions {
   palette: String
 }
 
+"""
+Who to tell when a dither completes or fails. The e-mail gets a message with
+the link to the result; the webhook URL (absolute http(s), https recommended)
+gets a signed JSON POST (see the README).
+"""
+input NotifyInput {
+  email: String
+  webhookUrl: String
+}
+
 input UploadImageInput {
   file: Upload!
   "A label; the server checks the file by its content, not its name."
@@ -1128,6 +1214,8 @@ input UploadImageInput {
   dither: DitherOptions
   "Set to false to request no dither with this upload."
   autoDither: Boolean
+  "Notify when the upload's dither completes or fails."
+  notify: NotifyInput
   "Repeating an upload with the same key returns the first upload's image and writes nothing."
   idempotencyKey: String
 }
@@ -1149,6 +1237,8 @@ input RequestDitherInput {
   colorSpace: ColorSpace
   grayscale: Boolean
   palette: String
+  "Notify when this dither completes or fails."
+  notify: NotifyInput
   "Repeating a request with the same key returns the first request's dither."
   idempotencyKey: String
 }
@@ -1239,6 +1329,8 @@ func (ec *executionContext) childFields_Dither(ctx context.Context, field graphq
 		return ec.fieldContext_Dither_requestedAt(ctx, field)
 	case "completedAt":
 		return ec.fieldContext_Dither_completedAt(ctx, field)
+	case "notifications":
+		return ec.fieldContext_Dither_notifications(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Dither", field.Name)
 }
@@ -1355,6 +1447,22 @@ func (ec *executionContext) childFields_ImageEdge(ctx context.Context, field gra
 		return ec.fieldContext_ImageEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ImageEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Notification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "channel":
+		return ec.fieldContext_Notification_channel(ctx, field)
+	case "status":
+		return ec.fieldContext_Notification_status(ctx, field)
+	case "target":
+		return ec.fieldContext_Notification_target(ctx, field)
+	case "error":
+		return ec.fieldContext_Notification_error(ctx, field)
+	case "sentAt":
+		return ec.fieldContext_Notification_sentAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2436,6 +2544,38 @@ func (ec *executionContext) fieldContext_Dither_completedAt(_ context.Context, f
 	return graphql.NewScalarFieldContext("Dither", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Dither_notifications(ctx context.Context, field graphql.CollectedField, obj *model.Dither) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Dither_notifications(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Dither().Notifications(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Notification) graphql.Marshaler {
+			return ec.marshalNNotification2ᚕgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Dither_notifications(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Dither",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Notification(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DitherConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DitherConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3471,6 +3611,121 @@ func (ec *executionContext) fieldContext_Mutation_deleteImage(ctx context.Contex
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Notification_channel(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.NotificationChannel) graphql.Marshaler {
+			return ec.marshalNNotificationChannel2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "NotificationChannel")
+}
+
+func (ec *executionContext) _Notification_status(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.NotificationStatus) graphql.Marshaler {
+			return ec.marshalNNotificationStatus2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "NotificationStatus")
+}
+
+func (ec *executionContext) _Notification_target(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_target(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Target, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_target(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
+}
+
+func (ec *executionContext) _Notification_error(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
+}
+
+func (ec *executionContext) _Notification_sentAt(ctx context.Context, field graphql.CollectedField, obj *model.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_sentAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SentAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_sentAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -5472,6 +5727,55 @@ func UnmarshalDitherOptions(ctx context.Context, raw any) (model.DitherOptions, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputNotifyInput(ctx context.Context, obj any) (model.NotifyInput, error) {
+	var it model.NotifyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"email", "webhookUrl"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "webhookUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("webhookUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WebhookURL = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalNotifyInput unmarshals raw into the NotifyInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalNotifyInput(ctx context.Context, raw any) (model.NotifyInput, error) {
+	var out model.NotifyInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "NotifyInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRequestDitherInput(ctx context.Context, obj any) (model.RequestDitherInput, error) {
 	var it model.RequestDitherInput
 	if obj == nil {
@@ -5483,7 +5787,7 @@ func (ec *executionContext) unmarshalInputRequestDitherInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"imageId", "levels", "channelLevels", "algorithm", "serpentine", "strength", "colorSpace", "grayscale", "palette", "idempotencyKey"}
+	fieldsInOrder := [...]string{"imageId", "levels", "channelLevels", "algorithm", "serpentine", "strength", "colorSpace", "grayscale", "palette", "notify", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5553,6 +5857,13 @@ func (ec *executionContext) unmarshalInputRequestDitherInput(ctx context.Context
 				return it, err
 			}
 			it.Palette = data
+		case "notify":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notify"))
+			data, err := ec.unmarshalONotifyInput2ᚖgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotifyInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Notify = data
 		case "idempotencyKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -5588,7 +5899,7 @@ func (ec *executionContext) unmarshalInputUploadImageInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"file", "filename", "dither", "autoDither", "idempotencyKey"}
+	fieldsInOrder := [...]string{"file", "filename", "dither", "autoDither", "notify", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5623,6 +5934,13 @@ func (ec *executionContext) unmarshalInputUploadImageInput(ctx context.Context, 
 				return it, err
 			}
 			it.AutoDither = data
+		case "notify":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notify"))
+			data, err := ec.unmarshalONotifyInput2ᚖgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotifyInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Notify = data
 		case "idempotencyKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -5876,6 +6194,12 @@ func (ec *executionContext) _Dither(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "notifications":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Dither_notifications(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6323,6 +6647,59 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 				return ec._Mutation_deleteImage(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var notificationImplementors = []string{"Notification"}
+
+func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *model.Notification) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Notification")
+		case "channel":
+			out.Values[i] = ec._Notification_channel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Notification_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "target":
+			out.Values[i] = ec._Notification_target(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._Notification_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sentAt":
+			out.Values[i] = ec._Notification_sentAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -7228,6 +7605,46 @@ func (ec *executionContext) marshalNJSON2githubᚗcomᚋimageserviceᚋimageserv
 	return v
 }
 
+func (ec *executionContext) marshalNNotification2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotification(ctx context.Context, sel ast.SelectionSet, v model.Notification) graphql.Marshaler {
+	return ec._Notification(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNNotification2ᚕgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Notification) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNNotification2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotification(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNNotificationChannel2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationChannel(ctx context.Context, v any) (model.NotificationChannel, error) {
+	var res model.NotificationChannel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNotificationChannel2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationChannel(ctx context.Context, sel ast.SelectionSet, v model.NotificationChannel) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNNotificationStatus2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationStatus(ctx context.Context, v any) (model.NotificationStatus, error) {
+	var res model.NotificationStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNotificationStatus2githubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotificationStatus(ctx context.Context, sel ast.SelectionSet, v model.NotificationStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -7641,6 +8058,14 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋimageserviceᚋimageserv
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalONotifyInput2ᚖgithubᚗcomᚋimageserviceᚋimageserviceᚋgraphᚋmodelᚐNotifyInput(ctx context.Context, v any) (*model.NotifyInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputNotifyInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

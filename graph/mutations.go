@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -17,7 +18,7 @@ func (r *Resolver) uploadImage(ctx context.Context, in model.UploadImageInput) (
 	}
 	cmd := commands.UploadInput{
 		Body: in.File.File, Filename: filename, NoDither: in.AutoDither != nil && !*in.AutoDither,
-		Metadata: metadata(ctx, in.IdempotencyKey),
+		Metadata: metadata(ctx, in.IdempotencyKey), Notify: notifyInput(in.Notify),
 	}
 	if in.IdempotencyKey != nil {
 		cmd.IdempotencyKey = *in.IdempotencyKey
@@ -45,7 +46,7 @@ func (r *Resolver) requestDither(ctx context.Context, in model.RequestDitherInpu
 		return &model.RequestDitherPayload{UserErrors: userError("imageId", images.CodeInvalidInput, "imageId is not a valid id")}, nil
 	}
 	cmd := commands.DitherInput{
-		ImageID: id, Metadata: metadata(ctx, in.IdempotencyKey),
+		ImageID: id, Metadata: metadata(ctx, in.IdempotencyKey), Notify: notifyInput(in.Notify),
 		Options: ditherInput(&model.DitherOptions{
 			Levels: in.Levels, ChannelLevels: in.ChannelLevels, Algorithm: in.Algorithm, Serpentine: in.Serpentine,
 			Strength: in.Strength, ColorSpace: in.ColorSpace, Grayscale: in.Grayscale, Palette: in.Palette,
@@ -81,4 +82,22 @@ func (r *Resolver) deleteImage(ctx context.Context, in model.DeleteImageInput) (
 	}
 	deleted := id.String()
 	return &model.DeleteImagePayload{DeletedImageID: &deleted, UserErrors: ue}, nil
+}
+
+// notifications resolves Dither.notifications, replaying the image's
+// stream when the dither came from a read model (which keeps no
+// notifications).
+func (r *Resolver) notifications(ctx context.Context, d *model.Dither) ([]model.Notification, error) {
+	if d.KnownNotifications != nil {
+		return d.KnownNotifications, nil
+	}
+	img, err := r.Commands.Load(ctx, d.ImageID)
+	if err != nil {
+		return nil, fmt.Errorf("notifications of dither %s: %w", d.UUID, err)
+	}
+	state, ok := img.Dither(d.UUID)
+	if !ok {
+		return []model.Notification{}, nil
+	}
+	return notificationModels(state), nil
 }

@@ -21,6 +21,11 @@ func (r *ditherResolver) URL(ctx context.Context, obj *model.Dither) (*string, e
 	return r.ditherURL(obj), nil
 }
 
+// Notifications is the resolver for the notifications field.
+func (r *ditherResolver) Notifications(ctx context.Context, obj *model.Dither) ([]model.Notification, error) {
+	return r.notifications(ctx, obj)
+}
+
 // URL is the resolver for the url field.
 func (r *imageResolver) URL(ctx context.Context, obj *model.Image) (string, error) {
 	return r.imageURL(obj), nil

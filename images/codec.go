@@ -28,17 +28,20 @@ var registry = map[string]codec{
 	TypeImageUploaded: {current: ImageUploadedVersion, decode: decodeAs[ImageUploaded]},
 	TypeDitherRequested: {current: DitherRequestedVersion, decode: decodeAs[DitherRequested],
 		upcasters: map[int]upcaster{1: upcastDitherRequestedV1}},
-	TypeDitherCompleted: {current: DitherCompletedVersion, decode: decodeAs[DitherCompleted]},
-	TypeDitherFailed:    {current: DitherFailedVersion, decode: decodeAs[DitherFailed]},
-	TypeImageSynced:     {current: ImageSyncedVersion, decode: decodeAs[ImageSynced]},
-	TypeDitherSynced:    {current: DitherSyncedVersion, decode: decodeAs[DitherSynced]},
-	TypeImageDeleted:    {current: ImageDeletedVersion, decode: decodeAs[ImageDeleted]},
+	TypeDitherCompleted:    {current: DitherCompletedVersion, decode: decodeAs[DitherCompleted]},
+	TypeDitherFailed:       {current: DitherFailedVersion, decode: decodeAs[DitherFailed]},
+	TypeImageSynced:        {current: ImageSyncedVersion, decode: decodeAs[ImageSynced]},
+	TypeDitherSynced:       {current: DitherSyncedVersion, decode: decodeAs[DitherSynced]},
+	TypeImageDeleted:       {current: ImageDeletedVersion, decode: decodeAs[ImageDeleted]},
+	TypeNotificationSent:   {current: NotificationSentVersion, decode: decodeAs[NotificationSent]},
+	TypeNotificationFailed: {current: NotificationFailedVersion, decode: decodeAs[NotificationFailed]},
 }
 
 // EventTypes returns the names of all event types this package knows.
 func EventTypes() []string {
 	return []string{TypeImageUploaded, TypeDitherRequested, TypeDitherCompleted,
-		TypeDitherFailed, TypeImageSynced, TypeDitherSynced, TypeImageDeleted}
+		TypeDitherFailed, TypeImageSynced, TypeDitherSynced, TypeImageDeleted,
+		TypeNotificationSent, TypeNotificationFailed}
 }
 
 // Marshal encodes e as the JSON stored in the log, with its type name and

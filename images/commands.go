@@ -30,6 +30,9 @@ type UploadImage struct {
 	// Dither, when set, also requests a first dither with id DitherID.
 	Dither   *DitherInput
 	DitherID uuid.UUID
+	// Notify asks for notifications of the first dither's outcome; it
+	// needs Dither.
+	Notify Notify
 	// Now is the decision time; zero means time.Now().
 	Now time.Time
 }
@@ -39,7 +42,9 @@ type UploadImage struct {
 type DitherRequest struct {
 	DitherID uuid.UUID
 	Options  DitherInput
-	Now      time.Time
+	// Notify asks for notifications of the dither's outcome.
+	Notify Notify
+	Now    time.Time
 }
 
 // DitherResult is the input of CompleteDither: a dither's result.
@@ -94,9 +99,12 @@ func Upload(cmd UploadImage) ([]Event, error) {
 		Owner: strings.TrimSpace(cmd.Owner), UploadedAt: now,
 	}}
 	if cmd.Dither == nil {
+		if !cmd.Notify.IsZero() {
+			return nil, newError("notify", CodeInvalidInput, "notifications need a dither: leave autoDither on or give dither options")
+		}
 		return events, nil
 	}
-	req, err := decideRequest(cmd.DitherID, *cmd.Dither, now)
+	req, err := decideRequest(cmd.DitherID, *cmd.Dither, cmd.Notify, now)
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +133,12 @@ func RequestDither(s Image, cmd DitherRequest) ([]Event, error) {
 	if err := checkActive(s); err != nil {
 		return nil, err
 	}
-	ev, err := decideRequest(cmd.DitherID, cmd.Options, nowOr(cmd.Now))
+	ev, err := decideRequest(cmd.DitherID, cmd.Options, cmd.Notify, nowOr(cmd.Now))
 	if err != nil {
 		return nil, err
 	}
 	if d, ok := s.Dither(cmd.DitherID); ok {
-		if d.Options.equal(ev.DitherOptions) {
+		if d.Options.equal(ev.DitherOptions) && d.Notify == ev.Notify {
 			return nil, nil
 		}
 		return nil, newError("ditherId", CodeAlreadyExists, "dither %s already exists with other options", cmd.DitherID)
@@ -138,7 +146,7 @@ func RequestDither(s Image, cmd DitherRequest) ([]Event, error) {
 	return []Event{ev}, nil
 }
 
-func decideRequest(id uuid.UUID, req DitherInput, now time.Time) (DitherRequested, error) {
+func decideRequest(id uuid.UUID, req DitherInput, notify Notify, now time.Time) (DitherRequested, error) {
 	if id == uuid.Nil {
 		return DitherRequested{}, newError("ditherId", CodeInvalidInput, "dither id is required")
 	}
@@ -146,7 +154,11 @@ func decideRequest(id uuid.UUID, req DitherInput, now time.Time) (DitherRequeste
 	if err != nil {
 		return DitherRequested{}, err
 	}
-	return DitherRequested{DitherID: id, DitherOptions: opts, RequestedAt: now}, nil
+	n, err := notify.Resolve()
+	if err != nil {
+		return DitherRequested{}, err
+	}
+	return DitherRequested{DitherID: id, DitherOptions: opts, RequestedAt: now, Notify: n}, nil
 }
 
 // CompleteDither decides a dither's completion. The outcome of a dither is

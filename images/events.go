@@ -23,6 +23,10 @@ const (
 	TypeImageSynced     = "ImageSynced"
 	TypeDitherSynced    = "DitherSynced"
 	TypeImageDeleted    = "ImageDeleted"
+	// TypeNotificationSent and TypeNotificationFailed record the outcome
+	// of a notification about a dither's outcome.
+	TypeNotificationSent   = "NotificationSent"
+	TypeNotificationFailed = "NotificationFailed"
 )
 
 // Current schema versions, one per event type. Bump one when the JSON of the
@@ -35,6 +39,10 @@ const (
 	ImageSyncedVersion     = 1
 	DitherSyncedVersion    = 1
 	ImageDeletedVersion    = 1
+	// NotificationSentVersion and NotificationFailedVersion are the first
+	// versions of the notification events.
+	NotificationSentVersion   = 1
+	NotificationFailedVersion = 1
 )
 
 // ChannelLevels are per-channel quantisation levels (each 2..256).
@@ -79,10 +87,54 @@ type ImageUploaded struct {
 }
 
 // DitherRequested records a request to dither the image with some options.
+// Notify was added to version 2 as an optional field: events written before
+// it have none and read as "no notification", so no version bump was needed.
 type DitherRequested struct {
 	DitherID uuid.UUID `json:"dither_id"`
 	DitherOptions
 	RequestedAt time.Time `json:"requested_at"`
+	// Notify is who to tell when the dither completes or fails.
+	Notify Notify `json:"notify,omitzero"`
+}
+
+// Notification channels.
+const (
+	ChannelEmail   = "email"
+	ChannelWebhook = "webhook"
+)
+
+// Notify is where a dither's outcome is to be sent; empty fields are off.
+type Notify struct {
+	// Email is a bare address (no display name).
+	Email string `json:"email,omitempty"`
+	// WebhookURL is an absolute http(s) URL that gets a signed POST.
+	WebhookURL string `json:"webhook_url,omitempty"`
+}
+
+// NotificationSent records that a notification of a dither's outcome was
+// delivered on a channel. There is at most one Sent or Failed per dither
+// and channel.
+type NotificationSent struct {
+	DitherID uuid.UUID `json:"dither_id"`
+	// Channel is ChannelEmail or ChannelWebhook.
+	Channel string `json:"channel"`
+	// Target is the redacted address or the webhook's host.
+	Target string `json:"target"`
+	// Attempt is the delivery attempt that succeeded, from 1.
+	Attempt int       `json:"attempt"`
+	SentAt  time.Time `json:"sent_at"`
+}
+
+// NotificationFailed records that a notification could not be delivered
+// and will not be tried again.
+type NotificationFailed struct {
+	DitherID uuid.UUID `json:"dither_id"`
+	Channel  string    `json:"channel"`
+	Target   string    `json:"target"`
+	Attempt  int       `json:"attempt"`
+	// Reason says why, without secrets.
+	Reason   string    `json:"reason"`
+	FailedAt time.Time `json:"failed_at"`
 }
 
 // DitherCompleted records the result of a dither.
@@ -163,3 +215,15 @@ func (ImageDeleted) EventType() string { return TypeImageDeleted }
 
 // SchemaVersion implements Event.
 func (ImageDeleted) SchemaVersion() int { return ImageDeletedVersion }
+
+// EventType implements Event.
+func (NotificationSent) EventType() string { return TypeNotificationSent }
+
+// SchemaVersion implements Event.
+func (NotificationSent) SchemaVersion() int { return NotificationSentVersion }
+
+// EventType implements Event.
+func (NotificationFailed) EventType() string { return TypeNotificationFailed }
+
+// SchemaVersion implements Event.
+func (NotificationFailed) SchemaVersion() int { return NotificationFailedVersion }

@@ -82,6 +82,41 @@ type Dither struct {
 	CompletedAt time.Time
 	URL         string
 	PublicID    string
+	// Notify is where the outcome is to be sent; Notifications are the
+	// recorded deliveries, at most one per channel, in recording order.
+	Notify        Notify
+	Notifications []Notification
+}
+
+// NotificationStatus is the state of one notification channel of a dither.
+type NotificationStatus string
+
+// Notification statuses.
+const (
+	NotifyPending NotificationStatus = "PENDING"
+	NotifySent    NotificationStatus = "SENT"
+	NotifyFailed  NotificationStatus = "FAILED"
+)
+
+// Notification is the recorded outcome of one notification channel.
+type Notification struct {
+	Channel string
+	Status  NotificationStatus
+	Target  string
+	Attempt int
+	// Error is why it failed.
+	Error string
+	// At is when it was sent or given up.
+	At time.Time
+}
+
+// Notification returns the recorded notification of a channel.
+func (d Dither) Notification(channel string) (Notification, bool) {
+	i := slices.IndexFunc(d.Notifications, func(n Notification) bool { return n.Channel == channel })
+	if i < 0 {
+		return Notification{}, false
+	}
+	return d.Notifications[i], true
 }
 
 // Exists reports whether the image was ever uploaded (it may be deleted).
@@ -137,6 +172,12 @@ func Evolve(s Image, e Event, meta EventMeta) Image {
 		s = updateDither(s, e.DitherID, func(d *Dither) { d.URL, d.PublicID = e.SecureURL, e.PublicID })
 	case ImageDeleted:
 		s.Status, s.DeletedAt = StatusDeleted, orTime(e.DeletedAt, meta.RecordedAt)
+	case NotificationSent:
+		s = addNotification(s, e.DitherID, Notification{Channel: e.Channel, Status: NotifySent,
+			Target: e.Target, Attempt: e.Attempt, At: orTime(e.SentAt, meta.RecordedAt)})
+	case NotificationFailed:
+		s = addNotification(s, e.DitherID, Notification{Channel: e.Channel, Status: NotifyFailed,
+			Target: e.Target, Attempt: e.Attempt, Error: e.Reason, At: orTime(e.FailedAt, meta.RecordedAt)})
 	}
 	return s
 }
@@ -163,13 +204,22 @@ func evolveRequested(s Image, e DitherRequested, meta EventMeta) Image {
 		return s
 	}
 	d := Dither{ID: e.DitherID, Options: e.DitherOptions, Status: DitherStatusPending,
-		RequestedAt: orTime(e.RequestedAt, meta.RecordedAt)}
+		RequestedAt: orTime(e.RequestedAt, meta.RecordedAt), Notify: e.Notify}
 	if d.Options.ChannelLevels != nil {
 		cl := *d.Options.ChannelLevels
 		d.Options.ChannelLevels = &cl
 	}
 	s.Dithers = append(slices.Clip(s.Dithers), d)
 	return s
+}
+
+// addNotification records a channel's outcome once; a repeat is ignored.
+func addNotification(s Image, ditherID uuid.UUID, n Notification) Image {
+	return updateDither(s, ditherID, func(d *Dither) {
+		if _, ok := d.Notification(n.Channel); !ok {
+			d.Notifications = append(slices.Clip(d.Notifications), n)
+		}
+	})
 }
 
 func updateDither(s Image, id uuid.UUID, f func(*Dither)) Image {
@@ -205,6 +255,10 @@ func deref(e Event) Event {
 	case *DitherSynced:
 		return valueOf(p)
 	case *ImageDeleted:
+		return valueOf(p)
+	case *NotificationSent:
+		return valueOf(p)
+	case *NotificationFailed:
 		return valueOf(p)
 	}
 	return e

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -21,6 +22,7 @@ import (
 	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/processors/cloudsync"
+	"github.com/imageservice/imageservice/processors/notify"
 )
 
 // Config tunes the processors. Zero fields take the defaults.
@@ -40,6 +42,10 @@ type Config struct {
 	// least JobTimeout).
 	JobTimeout, RescueAfter time.Duration
 	Logger                  *slog.Logger
+	// Notify configures the e-mail and webhook notifications of dither
+	// outcomes; PublicURL starts their links to results.
+	Notify    notify.Config
+	PublicURL string
 }
 
 func (c Config) withDefaults() Config {
@@ -89,6 +95,7 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 // Processors runs the jobs of one replica.
 type Processors struct {
 	store  *espg.Store
+	cmds   *commands.Service
 	client *river.Client[pgx.Tx]
 	cloud  bool
 	log    *slog.Logger
@@ -103,7 +110,8 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
 		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
 	})
-	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}, notifyQueue: {MaxWorkers: 4}}
+	addNotifyWorkers(workers, NewNotifier(cmds, cfg.Notify, cfg.PublicURL, cfg.Logger))
 	if cfg.Cloud != nil {
 		cloud, err := cloudsync.NewClient(*cfg.Cloud, nil)
 		if err != nil {
@@ -122,7 +130,7 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	return &Processors{store: store, client: client, cloud: cfg.Cloud != nil, log: cfg.Logger}, nil
+	return &Processors{store: store, cmds: cmds, client: client, cloud: cfg.Cloud != nil, log: cfg.Logger}, nil
 }
 
 // Run enqueues jobs from the log and works them until ctx ends, then
@@ -167,6 +175,13 @@ func (p *Processors) enqueue(ctx context.Context, tx pgx.Tx, events []eventstore
 		if args := p.jobOf(e); args != nil {
 			jobs = append(jobs, river.InsertManyParams{Args: args})
 		}
+		notifyArgs, err := p.notifyJobsOf(ctx, e)
+		if err != nil {
+			return err
+		}
+		for _, args := range notifyArgs {
+			jobs = append(jobs, river.InsertManyParams{Args: args})
+		}
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -205,4 +220,34 @@ func (p *Processors) jobOf(e eventstore.Event) river.JobArgs {
 		return DestroyImageArgs{ImageID: imageID}
 	}
 	return nil
+}
+
+// notifyJobsOf returns the notification jobs of a dither's outcome event,
+// when its request asked for notifications (the image's state says).
+func (p *Processors) notifyJobsOf(ctx context.Context, e eventstore.Event) ([]river.JobArgs, error) {
+	if e.Type != images.TypeDitherCompleted && e.Type != images.TypeDitherFailed {
+		return nil, nil
+	}
+	imageID, err := images.ParseStreamID(e.StreamID)
+	if err != nil {
+		return nil, nil
+	}
+	rec, err := commands.Decode(e)
+	if err != nil {
+		p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
+		return nil, nil
+	}
+	var ditherID uuid.UUID
+	switch ev := rec.Event.(type) {
+	case images.DitherCompleted:
+		ditherID = ev.DitherID
+	case images.DitherFailed:
+		ditherID = ev.DitherID
+	}
+	img, err := p.cmds.LoadAt(ctx, imageID, e.StreamVersion)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue notifications of dither %s: %w", ditherID, err)
+	}
+	d, _ := img.Dither(ditherID)
+	return notifyJobs(imageID, ditherID, d.Notify), nil
 }

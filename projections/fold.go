@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -132,10 +133,17 @@ func SkipEvent(log *slog.Logger, e eventstore.Event, err error) {
 func ChangedDithers(old, s images.Image) []Dither {
 	var out []Dither
 	for i, d := range s.Dithers {
-		if i < len(old.Dithers) && old.Dithers[i] == d {
+		if i < len(old.Dithers) && sameDitherRow(old.Dithers[i], d) {
 			continue
 		}
 		out = append(out, DitherFromState(s.ID, i+1, d))
 	}
 	return out
+}
+
+// sameDitherRow reports whether two dither states have the same read-model
+// row; notifications are not part of it.
+func sameDitherRow(a, b images.Dither) bool {
+	a.Notifications, b.Notifications = nil, nil
+	return reflect.DeepEqual(a, b)
 }

@@ -196,6 +196,9 @@ func assemble(st storage, cfg Config) (*Server, error) {
 	if !cfg.NoProcessors {
 		pc := cfg.Processors
 		pc.Logger = log
+		if pc.PublicURL == "" {
+			pc.PublicURL = cfg.PublicURL
+		}
 		if pc.Limits == (imagefile.Limits{}) {
 			pc.Limits = imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
 		}

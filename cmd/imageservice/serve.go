@@ -18,6 +18,7 @@ import (
 
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/processors/cloudsync"
+	"github.com/imageservice/imageservice/processors/notify"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -46,7 +47,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		NoProcessors: !cfg.processors,
 		Processors: processors.Config{
 			Concurrency: int(cfg.concurrency), JobTimeout: cfg.jobTimeout, RescueAfter: cfg.rescueAfter,
-			Cloud: cfg.cloud,
+			Cloud: cfg.cloud, Notify: cfg.notify,
 		},
 		Sinks: sinks, BridgeTopics: topics,
 		PrivateReads: !cfg.publicRead, Production: env("ENV") == "production",
@@ -87,6 +88,7 @@ type serveConfig struct {
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	cloud                            *cloudsync.Config
+	notify                           notify.Config
 }
 
 func loadServeConfig() (serveConfig, error) {
@@ -114,6 +116,8 @@ func loadServeConfig() (serveConfig, error) {
 	errs = append(errs, err)
 	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)
+	cfg.notify, err = notifyConfig()
+	errs = append(errs, err)
 	cfg.maxBytes, err = envInt("MAX_UPLOAD_BYTES")
 	errs = append(errs, err)
 	cfg.maxPixels, err = envInt("MAX_PIXELS")
@@ -130,6 +134,19 @@ func loadServeConfig() (serveConfig, error) {
 		errs = append(errs, fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", cfg.rescueAfter, cfg.jobTimeout))
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// notifyConfig reads SMTP_URL, WEBHOOK_SECRET and WEBHOOK_ALLOW_PRIVATE.
+func notifyConfig() (notify.Config, error) {
+	cfg := notify.Config{WebhookSecret: env("WEBHOOK_SECRET")}
+	var err error
+	if cfg.AllowPrivate, err = envBool("WEBHOOK_ALLOW_PRIVATE"); err != nil {
+		return cfg, err
+	}
+	if raw := env("SMTP_URL"); raw != "" {
+		cfg.SMTP, err = notify.ParseSMTPURL(raw)
+	}
+	return cfg, err
 }
 
 // connect opens a pool and checks that the database answers.

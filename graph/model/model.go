@@ -71,6 +71,9 @@ type Dither struct {
 	Parent    *Image `json:"-"`
 	ResultKey string `json:"-"`
 	CloudURL  string `json:"-"`
+	// KnownNotifications, when not nil, are the dither's notifications
+	// already at hand (from a mutation's state).
+	KnownNotifications []Notification `json:"-"`
 }
 
 // Event is the GraphQL Event: a recorded event of an image's stream.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -84,6 +85,26 @@ type ImageEdge struct {
 type Mutation struct {
 }
 
+// A notification of a dither's outcome.
+type Notification struct {
+	Channel NotificationChannel `json:"channel"`
+	Status  NotificationStatus  `json:"status"`
+	// The e-mail address (redacted) or the webhook's host.
+	Target string `json:"target"`
+	// Why it FAILED.
+	Error *string `json:"error,omitempty"`
+	// When it was SENT.
+	SentAt *time.Time `json:"sentAt,omitempty"`
+}
+
+// Who to tell when a dither completes or fails. The e-mail gets a message with
+// the link to the result; the webhook URL (absolute http(s), https recommended)
+// gets a signed JSON POST (see the README).
+type NotifyInput struct {
+	Email      *string `json:"email,omitempty"`
+	WebhookURL *string `json:"webhookUrl,omitempty"`
+}
+
 type PageInfo struct {
 	HasNextPage     bool    `json:"hasNextPage"`
 	HasPreviousPage bool    `json:"hasPreviousPage"`
@@ -104,6 +125,8 @@ type RequestDitherInput struct {
 	ColorSpace    *ColorSpace         `json:"colorSpace,omitempty"`
 	Grayscale     *bool               `json:"grayscale,omitempty"`
 	Palette       *string             `json:"palette,omitempty"`
+	// Notify when this dither completes or fails.
+	Notify *NotifyInput `json:"notify,omitempty"`
 	// Repeating a request with the same key returns the first request's dither.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
@@ -125,6 +148,8 @@ type UploadImageInput struct {
 	Dither *DitherOptions `json:"dither,omitempty"`
 	// Set to false to request no dither with this upload.
 	AutoDither *bool `json:"autoDither,omitempty"`
+	// Notify when the upload's dither completes or fails.
+	Notify *NotifyInput `json:"notify,omitempty"`
 	// Repeating an upload with the same key returns the first upload's image and writes nothing.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
@@ -390,6 +415,120 @@ func (e *ImageStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e ImageStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type NotificationChannel string
+
+const (
+	NotificationChannelEmail   NotificationChannel = "EMAIL"
+	NotificationChannelWebhook NotificationChannel = "WEBHOOK"
+)
+
+var AllNotificationChannel = []NotificationChannel{
+	NotificationChannelEmail,
+	NotificationChannelWebhook,
+}
+
+func (e NotificationChannel) IsValid() bool {
+	switch e {
+	case NotificationChannelEmail, NotificationChannelWebhook:
+		return true
+	}
+	return false
+}
+
+func (e NotificationChannel) String() string {
+	return string(e)
+}
+
+func (e *NotificationChannel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationChannel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationChannel", str)
+	}
+	return nil
+}
+
+func (e NotificationChannel) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationChannel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationChannel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type NotificationStatus string
+
+const (
+	// Not sent yet: the dither is pending, or delivery is being tried.
+	NotificationStatusPending NotificationStatus = "PENDING"
+	NotificationStatusSent    NotificationStatus = "SENT"
+	// Given up; error says why.
+	NotificationStatusFailed NotificationStatus = "FAILED"
+)
+
+var AllNotificationStatus = []NotificationStatus{
+	NotificationStatusPending,
+	NotificationStatusSent,
+	NotificationStatusFailed,
+}
+
+func (e NotificationStatus) IsValid() bool {
+	switch e {
+	case NotificationStatusPending, NotificationStatusSent, NotificationStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e NotificationStatus) String() string {
+	return string(e)
+}
+
+func (e *NotificationStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationStatus", str)
+	}
+	return nil
+}
+
+func (e NotificationStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
