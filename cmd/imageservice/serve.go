@@ -172,7 +172,7 @@ func connect(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadline(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -233,4 +233,17 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// bodyDeadline gives every request but a websocket upgrade 5 minutes to
+// send its body, so a slow body cannot hold a connection for ever. (A
+// server-wide ReadTimeout would also cut websockets, which keep the
+// deadline of their upgrade request.)
+func bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(5 * time.Minute))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
