@@ -235,13 +235,13 @@ func splitList(v string) []string {
 	return out
 }
 
-// bodyDeadline gives every request but a websocket upgrade 5 minutes to
-// send its body, so a slow body cannot hold a connection for ever. (A
-// server-wide ReadTimeout would also cut websockets, which keep the
-// deadline of their upgrade request.)
+// bodyDeadline gives every request but a websocket upgrade or an event
+// stream 5 minutes to send its body, so a slow body cannot hold a
+// connection for ever. (A server-wide ReadTimeout would also cut the
+// long-lived subscriptions.)
 func bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "" {
+		if r.Header.Get("Upgrade") == "" && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(5 * time.Minute))
 		}
 		next.ServeHTTP(w, r)
