@@ -121,9 +121,12 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		queues[cloudQueue] = river.QueueConfig{MaxWorkers: 4}
 	}
 	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{
-		Queues:               queues,
-		Workers:              workers,
-		JobTimeout:           cfg.JobTimeout,
+		Queues:     queues,
+		Workers:    workers,
+		JobTimeout: cfg.JobTimeout,
+		// River waits FetchCooldown (100 ms by default) between fetches,
+		// which caps a worker at ten jobs a second however short they are.
+		FetchCooldown:        5 * time.Millisecond,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		Logger:               cfg.Logger,
 	})

@@ -784,6 +784,7 @@ func (c *client) upload(ctx context.Context, filename string, data []byte, autoD
 	_ = w.Close()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/query", &buf)
 	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("GraphQL-Require-Preflight", "1")
 	raw, err := c.do(req)
 	if err != nil {
 		return "", "", err
