@@ -65,18 +65,9 @@ func (r *Resolver) prefetchDithers(ctx context.Context, conn *model.ImageConnect
 	if field == nil || len(conn.Edges) == 0 {
 		return nil
 	}
-	args := field.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
-	if after, _ := args["after"].(string); after != "" {
+	first, ok := firstPageArg(ctx, field)
+	if !ok {
 		return nil
-	}
-	first := 20
-	if f, ok := args["first"].(int64); ok {
-		first = int(f)
-	} else if f, ok := args["first"].(int); ok {
-		first = f
-	}
-	if projections.CheckPageSize(first) != nil {
-		return nil // the dithers resolver reports it
 	}
 	ids := make([]uuid.UUID, len(conn.Edges))
 	for i, e := range conn.Edges {
@@ -330,4 +321,51 @@ func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// imageWithDithers is a read model that can return an image and its first
+// dithers in one round trip.
+type imageWithDithers interface {
+	ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], error)
+}
+
+// imageQuery answers image(id): when the query asks for the image's first
+// page of dithers and the read model can, both come in one round trip.
+func (r *Resolver) imageQuery(ctx context.Context, id uuid.UUID) (*model.Image, error) {
+	reads, ok := r.Reads.(imageWithDithers)
+	field := lookAhead(ctx, "dithers")
+	if !ok || field == nil {
+		return r.image(ctx, id)
+	}
+	first, prefetch := firstPageArg(ctx, field)
+	if !prefetch {
+		return r.image(ctx, id)
+	}
+	img, page, err := reads.ImageWithDithers(ctx, id, first)
+	if errors.Is(err, projections.ErrNotFound) {
+		return r.image(ctx, id) // not projected yet: replayed from the log
+	}
+	if err != nil || !r.visible(ctx, img.Owner) {
+		return nil, err
+	}
+	m := imageModel(img)
+	m.FirstDithers, m.FirstDithersSize = ditherConnection(page), first
+	return m, nil
+}
+
+// firstPageArg reads a dithers field's first argument; ok is false when
+// the field asks for a later page or an invalid size (its resolver then
+// answers).
+func firstPageArg(ctx context.Context, field *graphql.CollectedField) (int, bool) {
+	args := field.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
+	if after, _ := args["after"].(string); after != "" {
+		return 0, false
+	}
+	first := 20
+	if f, ok := args["first"].(int64); ok {
+		first = int(f)
+	} else if f, ok := args["first"].(int); ok {
+		first = f
+	}
+	return first, projections.CheckPageSize(first) == nil
 }

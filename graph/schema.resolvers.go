@@ -67,7 +67,7 @@ func (r *queryResolver) Image(ctx context.Context, id string) (*model.Image, err
 	if err != nil {
 		return nil, err
 	}
-	return r.image(ctx, u)
+	return r.imageQuery(ctx, u)
 }
 
 // Node is the resolver for the node field.

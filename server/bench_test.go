@@ -71,15 +71,20 @@ func BenchmarkAPI(b *testing.B) {
 	if len(mem.images) != nImages || len(mem.dithers) != nImages {
 		b.Fatalf("memory model holds %d images and %d dithers, want %d each", len(mem.images), len(mem.dithers), nImages)
 	}
-	peer := httptest.NewServer(graph.NewHandler(&graph.Resolver{
-		Commands: e.srv.Commands(), Reads: mem, Live: e.srv.Hub(), Logger: quietLogger(),
-		BlobURL: func(key string) string { return e.http.URL + "/blobs/" + key },
-	}, graph.HandlerOptions{}))
-	b.Cleanup(peer.Close)
+	// Both sides are the same GraphQL handler, with nothing around it, on
+	// the real read model or on the in-memory one.
+	handler := func(reads projections.Reader) *httptest.Server {
+		srv := httptest.NewServer(graph.NewHandler(&graph.Resolver{
+			Commands: e.srv.Commands(), Reads: reads, Live: e.srv.Hub(), Logger: quietLogger(),
+			BlobURL: func(key string) string { return e.http.URL + "/blobs/" + key },
+		}, graph.HandlerOptions{}))
+		b.Cleanup(srv.Close)
+		return srv
+	}
 	sides := []struct {
 		name string
 		c    *client
-	}{{"store", newClient(e.http.URL)}, {"memory", newClient(peer.URL)}}
+	}{{"store", newClient(handler(e.srv.ReadModel()).URL)}, {"memory", newClient(handler(mem).URL)}}
 
 	imagesBody := gqlBody(`query { images(first: 20) { edges { cursor node { `+imageFields+` } } pageInfo { hasNextPage endCursor } } }`, nil)
 	imageBodies := make([][]byte, nImages)

@@ -180,3 +180,42 @@ func utc(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// ImageWithDithers returns an image and the first page of its dithers in
+// one round trip (the two statements are pipelined), for the API's
+// image(id) with its dithers.
+func (m *ReadModel) ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], error) {
+	var none projections.Page[projections.Dither]
+	if err := projections.CheckPageSize(first); err != nil {
+		return projections.Image{}, none, err
+	}
+	b := &pgx.Batch{}
+	b.Queue(imageSQL, id)
+	b.Queue(dithersByImageSQL, []uuid.UUID{id}, first+1)
+	res := m.pool.SendBatch(ctx, b)
+	defer res.Close()
+	img, err := scanImage(res.QueryRow())
+	if errors.Is(err, pgx.ErrNoRows) {
+		return projections.Image{}, none, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
+	}
+	if err != nil {
+		return projections.Image{}, none, fmt.Errorf("query image %s: %w", id, err)
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return projections.Image{}, none, fmt.Errorf("query dithers of %s: %w", id, err)
+	}
+	var items []projections.Dither
+	for rows.Next() {
+		d, err := scanDither(rows)
+		if err != nil {
+			rows.Close()
+			return projections.Image{}, none, err
+		}
+		items = append(items, d)
+	}
+	if err := rows.Err(); err != nil {
+		return projections.Image{}, none, fmt.Errorf("query dithers of %s: %w", id, err)
+	}
+	return img, projections.DitherPages([]uuid.UUID{id}, items, first)[id], nil
+}
