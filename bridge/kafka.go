@@ -140,6 +140,11 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 			}
 		})
 	}
+	// The whole batch is buffered: send it now rather than after the linger.
+	if err := k.cl.Flush(ctx); err != nil {
+		wg.Wait()
+		return fmt.Errorf("kafka sink: flush: %w", err)
+	}
 	wg.Wait()
 	return first
 }
