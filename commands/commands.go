@@ -52,6 +52,21 @@ type Options struct {
 	AutoDither bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// NoNotifications refuses requests for notifications: the backend has
+	// no processor that sends them (the embedded default).
+	NoNotifications bool
+}
+
+// CodeNotificationsUnavailable refuses a notification this service cannot send.
+const CodeNotificationsUnavailable = "NOTIFICATIONS_UNAVAILABLE"
+
+// checkNotify refuses a request for notifications when none can be sent.
+func (s *Service) checkNotify(n images.Notify) error {
+	if s.opts.NoNotifications && !n.IsZero() {
+		return &images.Error{Field: "notify", Code: CodeNotificationsUnavailable,
+			Message: "this service cannot send notifications (they need the PostgreSQL set-up)"}
+	}
+	return nil
 }
 
 // Defaults of Options.

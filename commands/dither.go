@@ -28,6 +28,9 @@ func (s *Service) RequestDither(ctx context.Context, in DitherInput) (Result, uu
 	if in.IdempotencyKey != "" {
 		ditherID = uuid.NewSHA1(in.ImageID, []byte(in.Metadata.Actor+"\x00"+in.IdempotencyKey))
 	}
+	if err := s.checkNotify(in.Notify); err != nil {
+		return Result{}, uuid.Nil, err
+	}
 	res, err := s.decide(ctx, in.ImageID, in.Metadata, newIDs, func(img images.Image) ([]images.Event, error) {
 		return images.RequestDither(img, images.DitherRequest{DitherID: ditherID, Options: in.Options, Notify: in.Notify, Now: s.opts.Now()})
 	})

@@ -33,6 +33,9 @@ var idempotencyNamespace = uuid.MustParse("0b7e3c52-6a0e-4d8e-9a35-2f4f3c1d7a61"
 // idempotency key that was used before, it returns the first upload's
 // image and writes nothing.
 func (s *Service) Upload(ctx context.Context, in UploadInput) (Result, error) {
+	if err := s.checkNotify(in.Notify); err != nil {
+		return Result{}, err
+	}
 	data, info, err := s.readImage(in.Body)
 	if err != nil {
 		return Result{}, err

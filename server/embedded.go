@@ -56,7 +56,8 @@ func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
 	}
 	reads := projsqlite.New(store)
 	return assemble(storage{
-		store: store, blobs: blobs, reads: reads,
+		noNotifications: true, // the inline processor dithers only
+		store:           store, blobs: blobs, reads: reads,
 		cmds: commands.SQLite{Store: store, Blobs: blobs},
 		procs: func(cmds *commands.Service, pc processors.Config) (Processor, error) {
 			return processors.NewInline(store, cmds, blobs, pc), nil

@@ -117,10 +117,13 @@ type Processor interface {
 
 // storage is one backend's parts of the service.
 type storage struct {
-	store eventstore.Store
-	blobs blobstore.Store
-	reads ReadModel
-	cmds  commands.Backend
+	// noNotifications is set when the backend's processors cannot send
+	// notifications, so requests for them are refused.
+	noNotifications bool
+	store           eventstore.Store
+	blobs           blobstore.Store
+	reads           ReadModel
+	cmds            commands.Backend
 	// procs builds the processors on the command service.
 	procs func(*commands.Service, processors.Config) (Processor, error)
 	// ready reports whether the storage can serve (reachable, migrated).
@@ -192,6 +195,7 @@ func assemble(st storage, cfg Config) (*Server, error) {
 	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, 0), log: log}
 	s.commands = commands.New(st.cmds, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
+		NoNotifications: st.noNotifications,
 	})
 	if !cfg.NoProcessors {
 		pc := cfg.Processors

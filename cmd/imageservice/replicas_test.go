@@ -344,6 +344,16 @@ func TestEmbeddedDefault(t *testing.T) {
 			t.Fatalf("after a restart: %+v", q)
 		}
 	}
+
+	// Notifications cannot be sent here: asking for one is refused.
+	var refused struct {
+		RequestDither struct{ UserErrors []struct{ Code string } }
+	}
+	r.graphql(t, `mutation ($id: ID!) { requestDither(input: {imageId: $id, notify: {email: "a@example.com"}}) { userErrors { code } } }`,
+		map[string]any{"id": imageID}, &refused)
+	if ue := refused.RequestDither.UserErrors; len(ue) != 1 || ue[0].Code != "NOTIFICATIONS_UNAVAILABLE" {
+		t.Fatalf("a notification on the embedded default: %+v", ue)
+	}
 	r.stop(t)
 
 	// The admin commands work on the embedded default too.
