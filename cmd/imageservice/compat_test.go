@@ -26,8 +26,19 @@ func freeAddr(t *testing.T) string {
 // answer at the root of their own addresses, besides under /compat.
 func TestServeCompatListeners(t *testing.T) {
 	dbURL, _ := pgtest.URL(t)
-	up, di := freeAddr(t), freeAddr(t)
-	base, stop := startServe(t, map[string]string{"DATABASE_URL": dbURL, "UPLOAD_COMPAT_ADDR": up, "DITHER_COMPAT_ADDR": di})
+	// A free address can be taken by another process before the service
+	// listens on it (tests of other packages run at the same time): try
+	// again with new ones.
+	var up, di, base string
+	var stop func() int
+	for attempt := 0; stop == nil; attempt++ {
+		up, di = freeAddr(t), freeAddr(t)
+		var logs string
+		base, stop, logs = tryServe(t, map[string]string{"DATABASE_URL": dbURL, "UPLOAD_COMPAT_ADDR": up, "DITHER_COMPAT_ADDR": di})
+		if stop == nil && (attempt == 2 || !strings.Contains(logs, "address already in use")) {
+			t.Fatalf("serve did not start: %s", logs)
+		}
+	}
 	defer stop()
 	for _, u := range []string{
 		base + "/compat/upload/health", base + "/compat/dither/health", base + "/compat/openapi.yaml",

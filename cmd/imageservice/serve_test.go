@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +20,17 @@ import (
 // the exit code.
 func startServe(t *testing.T, env map[string]string) (string, func() int) {
 	t.Helper()
+	base, stop, logs := tryServe(t, env)
+	if stop == nil {
+		t.Fatalf("serve did not start: %s", logs)
+	}
+	return base, stop
+}
+
+// tryServe is startServe that reports a failed start (stop is nil) with
+// the service's log instead of failing the test.
+func tryServe(t *testing.T, env map[string]string) (string, func() int, string) {
+	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -24,16 +38,35 @@ func startServe(t *testing.T, env map[string]string) (string, func() int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"serve"}, w, io.Discard); w.Close() }()
+	var logs syncBuffer
+	go func() { code <- run(ctx, []string{"serve"}, w, &logs); w.Close() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cancel()
-		t.Fatalf("serve printed no address (exit %d): %v", <-code, err)
+		return "", nil, fmt.Sprintf("exit %d: %v: %s", <-code, err, logs.String())
 	}
 	go io.Copy(io.Discard, out)
 	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
 	stop := func() int { cancel(); return <-code }
-	return base, stop
+	return base, stop, ""
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func get(t *testing.T, url string) (int, string) {
