@@ -16,7 +16,7 @@ import (
 func (k *Keys) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, err := k.principal(r.Context(), r.Header.Get("Authorization"))
+			p, err := k.PrincipalOf(r.Context(), r.Header.Get("Authorization"))
 			if err != nil {
 				status := http.StatusUnauthorized
 				msg := "invalid or revoked API key"
@@ -32,9 +32,10 @@ func (k *Keys) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// Principal returns the principal of an Authorization header value
-// ("Bearer <key>", or "" for none).
-func (k *Keys) principal(ctx context.Context, header string) (Principal, error) {
+// PrincipalOf returns the principal of an Authorization header value
+// ("Bearer <key>", or "" for none), for HTTP requests and for a
+// websocket's connection_init payload alike.
+func (k *Keys) PrincipalOf(ctx context.Context, header string) (Principal, error) {
 	if header == "" {
 		open, err := k.Open(ctx)
 		if err != nil {
@@ -50,12 +51,6 @@ func (k *Keys) principal(ctx context.Context, header string) (Principal, error) 
 		return Principal{}, ErrBadKey
 	}
 	return k.Authenticate(ctx, strings.TrimSpace(token))
-}
-
-// PrincipalOf is principal for callers outside HTTP requests, such as a
-// websocket's connection_init payload.
-func (k *Keys) PrincipalOf(ctx context.Context, authorization string) (Principal, error) {
-	return k.principal(ctx, authorization)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

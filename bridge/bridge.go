@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 )
@@ -202,10 +203,10 @@ func (b *Bridge) remember(e eventstore.Event, before images.Image) {
 // evolve folds a recorded event into a state; an event that cannot be
 // read adds nothing but its version.
 func evolve(s images.Image, e eventstore.Event) images.Image {
-	ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+	rec, err := commands.Decode(e)
 	if err != nil {
 		s.Version = e.StreamVersion
 		return s
 	}
-	return images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
+	return images.Evolve(s, rec.Event, rec.Meta)
 }

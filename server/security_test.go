@@ -162,7 +162,6 @@ func wsInitClose(t *testing.T, e *env, token string) websocket.StatusCode {
 		payload["Authorization"] = "Bearer " + token
 	}
 	send(t, c, map[string]any{"type": "connection_init", "payload": payload})
-	var m wsMessage
 	for {
 		_, data, err := c.Read(ctx)
 		if err != nil {
@@ -171,7 +170,6 @@ func wsInitClose(t *testing.T, e *env, token string) websocket.StatusCode {
 		if strings.Contains(string(data), "connection_ack") {
 			return 0
 		}
-		_ = m
 	}
 }
 
