@@ -44,6 +44,11 @@ type HandlerOptions struct {
 	// Observe, when set, is told of each operation's type, whether its
 	// first response had errors, and how long that response took.
 	Observe func(operation string, failed bool, d time.Duration)
+	// AdmitMutation, when set, is asked before each mutation runs, on
+	// every transport. A mutation it refuses is answered with a
+	// RATE_LIMITED error (over HTTP with status 429 and Retry-After) and
+	// does not run.
+	AdmitMutation func(ctx context.Context) (retryAfter time.Duration, ok bool)
 }
 
 // Limits of every operation, beside the complexity limit.
@@ -102,7 +107,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.SetErrorPresenter(presentError(r.Logger))
 	srv.SetRecoverFunc(recoverPanic(r.Logger))
-	return requirePreflight(withRequestMetadata(limitBody(srv, opts)))
+	return requirePreflight(withRequestMetadata(withRateStatus(limitBody(srv, opts))))
 }
 
 // guard refuses operations the principal may not run (writes without the
@@ -118,6 +123,11 @@ func guard(opts HandlerOptions) graphql.OperationMiddleware {
 		}
 		if !p.Can(need) && (need == auth.ScopeWrite || !opts.PublicRead) {
 			return refuse(ctx, "UNAUTHENTICATED", "this operation needs an API key with the "+need+" scope")
+		}
+		if need == auth.ScopeWrite && opts.AdmitMutation != nil {
+			if wait, ok := opts.AdmitMutation(ctx); !ok {
+				return rateLimited(ctx, wait)
+			}
 		}
 		if op.Operation != nil {
 			if d := depth(op.Operation.SelectionSet); d > maxDepth {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/imageservice/imageservice/auth"
 )
 
 // rateLimiter bounds the writes of each client: an API key, or the
@@ -35,22 +38,53 @@ func newRateLimiter(perSecond float64, burst int) *rateLimiter {
 	return &rateLimiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), clients: map[string]*client{}}
 }
 
-// middleware answers 429 with Retry-After when a client's writes come too
-// fast. Writes are uploads (multipart posts), GraphQL mutations sent as
-// JSON are limited in the GraphQL layer's guard as well through allow.
+// middleware answers 429 with Retry-After when a client's uploads or REST
+// writes come too fast, before their bodies are read. Every other request
+// carries its client's name in its context, for admitMutation: GraphQL
+// mutations sent as JSON or over a websocket are only known to be writes
+// once parsed.
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
+	if l.perSecond <= 0 {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.perSecond > 0 && isWrite(r) {
-			if wait, ok := l.allow(clientKey(r)); !ok {
-				w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		key := clientKey(r)
+		if isWrite(r) {
+			if wait, ok := l.allow(key); !ok {
+				w.Header().Set("Retry-After", retryAfter(wait))
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusTooManyRequests)
 				_, _ = w.Write([]byte(`{"errors":[{"message":"too many writes; retry later","extensions":{"code":"RATE_LIMITED"}}],"error":{"code":"RATE_LIMITED","message":"too many writes; retry later"}}`))
 				return
 			}
+			key = "" // admitted: its mutation must not take a second token
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKeyKey{}, key)))
 	})
+}
+
+// clientKeyKey holds, in a request's context, the client's name for the
+// rate limiter, or "" when the request's write was already admitted.
+type clientKeyKey struct{}
+
+// admitMutation takes a token for a GraphQL mutation, from the bucket of
+// the client named in ctx by middleware; a websocket authenticated in its
+// connection_init payload uses its key's own bucket. It reports how long
+// to wait when the client has none left.
+func (l *rateLimiter) admitMutation(ctx context.Context) (time.Duration, bool) {
+	key, limited := ctx.Value(clientKeyKey{}).(string)
+	if l.perSecond <= 0 || !limited || key == "" {
+		return 0, true
+	}
+	if p := auth.FromContext(ctx); p.KeyID != "" && strings.HasPrefix(key, "addr:") {
+		key = "id:" + p.KeyID
+	}
+	return l.allow(key)
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least 1.
+func retryAfter(wait time.Duration) string {
+	return fmt.Sprint(max(1, int(math.Ceil(wait.Seconds()))))
 }
 
 // isWrite reports a request that writes: a multipart GraphQL post (an

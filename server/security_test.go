@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +265,54 @@ func TestWriteRateLimit(t *testing.T) {
 	other := createKey(t, e, "other", auth.ScopeWrite)
 	if upload(other) != 200 {
 		t.Fatal("another client was held back")
+	}
+}
+
+// GraphQL mutations sent as JSON or over a websocket take from the same
+// budget as uploads: beyond it they are answered RATE_LIMITED (over HTTP
+// with 429 and Retry-After), and nothing is appended. Queries are not
+// limited.
+func TestMutationRateLimit(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, WriteRate: 0.001, WriteBurst: 2})
+	img := e.mustUpload("a.png", pngBytes(4, 4)) // the first token
+	const dither = `mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 3}) { dither { id } userErrors { code } } }`
+	post := func() (*http.Response, gqlResponse) {
+		body, _ := json.Marshal(map[string]any{"query": dither, "variables": map[string]any{"id": img.ID}})
+		resp, err := http.Post(e.http.URL+"/query", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r gqlResponse
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		return resp, r
+	}
+	if resp, r := post(); resp.StatusCode != http.StatusOK || len(r.Errors) > 0 {
+		t.Fatalf("the second write of a burst of 2: %d %+v", resp.StatusCode, r.Errors)
+	}
+	before := e.eventCount()
+	resp, r := post()
+	if resp.StatusCode != http.StatusTooManyRequests || errorCodes(r) != "RATE_LIMITED" {
+		t.Fatalf("the third write: %d %+v, want 429 RATE_LIMITED", resp.StatusCode, r.Errors)
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+		t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+	}
+	if n := e.eventCount(); n != before {
+		t.Fatalf("a refused mutation appended %d events", n-before)
+	}
+	var got struct{ Image struct{ ID string } }
+	e.mustDo(`query ($id: ID!) { image(id: $id) { id } }`, map[string]any{"id": img.ID}, &got)
+
+	c := dialWS(t, e, "graphql-transport-ws")
+	send(t, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": dither, "variables": map[string]any{"id": img.ID}}})
+	m := receive(t, c)
+	if m.Type != "next" && m.Type != "error" || !strings.Contains(string(m.Payload), "RATE_LIMITED") {
+		t.Fatalf("websocket mutation beyond the rate: %s %s", m.Type, m.Payload)
+	}
+	if n := e.eventCount(); n != before {
+		t.Fatalf("a refused websocket mutation appended %d events", n-before)
 	}
 }

@@ -56,7 +56,8 @@ type Config struct {
 	AllowedOrigins []string
 	// Production turns GraphQL introspection and field suggestions off.
 	Production bool
-	// WriteRate and WriteBurst bound each client's uploads and REST writes
+	// WriteRate and WriteBurst bound each client's writes: uploads, GraphQL
+	// mutations on every transport, and REST writes
 	// (per API key, or per address without one); 0 turns limiting off.
 	WriteRate  float64
 	WriteBurst int
@@ -232,10 +233,12 @@ func (s *Server) routes(cfg Config) http.Handler {
 	if maxUpload <= 0 {
 		maxUpload = commands.DefaultMaxBytes
 	}
+	limiter := newRateLimiter(cfg.WriteRate, cfg.WriteBurst)
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
 		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
+		AdmitMutation: limiter.admitMutation,
 	}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
@@ -251,7 +254,7 @@ func (s *Server) routes(cfg Config) http.Handler {
 	outer.HandleFunc("GET /healthz", s.healthz)
 	outer.HandleFunc("GET /readyz", s.readyz)
 	outer.Handle("GET /metrics", s.metrics.Handler())
-	outer.Handle("/", newRateLimiter(cfg.WriteRate, cfg.WriteBurst).middleware(s.keys.Middleware(s.log)(mux)))
+	outer.Handle("/", limiter.middleware(s.keys.Middleware(s.log)(mux)))
 	return s.metrics.Middleware("all", securityHeaders(outer))
 }
 

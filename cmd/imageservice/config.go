@@ -45,7 +45,7 @@ var settings = []setting{
 	{"CLOUDINARY_UPLOAD_PREFIX", "", "Cloudinary API base URL (default https://api.cloudinary.com), for a proxy or a test server"},
 	{"PUBLIC_READ", "true", "let requests without an API key read; false shows each key only its own images (admins see all)"},
 	{"ALLOWED_ORIGINS", "", "comma-separated origins (host patterns) besides the service's own that may open GraphQL websockets"},
-	{"WRITE_RATE", "5", "uploads and REST writes per second allowed to each API key (or address without one), on average; 0 turns the limit off"},
+	{"WRITE_RATE", "5", "writes (uploads, GraphQL mutations, REST writes) per second allowed to each API key (or address without one), on average; 0 turns the limit off"},
 	{"WRITE_BURST", "20", "how many writes a client may send at once before WRITE_RATE applies"},
 	{"ENV", "", "production turns GraphQL introspection and field suggestions off"},
 	{"SMTP_URL", "", "smtp://user:pass@host:587?from=images@example.com: e-mail dither outcomes to the addresses given with notify.email (STARTTLS when offered; smtps:// for implicit TLS); the password is never logged"},

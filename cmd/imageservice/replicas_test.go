@@ -45,11 +45,12 @@ type replica struct {
 }
 
 // startReplica runs the service in a child process on the database URL
-// and waits for its address.
+// and waits for its address. Writes are not rate limited: the tests
+// send bursts of them from one address.
 func startReplica(t *testing.T, dbURL string) *replica {
 	t.Helper()
 	return startChild(t, "", append(os.Environ(), "DATABASE_URL="+dbURL,
-		"JOB_TIMEOUT=10s", "JOB_RESCUE_AFTER=12s", "DITHER_CONCURRENCY=2"))
+		"JOB_TIMEOUT=10s", "JOB_RESCUE_AFTER=12s", "DITHER_CONCURRENCY=2", "WRITE_RATE=0"))
 }
 
 // startChild runs the service in a child process with exactly the given
