@@ -99,3 +99,49 @@ func TestFailedBatchKeepsCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestImageWithDithers reads an image and its first dithers in one
+// statement, and agrees with Image and Dithers read apart: with no dither,
+// with fewer dithers than the page, with more, and for an unknown image.
+func TestImageWithDithers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startProjector(t)
+	var all []*image
+	for i, n := range []int{0, 1, 3, 5} {
+		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), n))
+	}
+	e.waitFor(t, lastPos(all...))
+	ctx := context.Background()
+	for _, img := range all {
+		id := img.state.ID
+		wantImg, err := e.model.Image(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPage, err := e.model.Dithers(ctx, id, 3, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		qctx, queries := e.tracer.counted()
+		gotImg, gotPage, err := e.model.ImageWithDithers(qctx, id, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := queries(); n != 1 {
+			t.Errorf("ImageWithDithers ran %d statements, want 1", n)
+		}
+		if !reflect.DeepEqual(gotImg, wantImg) {
+			t.Errorf("image %s:\n got %+v\nwant %+v", id, gotImg, wantImg)
+		}
+		if !reflect.DeepEqual(gotPage, wantPage) {
+			t.Errorf("dithers of an image with %d:\n got %+v\nwant %+v", len(img.state.Dithers), gotPage, wantPage)
+		}
+	}
+	if _, _, err := e.model.ImageWithDithers(ctx, uuid.New(), 3); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("unknown image: %v, want ErrNotFound", err)
+	}
+	if _, _, err := e.model.ImageWithDithers(ctx, all[0].state.ID, 0); err == nil {
+		t.Error("a page of 0 was accepted")
+	}
+}

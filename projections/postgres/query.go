@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -145,11 +146,15 @@ func collect[T any](ctx context.Context, m *ReadModel, sql string, args []any, s
 }
 
 // scanImage scans one image_view row of imageColumns.
-func scanImage(row scanner) (projections.Image, error) {
+func scanImage(row scanner) (projections.Image, error) { return scanImageWith(row) }
+
+// scanImageWith scans a row of imageColumns followed by columns scanned
+// into more.
+func scanImageWith(row scanner, more ...any) (projections.Image, error) {
 	var v projections.Image
 	var status string
-	err := row.Scan(&v.ID, &v.Filename, &v.ContentType, &v.ByteSize, &v.Width, &v.Height, &v.SHA256,
-		&v.Owner, &status, &v.URL, &v.Version, &v.CreatedAt, &v.UpdatedAt, &v.DeletedAt, &v.DitherCount)
+	err := row.Scan(append([]any{&v.ID, &v.Filename, &v.ContentType, &v.ByteSize, &v.Width, &v.Height, &v.SHA256,
+		&v.Owner, &status, &v.URL, &v.Version, &v.CreatedAt, &v.UpdatedAt, &v.DeletedAt, &v.DitherCount}, more...)...)
 	if err != nil {
 		return projections.Image{}, err
 	}
@@ -181,41 +186,86 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
+// imageWithDithersSQL is an image and the first $2 of its dithers in one
+// statement: one row per dither, or one row of NULL dither columns when
+// the image has none; no row when there is no such image.
+var imageWithDithersSQL = `SELECT ` + prefixed("i.", imageColumns) + `, ` + prefixed("d.", ditherColumns) + `
+FROM image_view i LEFT JOIN LATERAL (
+    SELECT * FROM dither_view WHERE image_id = i.id ORDER BY seq LIMIT $2
+) d ON true
+WHERE i.id = $1 ORDER BY d.seq`
+
 // ImageWithDithers returns an image and the first page of its dithers in
-// one round trip (the two statements are pipelined), for the API's
-// image(id) with its dithers.
+// one statement, for the API's image(id) with its dithers.
 func (m *ReadModel) ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], error) {
 	var none projections.Page[projections.Dither]
 	if err := projections.CheckPageSize(first); err != nil {
 		return projections.Image{}, none, err
 	}
-	b := &pgx.Batch{}
-	b.Queue(imageSQL, id)
-	b.Queue(dithersByImageSQL, []uuid.UUID{id}, first+1)
-	res := m.pool.SendBatch(ctx, b)
-	defer res.Close()
-	img, err := scanImage(res.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		return projections.Image{}, none, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
-	}
+	rows, err := m.pool.Query(ctx, imageWithDithersSQL, id, first+1)
 	if err != nil {
-		return projections.Image{}, none, fmt.Errorf("query image %s: %w", id, err)
+		return projections.Image{}, none, fmt.Errorf("query image %s with dithers: %w", id, err)
 	}
-	rows, err := res.Query()
-	if err != nil {
-		return projections.Image{}, none, fmt.Errorf("query dithers of %s: %w", id, err)
-	}
-	var items []projections.Dither
+	defer rows.Close()
+	var (
+		img   projections.Image
+		found bool
+		items []projections.Dither
+	)
 	for rows.Next() {
-		d, err := scanDither(rows)
-		if err != nil {
-			rows.Close()
-			return projections.Image{}, none, err
+		var d nullableDither
+		if img, err = scanImageWith(rows, d.fields()...); err != nil {
+			return projections.Image{}, none, fmt.Errorf("scan image %s with dithers: %w", id, err)
 		}
-		items = append(items, d)
+		found = true
+		if dither, ok := d.dither(); ok {
+			items = append(items, dither)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return projections.Image{}, none, fmt.Errorf("query dithers of %s: %w", id, err)
+		return projections.Image{}, none, fmt.Errorf("query image %s with dithers: %w", id, err)
+	}
+	if !found {
+		return projections.Image{}, none, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
 	}
 	return img, projections.DitherPages([]uuid.UUID{id}, items, first)[id], nil
+}
+
+// nullableDither receives the dither columns of an outer join, NULL when
+// the image has no dither.
+type nullableDither struct {
+	id, imageID                 *uuid.UUID
+	seq, width, height, colours *int
+	options                     *images.DitherOptions
+	status, resultKey, err, url *string
+	byteSize, durationMs        *int64
+	requestedAt, completedAt    *time.Time
+}
+
+// fields are the scan targets, in ditherColumns order.
+func (n *nullableDither) fields() []any {
+	return []any{&n.id, &n.imageID, &n.seq, &n.options, &n.status, &n.resultKey, &n.byteSize, &n.width,
+		&n.height, &n.colours, &n.err, &n.durationMs, &n.requestedAt, &n.completedAt, &n.url}
+}
+
+// dither is the scanned dither, or false when the columns were NULL.
+func (n *nullableDither) dither() (projections.Dither, bool) {
+	if n.id == nil {
+		return projections.Dither{}, false
+	}
+	d := projections.Dither{
+		ID: *n.id, ImageID: *n.imageID, Seq: *n.seq, Options: *n.options, Status: images.DitherStatus(*n.status),
+		ResultKey: *n.resultKey, ByteSize: *n.byteSize, Width: *n.width, Height: *n.height, Colours: *n.colours,
+		Error: *n.err, DurationMs: *n.durationMs, RequestedAt: n.requestedAt.UTC(), CompletedAt: utc(n.completedAt), URL: *n.url,
+	}
+	return d, true
+}
+
+// prefixed qualifies each of a comma-separated column list with prefix.
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
