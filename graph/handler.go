@@ -137,6 +137,9 @@ func guard(opts HandlerOptions) graphql.OperationMiddleware {
 				return refuse(ctx, "TOO_MANY_ALIASES", fmt.Sprintf("the query uses %d aliases; at most %d are allowed", n, maxAliases))
 			}
 		}
+		if op.Operation != nil && op.Operation.Operation == ast.Subscription {
+			return observe(ctx, opts, endTooSlow(ctx, next))
+		}
 		return observe(ctx, opts, next(ctx))
 	}
 }

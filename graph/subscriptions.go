@@ -3,6 +3,9 @@ package graph
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -39,7 +42,8 @@ func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscr
 // pump turns a live feed into a subscription's channel: each event goes
 // through convert (nil results are skipped) until the client leaves or the
 // feed ends. A feed closed because the client was too slow ends the
-// subscription and is logged.
+// subscription with a SUBSCRIBER_TOO_SLOW error (see endTooSlow), and is
+// logged.
 func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, convert func(eventstore.Event) (*T, error)) <-chan *T {
 	out := make(chan *T)
 	go func() {
@@ -49,6 +53,9 @@ func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, conve
 			e, err := sub.Next(ctx)
 			if errors.Is(err, live.ErrTooSlow) {
 				r.Logger.WarnContext(ctx, "closed a subscription that fell behind", "err", err)
+				if note, ok := ctx.Value(tooSlowKey{}).(*atomic.Bool); ok {
+					note.Store(true)
+				}
 			}
 			if err != nil {
 				return
@@ -120,4 +127,30 @@ func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *mod
 		return nil, err
 	}
 	return pump(ctx, r, sub, func(e eventstore.Event) (*model.Event, error) { return eventModel(e), nil }), nil
+}
+
+// tooSlowKey holds, in a subscription's context, the flag that pump sets
+// when it ended the subscription because the client fell behind.
+type tooSlowKey struct{}
+
+// endTooSlow gives a subscription's responses a flag for pump, and ends a
+// stream that pump closed because the client fell behind with one last
+// response: a SUBSCRIBER_TOO_SLOW error, so that the client knows it
+// missed events and must resubscribe (and read what it missed) rather
+// than take the end for a normal completion.
+func endTooSlow(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	tooSlow := new(atomic.Bool)
+	h := next(context.WithValue(ctx, tooSlowKey{}, tooSlow))
+	told := false
+	return func(ctx context.Context) *graphql.Response {
+		resp := h(ctx)
+		if resp != nil || told || !tooSlow.Load() {
+			return resp
+		}
+		told = true
+		return &graphql.Response{Errors: gqlerror.List{{
+			Message:    "the subscriber fell behind and was closed; subscribe again and read what was missed",
+			Extensions: map[string]any{"code": "SUBSCRIBER_TOO_SLOW"},
+		}}}
+	}
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// (per API key, or per address without one); 0 turns limiting off.
 	WriteRate  float64
 	WriteBurst int
+	// SubscriptionBuffer is how many events each GraphQL subscription may
+	// have waiting (default live.DefaultBuffer); a subscriber further
+	// behind is closed with a SUBSCRIBER_TOO_SLOW error.
+	SubscriptionBuffer int
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Sinks are the brokers the bridge republishes the log to, each under
@@ -193,7 +197,7 @@ func logger(cfg Config) *slog.Logger {
 // assemble builds the service on a backend's storage.
 func assemble(st storage, cfg Config) (*Server, error) {
 	log := logger(cfg)
-	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, 0), log: log}
+	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, cfg.SubscriptionBuffer), log: log}
 	s.commands = commands.New(st.cmds, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
 		NoNotifications: st.noNotifications,

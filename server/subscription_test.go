@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,4 +216,99 @@ func TestSubscriptionToUnknownImageIsRefused(t *testing.T) {
 		}
 	}
 	eventually(t, "the refused subscription to be freed", func() bool { return e.srv.Hub().Subscribers() == 0 })
+}
+
+// A subscriber that stops reading is closed once its buffer is full,
+// without holding back the log or other subscribers, and is told why with
+// a SUBSCRIBER_TOO_SLOW error after the events it was sent.
+func TestSlowSubscriberIsToldAndClosed(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, SubscriptionBuffer: 1})
+	img := e.mustUpload("slow.png", pngBytes(4, 4))
+	// A tiny receive buffer, so that the service's writes soon block on
+	// a client that does not read.
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+		return errors.Join(err, serr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"},
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	send(t, c, map[string]any{"type": "connection_init", "payload": map[string]any{}})
+	if m := receive(t, c); m.Type != "connection_ack" {
+		t.Fatalf("got %+v, want connection_ack", m)
+	}
+	send(t, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query":     `subscription ($id: ID!) { imageEvents(imageId: $id) { id type data metadata } }`,
+		"variables": map[string]any{"id": img.ID}}})
+	eventually(t, "the subscription to start", func() bool { return e.srv.Hub().Subscribers() == 1 })
+
+	// Far more events than the socket buffers hold, appended while the
+	// client reads nothing.
+	const total = 3000
+	appendDitherRequests(t, e, uuid.MustParse(img.ID), total)
+	eventually(t, "the slow subscription to be closed", func() bool { return e.srv.Hub().Subscribers() == 0 })
+
+	var received int
+	for {
+		m := receive(t, c)
+		switch m.Type {
+		case "next":
+			if strings.Contains(string(m.Payload), `"errors"`) {
+				if !strings.Contains(string(m.Payload), "SUBSCRIBER_TOO_SLOW") {
+					t.Fatalf("got %s, want SUBSCRIBER_TOO_SLOW", m.Payload)
+				}
+				if received >= total {
+					t.Fatalf("the subscriber received all %d events and was still told it was slow", received)
+				}
+				if m := receive(t, c); m.Type != "complete" {
+					t.Fatalf("got %s after the error, want complete", m.Type)
+				}
+				return
+			}
+			received++
+		default:
+			t.Fatalf("got %s %s after %d events, want next", m.Type, m.Payload, received)
+		}
+	}
+}
+
+// appendDitherRequests appends n dither requests to an image's stream in
+// a few large appends, as a busy service would.
+func appendDitherRequests(t *testing.T, e *env, imageID uuid.UUID, n int) {
+	t.Helper()
+	ctx := context.Background()
+	state, err := e.srv.Commands().Load(ctx, imageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n > 0 {
+		var batch []eventstore.NewEvent
+		for range min(n, 500) {
+			evs, err := images.RequestDither(state, images.DitherRequest{DitherID: uuid.New(),
+				Options: images.DitherInput{Levels: 2, Algorithm: "FLOYD_STEINBERG"}, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				typ, v, data, err := images.Marshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: data})
+				state = images.Evolve(state, ev, images.EventMeta{StreamVersion: state.Version + 1})
+			}
+		}
+		if _, err := e.srv.Store().Append(ctx, images.StreamID(imageID), eventstore.Exact(state.Version-int64(len(batch))), batch...); err != nil {
+			t.Fatal(err)
+		}
+		n -= len(batch)
+	}
 }

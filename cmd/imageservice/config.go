@@ -47,6 +47,7 @@ var settings = []setting{
 	{"ALLOWED_ORIGINS", "", "comma-separated origins (host patterns) besides the service's own that may open GraphQL websockets"},
 	{"WRITE_RATE", "5", "writes (uploads, GraphQL mutations, REST writes) per second allowed to each API key (or address without one), on average; 0 turns the limit off"},
 	{"WRITE_BURST", "20", "how many writes a client may send at once before WRITE_RATE applies"},
+	{"SUBSCRIPTION_BUFFER", "256", "events buffered for each GraphQL subscription; a subscriber that falls further behind is closed with a SUBSCRIBER_TOO_SLOW error"},
 	{"ENV", "", "production turns GraphQL introspection and field suggestions off"},
 	{"SMTP_URL", "", "smtp://user:pass@host:587?from=images@example.com: e-mail dither outcomes to the addresses given with notify.email (STARTTLS when offered; smtps:// for implicit TLS); the password is never logged"},
 	{"WEBHOOK_SECRET", "", "key of the HMAC-SHA256 signature of webhook bodies (X-Imageservice-Signature over \"<X-Imageservice-Timestamp>.<body>\"); webhooks are refused while unset; never logged"},

@@ -53,6 +53,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		PrivateReads: !cfg.publicRead, Production: env("ENV") == "production",
 		AllowedOrigins: splitList(env("ALLOWED_ORIGINS")),
 		WriteRate:      cfg.writeRate, WriteBurst: int(cfg.writeBurst),
+		SubscriptionBuffer: int(cfg.subscriptionBuffer),
 	}, log)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ type serveConfig struct {
 	migrate, autoDither, processors  bool
 	publicRead                       bool
 	writeRate                        float64
-	writeBurst                       int64
+	writeBurst, subscriptionBuffer   int64
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	cloud                            *cloudsync.Config
@@ -113,6 +114,8 @@ func loadServeConfig() (serveConfig, error) {
 		errs = append(errs, fmt.Errorf("WRITE_RATE must be a number of writes per second (0 for no limit), not %q", env("WRITE_RATE")))
 	}
 	cfg.writeBurst, err = envInt("WRITE_BURST")
+	errs = append(errs, err)
+	cfg.subscriptionBuffer, err = envInt("SUBSCRIPTION_BUFFER")
 	errs = append(errs, err)
 	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)
