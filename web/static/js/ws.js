@@ -113,13 +113,23 @@ export class LiveClient extends EventTarget {
       case 'ping': return this.send({ type: 'pong', payload: msg.payload });
       case 'pong': return this.pong();
       case 'next':
-        if (msg.payload?.errors?.length) sub?.error?.(msg.payload.errors);
+        if (tooSlow(msg.payload)) {
+          if (sub) sub.tooSlow = true; // resubscribed on complete
+        } else if (msg.payload?.errors?.length) sub?.error?.(msg.payload.errors);
         else if (sub) sub.next?.(msg.payload.data);
         return undefined;
       case 'error':
         this.subs.delete(msg.id);
         return sub?.error?.(msg.payload);
       case 'complete':
+        if (sub?.tooSlow) {
+          // The server closed a subscription that fell behind: subscribe
+          // again, and let views refetch what was missed.
+          sub.tooSlow = false;
+          this.sendSubscribe(msg.id);
+          this.dispatchEvent(new Event('resync'));
+          return undefined;
+        }
         this.subs.delete(msg.id);
         return sub?.complete?.();
       default: return undefined;
@@ -153,3 +163,8 @@ export class LiveClient extends EventTarget {
 
 /** live is the page's one client, on the service's /query. */
 export const live = new LiveClient(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/query`);
+
+/** tooSlow reports the error that ends a subscription which fell behind. */
+function tooSlow(payload) {
+  return (payload?.errors || []).some((e) => e.extensions?.code === 'SUBSCRIBER_TOO_SLOW');
+}
