@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/imageservice/imageservice/compat"
 )
@@ -50,11 +51,11 @@ func closeCompat(lns []compatListener) {
 
 // serveCompat serves each listener until ctx ends; a listener that fails
 // is logged and does not stop the service.
-func serveCompat(ctx context.Context, wg *sync.WaitGroup, lns []compatListener, stdout io.Writer, log *slog.Logger) {
+func serveCompat(ctx context.Context, wg *sync.WaitGroup, lns []compatListener, bodyTimeout time.Duration, stdout io.Writer, log *slog.Logger) {
 	for _, l := range lns {
 		fmt.Fprintf(stdout, "%s: compatibility API listening on http://%s\n", l.setting, l.ln.Addr())
 		wg.Go(func() {
-			if err := serveHTTP(ctx, l.ln, l.handler, log.With("listener", l.setting)); err != nil {
+			if err := serveHTTP(ctx, l.ln, l.handler, bodyTimeout, log.With("listener", l.setting)); err != nil {
 				log.Error("compatibility API stopped", "setting", l.setting, "err", err)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -71,8 +72,8 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(ctx) })
 	fmt.Fprintf(stdout, "imageservice listening on http://%s (open %s)\n", ln.Addr(), cfg.publicURL)
-	serveCompat(ctx, &wg, compatLns, stdout, log)
-	err = serveHTTP(ctx, ln, srv.Handler(), log)
+	serveCompat(ctx, &wg, compatLns, cfg.bodyTimeout, stdout, log)
+	err = serveHTTP(ctx, ln, srv.Handler(), cfg.bodyTimeout, log)
 	cancel()
 	wg.Wait()
 	return err
@@ -88,6 +89,7 @@ type serveConfig struct {
 	writeBurst, subscriptionBuffer   int64
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
+	bodyTimeout                      time.Duration
 	cloud                            *cloudsync.Config
 	notify                           notify.Config
 }
@@ -129,6 +131,8 @@ func loadServeConfig() (serveConfig, error) {
 		cfg.concurrency, err = envInt("DITHER_CONCURRENCY")
 		errs = append(errs, err)
 	}
+	cfg.bodyTimeout, err = envDuration("REQUEST_BODY_TIMEOUT")
+	errs = append(errs, err)
 	cfg.jobTimeout, err = envDuration("JOB_TIMEOUT")
 	errs = append(errs, err)
 	cfg.rescueAfter, err = envDuration("JOB_RESCUE_AFTER")
@@ -173,9 +177,10 @@ func connect(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+// A request must send its body within bodyTimeout.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, bodyTimeout time.Duration, log *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           bodyDeadline(h),
+		Handler:           bodyDeadline(h, bodyTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -239,14 +244,73 @@ func splitList(v string) []string {
 }
 
 // bodyDeadline gives every request but a websocket upgrade or an event
-// stream 5 minutes to send its body, so a slow body cannot hold a
-// connection for ever. (A server-wide ReadTimeout would also cut the
-// long-lived subscriptions.)
-func bodyDeadline(next http.Handler) http.Handler {
+// stream d (REQUEST_BODY_TIMEOUT) to send its body, so a slow body cannot
+// hold a connection for ever. (A server-wide ReadTimeout would also cut
+// the long-lived subscriptions.) A request whose body ran out of time is
+// answered 408 with a JSON error, whatever the handler made of the
+// truncated body.
+func bodyDeadline(next http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "" && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(5 * time.Minute))
+		if r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		body := &deadlineBody{ReadCloser: r.Body}
+		r.Body = body
+		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, body: body}, r)
 	})
 }
+
+// deadlineBody notes a read that failed because the body's time ran out.
+type deadlineBody struct {
+	io.ReadCloser
+	timedOut atomic.Bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.timedOut.Store(true)
+	}
+	return n, err
+}
+
+// deadlineWriter answers 408 instead of the handler's response when the
+// request's body ran out of time.
+type deadlineWriter struct {
+	http.ResponseWriter
+	body            *deadlineBody
+	wrote, replaced bool
+}
+
+func (w *deadlineWriter) WriteHeader(status int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if !w.body.timedOut.Load() {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("Connection", "close")
+	w.ResponseWriter.WriteHeader(http.StatusRequestTimeout)
+	_, _ = io.WriteString(w.ResponseWriter, `{"errors":[{"message":"the request body did not arrive within REQUEST_BODY_TIMEOUT","extensions":{"code":"REQUEST_TIMEOUT"}}]}`)
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
