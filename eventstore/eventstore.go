@@ -39,6 +39,12 @@ type Metadata struct {
 	TraceParent string `json:"trace_parent,omitempty"`
 }
 
+// AppendObserver is told of each append once it is done, for metrics:
+// how many events it held, how long it took (for an append in the
+// caller's transaction, without the commit) and its error, nil on
+// success. It must not block.
+type AppendObserver func(events int, d time.Duration, err error)
+
 // NewEvent is an event to append. The caller chooses its ID (a UUIDv7 from
 // NewEventID, or a deterministic id for work that may be retried): appending
 // the same ids with the same content again is a no-op.

@@ -7,6 +7,7 @@ package metrics
 import (
 	"bufio"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imageservice/imageservice/eventstore"
 )
 
 // Source reports, at scrape time, what the collector publishes. Each
@@ -34,14 +37,19 @@ type Source struct {
 // Registry holds the service's metrics.
 type Registry struct {
 	reg      *prometheus.Registry
+	log      *slog.Logger
 	requests *prometheus.HistogramVec
 	ops      *prometheus.HistogramVec
+	appends  *prometheus.HistogramVec
+	appended prometheus.Counter
 }
 
-// New returns a registry publishing src at each scrape, the Go runtime's
-// and the process's metrics.
-func New(src Source, log *slog.Logger) *Registry {
+// New returns a registry of the HTTP, GraphQL and append metrics and the
+// Go runtime's and the process's; Publish adds the state read at each
+// scrape.
+func New(log *slog.Logger) *Registry {
 	r := &Registry{
+		log: log,
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "imageservice_http_request_duration_seconds", Help: "HTTP requests by route and status.",
@@ -51,10 +59,39 @@ func New(src Source, log *slog.Logger) *Registry {
 			Name: "imageservice_graphql_operation_duration_seconds", Help: "GraphQL operations by type and outcome.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"operation", "outcome"}),
+		appends: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "imageservice_append_duration_seconds", Help: "Appends to the event log by outcome (ok, conflict, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"outcome"}),
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imageservice_appended_events_total", Help: "Events appended to the log.",
+		}),
 	}
-	r.reg.MustRegister(r.requests, r.ops, prometheus.NewGoCollector(),
-		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), &collector{src: src, log: log})
+	r.reg.MustRegister(r.requests, r.ops, r.appends, r.appended, prometheus.NewGoCollector(),
+		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return r
+}
+
+// Publish adds src's readings (subscription lag, job queue, oldest
+// transaction) to every scrape. Call it once.
+func (r *Registry) Publish(src Source) {
+	r.reg.MustRegister(&collector{src: src, log: r.log})
+}
+
+// ObserveAppend records one append to the log; it is an
+// eventstore.AppendObserver. A wrong expected version is a "conflict"
+// (a command racing another, retried by its caller), not an error.
+func (r *Registry) ObserveAppend(events int, d time.Duration, err error) {
+	outcome := "ok"
+	switch {
+	case errors.Is(err, eventstore.ErrWrongVersion):
+		outcome = "conflict"
+	case err != nil:
+		outcome = "error"
+	default:
+		r.appended.Add(float64(events))
+	}
+	r.appends.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
 // Handler serves the metrics in Prometheus's text format.

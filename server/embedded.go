@@ -11,6 +11,7 @@ import (
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
+	"github.com/imageservice/imageservice/metrics"
 	"github.com/imageservice/imageservice/processors"
 	projsqlite "github.com/imageservice/imageservice/projections/sqlite"
 )
@@ -27,10 +28,15 @@ const (
 // OpenEmbedded opens (creating and migrating them if needed) the embedded
 // default's database and blob store under dir.
 func OpenEmbedded(ctx context.Context, dir string) (*essqlite.Store, *blobfs.Store, error) {
+	return openEmbedded(ctx, dir, essqlite.Options{})
+}
+
+// openEmbedded is OpenEmbedded with the event store's options.
+func openEmbedded(ctx context.Context, dir string, opts essqlite.Options) (*essqlite.Store, *blobfs.Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	store, err := essqlite.Open(ctx, filepath.Join(dir, DatabaseFile), essqlite.Options{})
+	store, err := essqlite.Open(ctx, filepath.Join(dir, DatabaseFile), opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,13 +56,15 @@ func OpenEmbedded(ctx context.Context, dir string) (*essqlite.Store, *blobfs.Sto
 // SQLite and files, dithering with the inline processor. Run starts its
 // background work; Close closes the database.
 func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
-	store, blobs, err := OpenEmbedded(ctx, dir)
+	m := metrics.New(logger(cfg))
+	store, blobs, err := openEmbedded(ctx, dir, essqlite.Options{ObserveAppend: m.ObserveAppend})
 	if err != nil {
 		return nil, err
 	}
 	reads := projsqlite.New(store)
 	return assemble(storage{
 		noNotifications: true, // the inline processor dithers only
+		metrics:         m,
 		store:           store, blobs: blobs, reads: reads,
 		cmds: commands.SQLite{Store: store, Blobs: blobs},
 		procs: func(cmds *commands.Service, pc processors.Config) (Processor, error) {

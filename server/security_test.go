@@ -235,6 +235,9 @@ func TestMetrics(t *testing.T) {
 			`imageservice_jobs{state="completed"} 1`,
 			`imageservice_oldest_write_transaction_seconds`,
 			`imageservice_dither_duration_seconds{quantile="0.5"}`,
+			`imageservice_append_duration_seconds_count{outcome="ok"}`,
+			// Every event in the log was appended by this process.
+			"imageservice_appended_events_total " + strconv.Itoa(e.eventCount()) + "\n",
 		} {
 			if !strings.Contains(s, want) {
 				return false

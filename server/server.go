@@ -139,6 +139,8 @@ type storage struct {
 	// subscriptions are the background readers whose lag is published.
 	subscriptions []eventstore.CheckpointKey
 	close         func()
+	// metrics is the registry the store reports its appends to.
+	metrics *metrics.Registry
 }
 
 // Server is the assembled service.
@@ -159,10 +161,12 @@ type Server struct {
 // migrated (Migrate). Run starts its background work; Close releases it.
 func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	log := logger(cfg)
-	store := espg.Open(pool, espg.Options{Logger: log})
+	m := metrics.New(log)
+	store := espg.Open(pool, espg.Options{Logger: log, ObserveAppend: m.ObserveAppend})
 	blobs := blobpg.New(pool, blobpg.WithMaxSize(max(cfg.MaxUploadBytes, 64<<20)))
 	return assemble(storage{
-		store: store, blobs: blobs, reads: projpg.New(store, projpg.WithLogger(log)),
+		metrics: m,
+		store:   store, blobs: blobs, reads: projpg.New(store, projpg.WithLogger(log)),
 		cmds: commands.Postgres{Store: store, Blobs: blobs},
 		procs: func(cmds *commands.Service, pc processors.Config) (Processor, error) {
 			return processors.New(store, cmds, blobs, pc)
@@ -218,7 +222,8 @@ func assemble(st storage, cfg Config) (*Server, error) {
 		}
 		s.procs = procs
 	}
-	s.metrics = metrics.New(metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx}, log)
+	s.metrics = st.metrics
+	s.metrics.Publish(metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx})
 	s.handler = s.routes(cfg)
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {

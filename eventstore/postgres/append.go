@@ -33,7 +33,8 @@ type querier interface {
 // itself after a race that a new transaction resolves: a stream overtaken
 // by a later transaction, or an identical append committed concurrently
 // (which then reports Duplicate).
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (_ eventstore.AppendResult, err error) {
+	defer s.observe(time.Now(), len(events), &err)
 	args, err := appendArgs(stream, expected, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -115,7 +116,8 @@ func retryable(err error, attempt int) bool {
 // together with other writes. Readers are woken when InTx commits; a
 // caller that commits by other means should call Store.Notify afterwards.
 // ErrStreamOvertaken means: roll back and try again in a new transaction.
-func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (_ eventstore.AppendResult, err error) {
+	defer s.observe(time.Now(), len(events), &err)
 	args, err := appendArgs(stream, expected, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -290,4 +292,11 @@ func scanEvents(rows pgx.Rows, limit int) ([]eventstore.Event, error) {
 		events = append(events, e)
 	}
 	return events, rows.Err()
+}
+
+// observe tells Options.ObserveAppend of an append that began at start.
+func (s *Store) observe(start time.Time, events int, err *error) {
+	if s.opts.ObserveAppend != nil {
+		s.opts.ObserveAppend(events, time.Since(start), *err)
+	}
 }

@@ -57,6 +57,8 @@ type Options struct {
 	Channel string
 	// Logger receives connection errors of the listener (default slog.Default()).
 	Logger *slog.Logger
+	// ObserveAppend, when set, is told of every Append and AppendTx.
+	ObserveAppend eventstore.AppendObserver
 }
 
 // Store is the PostgreSQL event store. It is safe for concurrent use.

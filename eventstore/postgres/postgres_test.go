@@ -14,21 +14,26 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Exercise(t, func(t *testing.T) storetest.Backend {
-		store := newStore(t)
-		return storetest.Backend{Store: store, Begin: beginFunc(store)}
+		appends := new(storetest.AppendLog)
+		store := newStoreWith(t, postgres.Options{ObserveAppend: appends.Observe})
+		return storetest.Backend{Store: store, Begin: beginFunc(store), Appends: appends}
 	})
 }
 
 // newStore returns a migrated store in a fresh schema that is dropped
 // when the test ends.
-func newStore(t testing.TB) *postgres.Store {
+func newStore(t testing.TB) *postgres.Store { return newStoreWith(t, postgres.Options{}) }
+
+// newStoreWith is newStore with options; the channel is the schema's.
+func newStoreWith(t testing.TB, opts postgres.Options) *postgres.Store {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	s := postgres.Open(pool, postgres.Options{Channel: pool.Config().ConnConfig.RuntimeParams["search_path"]})
+	opts.Channel = pool.Config().ConnConfig.RuntimeParams["search_path"]
+	s := postgres.Open(pool, opts)
 	t.Cleanup(s.Close)
 	return s
 }

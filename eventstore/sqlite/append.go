@@ -37,7 +37,8 @@ type batch struct {
 }
 
 // Append implements eventstore.Store in one write transaction.
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (_ eventstore.AppendResult, err error) {
+	defer s.observed(time.Now(), len(events), &err)
 	b, err := newBatch(stream, expected, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -61,7 +62,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // A version error or ErrDuplicateEventID leaves the transaction as it was;
 // after any other error it may hold part of the append, so return the
 // error and let InTx roll back.
-func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (eventstore.AppendResult, error) {
+func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (_ eventstore.AppendResult, err error) {
+	defer s.observed(time.Now(), len(events), &err)
 	b, err := newBatch(stream, expected, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -294,4 +296,11 @@ func idString(id []byte) string {
 		return fmt.Sprintf("%x", id)
 	}
 	return u.String()
+}
+
+// observed tells Options.ObserveAppend of an append that began at start.
+func (s *Store) observed(start time.Time, events int, err *error) {
+	if s.observe != nil {
+		s.observe(events, time.Since(start), *err)
+	}
 }

@@ -78,6 +78,8 @@ type Options struct {
 	// acknowledged commit survives power loss) or "NORMAL" (faster; the
 	// last commits may be lost on power loss, never on a process crash).
 	Synchronous string
+	// ObserveAppend, when set, is told of every Append and AppendTx.
+	ObserveAppend eventstore.AppendObserver
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -104,6 +106,7 @@ type Store struct {
 	stmts   map[string]*sql.Stmt // prepared on writer; see writeTx
 	readers *sql.DB              // read-only connections
 	changed eventstore.Signal
+	observe eventstore.AppendObserver
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -135,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}
-	return &Store{writer: writer, stmts: stmts, readers: readers}, nil
+	return &Store{writer: writer, stmts: stmts, readers: readers, observe: opts.ObserveAppend}, nil
 }
 
 // Close closes the store's connections.

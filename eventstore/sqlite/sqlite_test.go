@@ -13,8 +13,9 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Exercise(t, func(t *testing.T) storetest.Backend {
-		store := newStore(t)
-		return storetest.Backend{Store: store, Begin: beginFunc(store), SerializesWriters: true}
+		appends := new(storetest.AppendLog)
+		store := newStoreWith(t, sqlite.Options{ObserveAppend: appends.Observe})
+		return storetest.Backend{Store: store, Begin: beginFunc(store), SerializesWriters: true, Appends: appends}
 	})
 }
 
@@ -22,9 +23,13 @@ func TestConformance(t *testing.T) {
 // conformance suite checks ordering and idempotency, not durability, so
 // it runs with synchronous=NORMAL: an fsync per commit would make the
 // 8,000-append case minutes long on a loaded CI machine.
-func newStore(t testing.TB) *sqlite.Store {
+func newStore(t testing.TB) *sqlite.Store { return newStoreWith(t, sqlite.Options{}) }
+
+// newStoreWith is newStore with options (synchronous is NORMAL).
+func newStoreWith(t testing.TB, opts sqlite.Options) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.Options{Synchronous: "NORMAL"})
+	opts.Synchronous = "NORMAL"
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -280,4 +283,63 @@ func jsonEqual(a, b []byte) bool {
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return string(xa) == string(ya)
+}
+
+// AppendLog records the appends an eventstore.AppendObserver is told of.
+type AppendLog struct {
+	mu   sync.Mutex
+	seen []AppendSeen
+}
+
+// AppendSeen is one observed append.
+type AppendSeen struct {
+	Events int
+	Err    error
+}
+
+// Observe is an eventstore.AppendObserver that records each append.
+func (l *AppendLog) Observe(events int, d time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d < 0 {
+		err = fmt.Errorf("negative duration %s (error %v)", d, err)
+	}
+	l.seen = append(l.seen, AppendSeen{Events: events, Err: err})
+}
+
+// Seen returns the appends observed so far.
+func (l *AppendLog) Seen() []AppendSeen {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.seen)
+}
+
+// testObserveAppend: the observer is told of every append, in a
+// transaction or not, with its number of events and its outcome.
+func testObserveAppend(t *testing.T, b Backend) {
+	if b.Appends == nil {
+		t.Skip("the backend has no append observer")
+	}
+	c := ctx(t)
+	if _, err := b.Store.Append(c, "observed", eventstore.NoStream, ev("A", 1), ev("B", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Store.Append(c, "observed", eventstore.NoStream, ev("C", 3)); !errors.Is(err, eventstore.ErrWrongVersion) {
+		t.Fatalf("append to an existing stream with NoStream: %v", err)
+	}
+	tx, err := b.Begin(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Append(c, "observed", eventstore.Exact(2), ev("D", 4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(c); err != nil {
+		t.Fatal(err)
+	}
+	seen := b.Appends.Seen()
+	if len(seen) != 3 || seen[0] != (AppendSeen{Events: 2}) || seen[1].Events != 1 ||
+		!errors.Is(seen[1].Err, eventstore.ErrWrongVersion) || seen[2] != (AppendSeen{Events: 1}) {
+		t.Fatalf("observed %+v, want 2 events ok, 1 with ErrWrongVersion, 1 ok", seen)
+	}
 }

@@ -26,6 +26,10 @@ type Backend struct {
 	// a second writer waits for an open Tx, so the interleavings that need
 	// two open writers are checked in their sequential form.
 	SerializesWriters bool
+	// Appends, when set, records what the store's AppendObserver option
+	// is told (the backend passes Appends.Observe to it); the
+	// ObserveAppend case checks it.
+	Appends *AppendLog
 }
 
 // Tx is an open write transaction of the backend.
@@ -62,6 +66,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"RunnerTakeover", testRunnerTakeover},
 		{"PartitionedSubscription", testPartitionedSubscription},
 		{"Lag", testLag},
+		{"ObserveAppend", testObserveAppend},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
