@@ -18,8 +18,10 @@ import (
 	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // HandlerOptions tune the GraphQL endpoint.
@@ -44,6 +46,9 @@ type HandlerOptions struct {
 	// Observe, when set, is told of each operation's type, whether its
 	// first response had errors, and how long that response took.
 	Observe func(operation string, failed bool, d time.Duration)
+	// TracerProvider, when it records (tracing.Enabled), gets a span for
+	// every operation; nil or a no-op provider: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Limits of every operation, beside the complexity limit.
@@ -96,6 +101,9 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 		srv.SetDisableSuggestion(true)
 	} else {
 		srv.Use(extension.Introspection{})
+	}
+	if tracing.Enabled(opts.TracerProvider) {
+		srv.AroundOperations(traceOperations(opts.TracerProvider.Tracer("github.com/imageservice/imageservice/graph")))
 	}
 	srv.AroundOperations(guard(opts))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
