@@ -39,6 +39,7 @@ type Collector struct {
 	mu       sync.Mutex
 	spans    []Span
 	requests int
+	header   http.Header
 }
 
 // New starts a collector, stopped when the test ends.
@@ -62,6 +63,13 @@ func (c *Collector) Requests() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.requests
+}
+
+// Header returns the headers of the last export request.
+func (c *Collector) Header() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.header.Clone()
 }
 
 // Spans returns every span received so far.
@@ -111,16 +119,17 @@ func (c *Collector) export(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	c.add(&req)
+	c.add(&req, r.Header)
 	resp, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(resp)
 }
 
-func (c *Collector) add(req *coltracepb.ExportTraceServiceRequest) {
+func (c *Collector) add(req *coltracepb.ExportTraceServiceRequest, header http.Header) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.requests++
+	c.header = header.Clone()
 	for _, rs := range req.GetResourceSpans() {
 		service := attributes(rs.GetResource().GetAttributes())["service.name"]
 		for _, ss := range rs.GetScopeSpans() {
