@@ -3,8 +3,10 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -388,5 +390,47 @@ func TestWebsocketsAndSSEWorkWithTracing(t *testing.T) {
 	want := "00-" + wsRequest.SpanContext().TraceID().String() + "-" + wsMutation.SpanContext().SpanID().String() + "-01"
 	if len(events) < 2 || events[1].Metadata.TraceParent != want {
 		t.Errorf("the websocket's DitherRequested records %+v, want traceparent %s", events[1:], want)
+	}
+}
+
+func TestCompatUploadRecordsItsRequestSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	e := start(t, server.Config{NoProcessors: true, TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
+	var body strings.Builder
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "cat.png")
+	_, _ = fw.Write(pngBytes(8, 8))
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/compat/upload/images", strings.NewReader(body.String()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var created struct{ UUID string }
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("compat upload: %d %v", resp.StatusCode, err)
+	}
+	var span sdktrace.ReadOnlySpan
+	eventually(t, "the request's span to end", func() bool {
+		for _, s := range rec.Ended() {
+			if s.Name() == "POST /compat/upload/images" {
+				span = s
+			}
+		}
+		return span != nil
+	})
+	if span.Parent().SpanID().String() != clientSpanID {
+		t.Errorf("the request's span has parent %s, want the client's %s", span.Parent().SpanID(), clientSpanID)
+	}
+	events, err := e.srv.Store().ReadStream(context.Background(), "image-"+created.UUID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + clientTraceID + "-" + span.SpanContext().SpanID().String() + "-01"
+	if len(events) == 0 || events[0].Metadata.TraceParent != want {
+		t.Errorf("events %+v, want traceparent %s", events, want)
 	}
 }
