@@ -23,6 +23,9 @@ import (
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/processors"
+	"github.com/imageservice/imageservice/processors/cloudsync/cloudsynctest"
+	"github.com/imageservice/imageservice/processors/notify"
 	"github.com/imageservice/imageservice/server"
 	"github.com/imageservice/imageservice/tracing"
 	"github.com/imageservice/imageservice/tracing/tracingtest"
@@ -432,5 +435,98 @@ func TestCompatUploadRecordsItsRequestSpan(t *testing.T) {
 	want := "00-" + clientTraceID + "-" + span.SpanContext().SpanID().String() + "-01"
 	if len(events) == 0 || events[0].Metadata.TraceParent != want {
 		t.Errorf("events %+v, want traceparent %s", events, want)
+	}
+}
+
+// The Cloudinary sync jobs continue the trace of the event that asked for
+// them, and the events they record name their spans.
+func TestCloudSyncJoinsTheTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	cloud := cloudsynctest.NewServer(t)
+	cfg := cloud.Config()
+	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{Cloud: &cfg},
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
+	req := e.uploadRequest("cloud.png", pngBytes(16, 16), nil)
+	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
+	var res uploadResult
+	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
+		t.Fatalf("upload: %+v %+v", r.Errors, res.UploadImage.UserErrors)
+	}
+	id := res.UploadImage.Image.ID
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	eventually(t, "both syncs' spans to end", func() bool {
+		for _, s := range rec.Ended() {
+			byName[s.Name()] = s
+		}
+		return byName["process cloud_sync_image"] != nil && byName["process cloud_sync_dither"] != nil
+	})
+	spanID := func(name string) string { return byName[name].SpanContext().SpanID().String() }
+	for child, parent := range map[string]string{
+		"process cloud_sync_image": "mutation uploadImage", "process dither": "mutation uploadImage",
+		"process cloud_sync_dither": "process dither",
+	} {
+		if s := byName[child]; s == nil || s.Parent().SpanID().String() != spanID(parent) || s.SpanContext().TraceID().String() != clientTraceID {
+			t.Errorf("%s is not a child of %s in the client's trace", child, parent)
+		}
+	}
+	events, err := e.srv.Store().ReadStream(context.Background(), "image-"+id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{images.TypeImageSynced: "process cloud_sync_image", images.TypeDitherSynced: "process cloud_sync_dither"}
+	for _, ev := range events {
+		if name, ok := want[ev.Type]; ok {
+			if w := "00-" + clientTraceID + "-" + spanID(name) + "-01"; ev.Metadata.TraceParent != w {
+				t.Errorf("%s records %q, want %s's %q", ev.Type, ev.Metadata.TraceParent, name, w)
+			}
+			delete(want, ev.Type)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not recorded: %v", want)
+	}
+}
+
+// A notification job continues the trace of the dither's outcome, and its
+// outcome event names its span.
+func TestNotificationJoinsTheTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{Notify: notify.Config{WebhookSecret: "s3cret"}},
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
+	// A loopback webhook is refused at once: NotificationFailed, no retries.
+	req := e.uploadRequest("cat.png", pngBytes(16, 16), map[string]any{"notify": map[string]any{"webhookUrl": "http://127.0.0.1:1/hook"}})
+	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
+	var res uploadResult
+	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
+		t.Fatalf("upload: %+v %+v", r.Errors, res.UploadImage.UserErrors)
+	}
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	eventually(t, "the notification's span to end", func() bool {
+		for _, s := range rec.Ended() {
+			byName[s.Name()] = s
+		}
+		return byName["process notify_webhook"] != nil
+	})
+	notifySpan, ditherSpan := byName["process notify_webhook"], byName["process dither"]
+	if ditherSpan == nil || notifySpan.Parent().SpanID() != ditherSpan.SpanContext().SpanID() ||
+		notifySpan.SpanContext().TraceID().String() != clientTraceID {
+		t.Fatalf("the notification's span is not a child of the dither's in the client's trace")
+	}
+	events, err := e.srv.Store().ReadStream(context.Background(), "image-"+res.UploadImage.Image.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00-" + clientTraceID + "-" + notifySpan.SpanContext().SpanID().String() + "-01"
+	found := false
+	for _, ev := range events {
+		if ev.Type == images.TypeNotificationFailed {
+			found = true
+			if ev.Metadata.TraceParent != want {
+				t.Errorf("NotificationFailed records %q, want the job's %q", ev.Metadata.TraceParent, want)
+			}
+		}
+	}
+	if !found {
+		t.Error("no NotificationFailed recorded")
 	}
 }
