@@ -87,7 +87,9 @@ func Disabled() *Provider { return &Provider{tp: noop.NewTracerProvider()} }
 // exports over OTLP (HTTP, or gRPC with OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
 // when an OTLP endpoint is set and OTEL_SDK_DISABLED is not true, else
 // Disabled(). An endpoint it cannot use is an error that names the
-// variable without echoing its value, which may hold credentials.
+// variable without echoing its value, which may hold credentials. An
+// exporting provider installs OpenTelemetry's global error handler, which
+// logs failed exports to opts.Logger.
 func New(ctx context.Context, opts Options) (*Provider, error) {
 	getenv := opts.Getenv
 	if getenv == nil {
