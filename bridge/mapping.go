@@ -9,6 +9,7 @@ import (
 
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Old message types, in the message_type header.
@@ -81,10 +82,22 @@ func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) 
 	msgs := make([]Message, 0, len(legacy)+1)
 	msgs = append(msgs, legacy...)
 	msgs = append(msgs, m.structured(e))
+	traceParent := eventTraceParent(e)
 	for i := range msgs {
 		msgs[i].ID = messageID(e.ID, i, msgs[i])
+		msgs[i].TraceParent = traceParent
 	}
 	return msgs, err
+}
+
+// eventTraceParent is the event's recorded traceparent when it is a
+// well-formed W3C one (events recorded before tracing may hold anything
+// a client sent), else "".
+func eventTraceParent(e eventstore.Event) string {
+	if _, ok := tracing.Parse(e.Metadata.TraceParent); ok {
+		return e.Metadata.TraceParent
+	}
+	return ""
 }
 
 func (m Mapper) withDefaults() Mapper {
@@ -186,24 +199,30 @@ func (m Mapper) deleted(e eventstore.Event, id string, before images.Image) []Me
 
 func (m Mapper) blobURL(key string) string { return m.PublicURL + "/blobs/" + key }
 
-// old builds an old-format message with CloudEvents binary-mode headers.
+// old builds an old-format message with CloudEvents binary-mode headers,
+// ce_traceparent (the distributed tracing extension) among them when the
+// event recorded a trace context.
 func (m Mapper) old(e eventstore.Event, topic, msgType string, body any) Message {
 	data, _ := json.Marshal(body) // plain structs of strings and ints
+	headers := make([]Header, 0, 11)
+	headers = append(headers,
+		Header{"message_type", msgType},
+		Header{"version", LegacyVersion},
+		Header{"ce_specversion", "1.0"},
+		Header{"ce_id", e.ID.String()},
+		Header{"ce_type", "imageservice.legacy." + msgType},
+		Header{"ce_source", m.Source},
+		Header{"ce_time", e.RecordedAt.UTC().Format(time.RFC3339Nano)},
+		Header{"ce_subject", e.StreamID},
+	)
+	if tp := eventTraceParent(e); tp != "" {
+		headers = append(headers, Header{"ce_traceparent", tp})
+	}
 	return Message{
-		Topic: topic,
-		Key:   subjectKey(e.StreamID),
-		Headers: []Header{
-			{"message_type", msgType},
-			{"version", LegacyVersion},
-			{"ce_specversion", "1.0"},
-			{"ce_id", e.ID.String()},
-			{"ce_type", "imageservice.legacy." + msgType},
-			{"ce_source", m.Source},
-			{"ce_time", e.RecordedAt.UTC().Format(time.RFC3339Nano)},
-			{"ce_subject", e.StreamID},
-			{"content-type", "application/json"},
-		},
-		Body: data,
+		Topic:   topic,
+		Key:     subjectKey(e.StreamID),
+		Headers: append(headers, Header{"content-type", "application/json"}),
+		Body:    data,
 	}
 }
 
@@ -238,7 +257,7 @@ func (m Mapper) structured(e eventstore.Event) Message {
 		DataContentType: "application/json", SchemaVersion: e.SchemaVersion,
 		StreamVersion: e.StreamVersion, Position: e.Position.String(),
 		CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-		TraceParent: e.Metadata.TraceParent, Data: e.Data,
+		TraceParent: eventTraceParent(e), Data: e.Data,
 	}
 	if len(ce.Data) == 0 {
 		ce.Data = json.RawMessage("{}")

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,53 @@ func TestTopicsAll(t *testing.T) {
 		if got := strings.Join(c.t.All(), " "); got != c.want {
 			t.Errorf("%v.All() = %s, want %s", c.t, got, c.want)
 		}
+	}
+}
+
+func TestMapTraceContext(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	e := event(t, images.ImageUploaded{ImageID: testImage, Filename: "cat.png", SHA256: "abc"}, 1)
+	e.Metadata.TraceParent = tp
+	msgs, err := testMapper().Map(e, images.Image{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages, want the old one and the event", len(msgs))
+	}
+	old := msgs[0]
+	wantHeaders := []Header{
+		{"message_type", TypeImageUploaded}, {"version", "1.0.0"}, {"ce_specversion", "1.0"},
+		{"ce_id", testEvent.String()}, {"ce_type", "imageservice.legacy." + TypeImageUploaded},
+		{"ce_source", "/test"}, {"ce_time", "2026-11-30T01:02:03.456Z"},
+		{"ce_subject", "image-" + testImage.String()}, {"ce_traceparent", tp}, {"content-type", "application/json"},
+	}
+	if !slices.Equal(old.Headers, wantHeaders) {
+		t.Errorf("headers\n%v\nwant\n%v", old.Headers, wantHeaders)
+	}
+	var ce map[string]any
+	if err := json.Unmarshal(msgs[1].Body, &ce); err != nil {
+		t.Fatal(err)
+	}
+	if ce["traceparent"] != tp {
+		t.Errorf("cloud event traceparent = %v, want %s", ce["traceparent"], tp)
+	}
+	if len(msgs[1].Headers) != 1 {
+		t.Errorf("events message headers %v, want content-type alone (the trace context is in the body)", msgs[1].Headers)
+	}
+	for _, m := range msgs {
+		if m.TraceParent != tp {
+			t.Errorf("message %s has TraceParent %q, want the event's", m.ID, m.TraceParent)
+		}
+	}
+
+	// A malformed value recorded before tracing is not passed on.
+	e.Metadata.TraceParent = "not-a-trace-parent"
+	msgs, err = testMapper().Map(e, images.Image{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].Header("ce_traceparent") != "" || msgs[0].TraceParent != "" || strings.Contains(string(msgs[1].Body), "traceparent") {
+		t.Errorf("a malformed traceparent was passed on: %+v", msgs)
 	}
 }

@@ -36,6 +36,11 @@ type Message struct {
 	Headers []Header
 	// Body is the JSON payload.
 	Body []byte
+	// TraceParent is the W3C trace context of the event the message was
+	// mapped from (the span that appended it), or "". It is not sent as it
+	// is: a Traced sink's span for the message is its child, and that
+	// span's context goes out in the traceparent header.
+	TraceParent string
 }
 
 // Header returns the value of the header named key, or "".

@@ -25,6 +25,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Commands is the part of the command service the compatibility API uses;
@@ -130,11 +131,12 @@ func (a *API) waitForProjection(ctx context.Context, res commands.Result) {
 }
 
 // metadata is the event metadata of a request: a fresh correlation id
-// (also sent back as X-Correlation-Id) and the W3C trace parent.
+// (also sent back as X-Correlation-Id) and the W3C traceparent of the
+// request's span (without tracing, the one the request came with).
 func metadata(w http.ResponseWriter, r *http.Request) eventstore.Metadata {
 	m := eventstore.Metadata{
 		CorrelationID: eventstore.NewEventID().String(),
-		TraceParent:   r.Header.Get("traceparent"),
+		TraceParent:   tracing.TraceParent(r.Context()),
 	}
 	w.Header().Set("X-Correlation-Id", m.CorrelationID)
 	return m

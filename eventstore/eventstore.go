@@ -35,7 +35,9 @@ type Metadata struct {
 	Actor string `json:"actor,omitempty"`
 	// IdempotencyKey is the client's key for the request that wrote the event.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	// TraceParent is the W3C trace context of the request, for tracing.
+	// TraceParent is the W3C traceparent of the span that appended the
+	// event (a request's GraphQL operation, a job's attempt), so that the
+	// work reacting to the event continues its trace (package tracing).
 	TraceParent string `json:"trace_parent,omitempty"`
 }
 

@@ -18,8 +18,10 @@ import (
 	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // HandlerOptions tune the GraphQL endpoint.
@@ -49,6 +51,9 @@ type HandlerOptions struct {
 	// RATE_LIMITED error (over HTTP with status 429 and Retry-After) and
 	// does not run.
 	AdmitMutation func(ctx context.Context) (retryAfter time.Duration, ok bool)
+	// TracerProvider, when it records (tracing.Enabled), gets a span for
+	// every operation; nil or a no-op provider: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Limits of every operation, beside the complexity limit.
@@ -101,6 +106,9 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 		srv.SetDisableSuggestion(true)
 	} else {
 		srv.Use(extension.Introspection{})
+	}
+	if tracing.Enabled(opts.TracerProvider) {
+		srv.AroundOperations(traceOperations(opts.TracerProvider.Tracer("github.com/imageservice/imageservice/graph")))
 	}
 	srv.AroundOperations(guard(opts))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})

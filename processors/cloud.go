@@ -6,8 +6,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/processors/cloudsync"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Cloudinary jobs: uploads of originals and results, and the clean-up of
@@ -59,12 +61,17 @@ const cloudQueue = "cloud"
 // cloudWorker runs one kind of Cloudinary job with cloudsync's retry rules.
 type cloudWorker[T river.JobArgs] struct {
 	river.WorkerDefaults[T]
-	do func(ctx context.Context, args T) error
+	do     func(ctx context.Context, args T) error
+	tracer trace.Tracer
 }
 
-// Work implements river.Worker: permanent errors cancel the job.
-func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
-	err := w.do(ctx, job.Args)
+// Work implements river.Worker: permanent errors cancel the job. The
+// attempt has a span, a child of the trace of the event that asked for
+// the job, which the sync's event records as its trace parent.
+func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error) {
+	ctx, span := startJob(ctx, w.tracer, job.JobRow)
+	defer func() { tracing.End(span, err) }()
+	err = w.do(ctx, job.Args)
 	if err != nil && !cloudsync.Retryable(err) {
 		return river.JobCancel(err)
 	}
@@ -77,14 +84,14 @@ func (w *cloudWorker[T]) NextRetry(job *river.Job[T]) time.Time {
 }
 
 // addCloudWorkers registers the Cloudinary workers of a syncer.
-func addCloudWorkers(workers *river.Workers, s *cloudsync.Syncer) {
-	river.AddWorker(workers, &cloudWorker[SyncImageArgs]{do: func(ctx context.Context, a SyncImageArgs) error {
+func addCloudWorkers(workers *river.Workers, s *cloudsync.Syncer, tracer trace.Tracer) {
+	river.AddWorker(workers, &cloudWorker[SyncImageArgs]{tracer: tracer, do: func(ctx context.Context, a SyncImageArgs) error {
 		return s.SyncImage(ctx, a.ImageID)
 	}})
-	river.AddWorker(workers, &cloudWorker[SyncDitherArgs]{do: func(ctx context.Context, a SyncDitherArgs) error {
+	river.AddWorker(workers, &cloudWorker[SyncDitherArgs]{tracer: tracer, do: func(ctx context.Context, a SyncDitherArgs) error {
 		return s.SyncDither(ctx, a.ImageID, a.DitherID)
 	}})
-	river.AddWorker(workers, &cloudWorker[DestroyImageArgs]{do: func(ctx context.Context, a DestroyImageArgs) error {
+	river.AddWorker(workers, &cloudWorker[DestroyImageArgs]{tracer: tracer, do: func(ctx context.Context, a DestroyImageArgs) error {
 		return s.DestroyImage(ctx, a.ImageID)
 	}})
 }

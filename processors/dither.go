@@ -23,6 +23,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/imageservice/imageservice/blobstore"
@@ -31,6 +34,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/imagefile"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // DitherArgs is the job of one requested dither.
@@ -67,21 +71,30 @@ type DitherWorker struct {
 	// Limits are the decoding caps (as for uploads).
 	Limits imagefile.Limits
 	Logger *slog.Logger
+	// Tracer starts the span of each attempt (nil: none).
+	Tracer trace.Tracer
 }
 
 // actor is recorded in the metadata of the processor's events.
 const actor = "processor:dither"
 
-// Work implements river.Worker.
-func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) error {
+// Work implements river.Worker. The attempt has a span ("process
+// dither"), a child of the trace of the DitherRequested event.
+func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) (err error) {
+	ctx, span := startJob(ctx, w.Tracer, job.JobRow)
+	defer func() { tracing.End(span, err) }()
 	return w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts)
 }
 
 // Process does one dither: it records exactly one outcome, or returns a
 // transient error to be retried later. On the last attempt a transient
 // error is recorded as a failure instead. A dither that already has an
-// outcome, or whose image was deleted, is done.
+// outcome, or whose image was deleted, is done. The outcome's metadata
+// records the span in ctx (the attempt's) as its trace parent.
 func (w *DitherWorker) Process(ctx context.Context, a DitherArgs, lastAttempt bool) error {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("imageservice.image_id", a.ImageID.String()),
+		attribute.String("imageservice.dither_id", a.DitherID.String()))
 	img, err := w.Commands.Load(ctx, a.ImageID)
 	if err != nil {
 		return w.transient(ctx, a, lastAttempt, fmt.Errorf("load image: %w", err))
@@ -97,12 +110,15 @@ func (w *DitherWorker) Process(ctx context.Context, a DitherArgs, lastAttempt bo
 	case d.Status != images.DitherStatusPending:
 		return nil // an outcome is recorded already
 	}
-	meta := eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String()}
+	meta := eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String(), TraceParent: tracing.TraceParent(ctx)}
+	span.SetAttributes(attribute.String("imageservice.dither.algorithm", d.Options.Algorithm),
+		attribute.Int("imageservice.dither.levels", d.Options.Levels))
 	result, reason, err := w.dither(ctx, img, d)
 	if err != nil {
 		return w.transient(ctx, a, lastAttempt, err)
 	}
 	if reason != "" {
+		span.SetStatus(codes.Error, reason)
 		_, err = w.Commands.FailDither(ctx, a.ImageID, images.DitherFailure{DitherID: a.DitherID, Reason: reason, CompletedAt: time.Now()}, meta)
 	} else {
 		_, err = w.Commands.CompleteDither(ctx, a.ImageID, result, meta)
@@ -125,7 +141,7 @@ func (w *DitherWorker) transient(ctx context.Context, a DitherArgs, lastAttempt 
 	reason := "the dither could not be completed after several attempts"
 	_, ferr := w.Commands.FailDither(ctx, a.ImageID, images.DitherFailure{
 		DitherID: a.DitherID, Reason: reason, CompletedAt: time.Now(),
-	}, eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String()})
+	}, eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String(), TraceParent: tracing.TraceParent(ctx)})
 	if ferr != nil && images.CodeOf(ferr) == "" {
 		return errors.Join(err, ferr)
 	}

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/imageservice/imageservice/blobstore"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Inline runs dithers straight from the log, without a job queue: a
@@ -42,6 +45,7 @@ func NewInline(store eventstore.Store, cmds *commands.Service, blobs blobstore.S
 		worker: &DitherWorker{
 			Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
 			BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
+			Tracer: tracing.Tracer(cfg.TracerProvider, tracerName),
 		},
 	}
 }
@@ -65,12 +69,23 @@ func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 			p.worker.Logger.Error("skipping an unreadable event", "event", e.ID, "err", err)
 			continue
 		}
-		if err := p.worker.Process(ctx, args, p.attempt(args) >= DitherMaxAttempts); err != nil {
+		if err := p.process(ctx, e, args); err != nil {
 			return fmt.Errorf("dither %s: %w", args.DitherID, err)
 		}
 		p.done(args)
 	}
 	return nil
+}
+
+// process does one dither in a span ("process dither"), a child of the
+// trace of its DitherRequested event e.
+func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArgs) (err error) {
+	attempt := p.attempt(args)
+	ctx, span := orNoop(p.worker.Tracer).Start(tracing.WithTraceParent(ctx, e.Metadata.TraceParent), "process "+DitherArgs{}.Kind(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+			attribute.String("imageservice.event_id", e.ID.String()), attribute.Int("imageservice.attempt", attempt)))
+	defer func() { tracing.End(span, err) }()
+	return p.worker.Process(ctx, args, attempt >= DitherMaxAttempts)
 }
 
 // attempt counts an attempt at a dither and returns the count.

@@ -12,11 +12,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/processors/notify"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Notification jobs: one per dither and channel that asked for one,
@@ -84,10 +86,15 @@ type notifyWorker[T river.JobArgs] struct {
 	n       *Notifier
 	channel string
 	ids     func(T) (uuid.UUID, uuid.UUID)
+	tracer  trace.Tracer
 }
 
-// Work implements river.Worker.
-func (w *notifyWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
+// Work implements river.Worker. The attempt has a span, a child of the
+// trace of the dither's outcome, which the notification's event records
+// as its trace parent.
+func (w *notifyWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error) {
+	ctx, span := startJob(ctx, w.tracer, job.JobRow)
+	defer func() { tracing.End(span, err) }()
 	imageID, ditherID := w.ids(job.Args)
 	return w.n.Process(ctx, imageID, ditherID, w.channel, job.Attempt, job.Attempt >= job.MaxAttempts)
 }
@@ -98,10 +105,10 @@ func (w *notifyWorker[T]) NextRetry(job *river.Job[T]) time.Time {
 }
 
 // addNotifyWorkers registers the notification workers.
-func addNotifyWorkers(workers *river.Workers, n *Notifier) {
-	river.AddWorker(workers, &notifyWorker[NotifyEmailArgs]{n: n, channel: images.ChannelEmail,
+func addNotifyWorkers(workers *river.Workers, n *Notifier, tracer trace.Tracer) {
+	river.AddWorker(workers, &notifyWorker[NotifyEmailArgs]{n: n, channel: images.ChannelEmail, tracer: tracer,
 		ids: func(a NotifyEmailArgs) (uuid.UUID, uuid.UUID) { return a.ImageID, a.DitherID }})
-	river.AddWorker(workers, &notifyWorker[NotifyWebhookArgs]{n: n, channel: images.ChannelWebhook,
+	river.AddWorker(workers, &notifyWorker[NotifyWebhookArgs]{n: n, channel: images.ChannelWebhook, tracer: tracer,
 		ids: func(a NotifyWebhookArgs) (uuid.UUID, uuid.UUID) { return a.ImageID, a.DitherID }})
 }
 
@@ -149,7 +156,7 @@ func (n *Notifier) Process(ctx context.Context, imageID, ditherID uuid.UUID, cha
 // record appends the outcome; a rule's refusal (the image was deleted
 // meanwhile) leaves nothing to do.
 func (n *Notifier) record(ctx context.Context, imageID uuid.UUID, out images.NotificationOutcome) error {
-	meta := eventstore.Metadata{Actor: notifyActor, CausationID: out.DitherID.String()}
+	meta := eventstore.Metadata{Actor: notifyActor, CausationID: out.DitherID.String(), TraceParent: tracing.TraceParent(ctx)}
 	_, err := n.Commands.RecordNotification(ctx, imageID, out, meta)
 	if err != nil && images.CodeOf(err) != "" {
 		n.Logger.InfoContext(ctx, "notification outcome not recorded", "dither", out.DitherID, "reason", err)

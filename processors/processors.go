@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/imageservice/imageservice/blobstore"
@@ -23,6 +24,7 @@ import (
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/processors/notify"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Config tunes the processors. Zero fields take the defaults.
@@ -46,6 +48,9 @@ type Config struct {
 	// outcomes; PublicURL starts their links to results.
 	Notify    notify.Config
 	PublicURL string
+	// TracerProvider gets a span for every job and dither, each a child of
+	// the trace context of the event that asked for it (nil: no spans).
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -105,19 +110,20 @@ type Processors struct {
 // be migrated (Migrate).
 func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg Config) (*Processors, error) {
 	cfg = cfg.withDefaults()
+	tracer := tracing.Tracer(cfg.TracerProvider, tracerName)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &DitherWorker{
 		Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
-		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
+		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger, Tracer: tracer,
 	})
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}, notifyQueue: {MaxWorkers: 4}}
-	addNotifyWorkers(workers, NewNotifier(cmds, cfg.Notify, cfg.PublicURL, cfg.Logger))
+	addNotifyWorkers(workers, NewNotifier(cmds, cfg.Notify, cfg.PublicURL, cfg.Logger), tracer)
 	if cfg.Cloud != nil {
 		cloud, err := cloudsync.NewClient(*cfg.Cloud, nil)
 		if err != nil {
 			return nil, fmt.Errorf("cloudinary: %w", err)
 		}
-		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: cfg.Limits.MaxBytes}))
+		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: cfg.Limits.MaxBytes}), tracer)
 		queues[cloudQueue] = river.QueueConfig{MaxWorkers: 4}
 	}
 	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{
@@ -156,7 +162,9 @@ func (p *Processors) Run(ctx context.Context, runner *eventstore.Runner) error {
 const EnqueuerName = "processors-enqueue"
 
 // Enqueuer returns the subscription that inserts a job for every
-// DitherRequested, in the same transaction as its checkpoint.
+// DitherRequested (and every other event that asks for work), in the same
+// transaction as its checkpoint, with the event's trace context in the
+// job's metadata.
 func (p *Processors) Enqueuer() eventstore.Subscription {
 	return eventstore.Subscription{
 		Name:                   EnqueuerName,
@@ -175,15 +183,16 @@ func (p *Processors) Enqueuer() eventstore.Subscription {
 func (p *Processors) enqueue(ctx context.Context, tx pgx.Tx, events []eventstore.Event) error {
 	var jobs []river.InsertManyParams
 	for _, e := range events {
+		opts := insertOpts(e)
 		if args := p.jobOf(e); args != nil {
-			jobs = append(jobs, river.InsertManyParams{Args: args})
+			jobs = append(jobs, river.InsertManyParams{Args: args, InsertOpts: opts})
 		}
 		notifyArgs, err := p.notifyJobsOf(ctx, e)
 		if err != nil {
 			return err
 		}
 		for _, args := range notifyArgs {
-			jobs = append(jobs, river.InsertManyParams{Args: args})
+			jobs = append(jobs, river.InsertManyParams{Args: args, InsertOpts: opts})
 		}
 	}
 	if len(jobs) == 0 {

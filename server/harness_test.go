@@ -157,6 +157,11 @@ func (e *env) mustDo(query string, vars map[string]any, out any) {
 // operations, map and file parts).
 func (e *env) upload(filename string, data []byte, input map[string]any, out any) gqlResponse {
 	e.t.Helper()
+	return e.send(e.uploadRequest(filename, data, input), out)
+}
+
+// uploadRequest is the request upload sends.
+func (e *env) uploadRequest(filename string, data []byte, input map[string]any) *http.Request {
 	if input == nil {
 		input = map[string]any{}
 	}
@@ -172,7 +177,7 @@ func (e *env) upload(filename string, data []byte, input map[string]any, out any
 	req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", &buf)
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	req.Header.Set("GraphQL-Require-Preflight", "1")
-	return e.send(req, out)
+	return req
 }
 
 const imageFields = `id filename contentType byteSize width height sha256 status url createdAt version

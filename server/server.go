@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/blobstore"
@@ -31,6 +32,7 @@ import (
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
 	"github.com/imageservice/imageservice/thumbs"
+	"github.com/imageservice/imageservice/tracing"
 	"github.com/imageservice/imageservice/web"
 )
 
@@ -72,6 +74,10 @@ type Config struct {
 	Sinks []bridge.Sink
 	// BridgeTopics name the bridge's topics (empty names: the defaults).
 	BridgeTopics bridge.Topics
+	// TracerProvider gets the spans of requests, GraphQL operations, jobs
+	// and broker publishes (nil: none; the trace context a request came
+	// with still reaches event metadata and broker messages).
+	TracerProvider trace.TracerProvider
 }
 
 // migrations of every component, in order.
@@ -209,6 +215,9 @@ func assemble(st storage, cfg Config) (*Server, error) {
 	if !cfg.NoProcessors {
 		pc := cfg.Processors
 		pc.Logger = log
+		if pc.TracerProvider == nil {
+			pc.TracerProvider = cfg.TracerProvider
+		}
 		if pc.PublicURL == "" {
 			pc.PublicURL = cfg.PublicURL
 		}
@@ -227,7 +236,7 @@ func assemble(st storage, cfg Config) (*Server, error) {
 	s.handler = s.routes(cfg)
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {
-		s.bridges = append(s.bridges, &bridge.Bridge{Store: st.store, Sink: sink, Mapper: mapper, Logger: log})
+		s.bridges = append(s.bridges, &bridge.Bridge{Store: st.store, Sink: bridge.Traced(sink, cfg.TracerProvider), Mapper: mapper, Logger: log})
 	}
 	return s, nil
 }
@@ -247,7 +256,8 @@ func (s *Server) routes(cfg Config) http.Handler {
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
 		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
-		AdmitMutation: limiter.admitMutation,
+		AdmitMutation:  limiter.admitMutation,
+		TracerProvider: cfg.TracerProvider,
 	}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
@@ -264,7 +274,7 @@ func (s *Server) routes(cfg Config) http.Handler {
 	outer.HandleFunc("GET /readyz", s.readyz)
 	outer.Handle("GET /metrics", s.metrics.Handler())
 	outer.Handle("/", limiter.middleware(s.keys.Middleware(s.log)(mux)))
-	return s.metrics.Middleware("all", securityHeaders(outer))
+	return tracing.Middleware(cfg.TracerProvider, s.metrics.Middleware("all", securityHeaders(outer)))
 }
 
 // lags reads the lag of every background subscription.

@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/imageservice/imageservice/compat"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // compatListener is one old service's REST API on a listener of its own.
@@ -21,8 +24,9 @@ type compatListener struct {
 }
 
 // listenCompat opens a listener for each of UPLOAD_COMPAT_ADDR and
-// DITHER_COMPAT_ADDR that is set, serving that old service at its root.
-func listenCompat(api *compat.API) ([]compatListener, error) {
+// DITHER_COMPAT_ADDR that is set, serving that old service at its root,
+// with a span for every request as on the main address.
+func listenCompat(api *compat.API, tp trace.TracerProvider) ([]compatListener, error) {
 	var out []compatListener
 	for _, c := range []struct {
 		setting string
@@ -37,7 +41,7 @@ func listenCompat(api *compat.API) ([]compatListener, error) {
 			closeCompat(out)
 			return nil, fmt.Errorf("listen on %s %q: %w", c.setting, addr, err)
 		}
-		out = append(out, compatListener{setting: c.setting, ln: ln, handler: c.handler})
+		out = append(out, compatListener{setting: c.setting, ln: ln, handler: tracing.Middleware(tp, c.handler)})
 	}
 	return out, nil
 }

@@ -69,6 +69,16 @@ var settings = []setting{
 	{"KAFKA_SASL_USERNAME", "", "SASL user name"},
 	{"KAFKA_SASL_PASSWORD", "", "SASL password (never logged)"},
 	{"KAFKA_TLS", "false", "connect to Kafka over TLS, verified with the system's certificate authorities"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector base URL (http://collector:4318, or :4317 for grpc); when set, traces of requests, GraphQL operations, jobs and broker publishes are exported over OTLP; unset, no exporter is created"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "full traces URL used instead of OTEL_EXPORTER_OTLP_ENDPOINT (for HTTP, /v1/traces is not appended to it)"},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "OTLP transport: http/protobuf, http/json or grpc"},
+	{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", "OTLP transport of traces, instead of OTEL_EXPORTER_OTLP_PROTOCOL"},
+	{"OTEL_EXPORTER_OTLP_HEADERS", "", "headers sent with every export, key1=value1,key2=value2 (such as a collector's API key); never logged"},
+	{"OTEL_SERVICE_NAME", "imageservice", "service.name of the exported spans"},
+	{"OTEL_RESOURCE_ATTRIBUTES", "", "more attributes of the exported spans' resource, key1=value1,key2=value2 (such as deployment.environment.name=prod)"},
+	{"OTEL_TRACES_SAMPLER", "parentbased_always_on", "which traces are recorded: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio (the parentbased ones follow the sampled flag of the caller's traceparent)"},
+	{"OTEL_TRACES_SAMPLER_ARG", "", "the sampler's argument: the ratio of traces kept for the traceidratio samplers (default 1.0)"},
+	{"OTEL_SDK_DISABLED", "false", "true exports no traces even with an endpoint set"},
 }
 
 // env returns the value of the named setting, or its default.

@@ -21,6 +21,7 @@ import (
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/processors/notify"
 	"github.com/imageservice/imageservice/server"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // runServe runs the service until ctx ends (SIGINT or SIGTERM).
@@ -30,6 +31,11 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tracer, err := tracing.New(ctx, tracing.Options{Getenv: env, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(tracer, log)
 	sinks, topics, err := bridgeFromEnv()
 	if err != nil {
 		return err
@@ -55,6 +61,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		AllowedOrigins: splitList(env("ALLOWED_ORIGINS")),
 		WriteRate:      cfg.writeRate, WriteBurst: int(cfg.writeBurst),
 		SubscriptionBuffer: int(cfg.subscriptionBuffer),
+		TracerProvider:     tracer.TracerProvider(),
 	}, log)
 	if err != nil {
 		return err
@@ -63,7 +70,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if open, err := srv.Keys().Open(ctx); err == nil && open {
 		log.Warn("no API key exists: the service runs open, every request may read and write (create one with: imageservice apikey create --name NAME)")
 	}
-	compatLns, err := listenCompat(srv.Compat())
+	compatLns, err := listenCompat(srv.Compat(), tracer.TracerProvider())
 	if err != nil {
 		return err
 	}
@@ -77,6 +84,16 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// shutdownTracing exports the spans still queued, waiting 5 s at most
+// for a slow collector.
+func shutdownTracing(p *tracing.Provider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		log.Warn("tracing: spans still queued at shut-down were not exported", "err", err)
+	}
 }
 
 // serveConfig is the configuration serve reads from the environment.

@@ -13,6 +13,7 @@ import (
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Folder is the Cloudinary folder of every asset of the service.
@@ -95,7 +96,7 @@ func (s *Syncer) SyncImage(ctx context.Context, imageID uuid.UUID) error {
 	if err != nil {
 		return s.fail(log, fmt.Errorf("sync image %s: %w", imageID, err))
 	}
-	_, err = s.images.MarkSynced(ctx, imageID, images.ImageCloudCopy{SecureURL: asset.SecureURL, PublicID: asset.PublicID}, s.meta())
+	_, err = s.images.MarkSynced(ctx, imageID, images.ImageCloudCopy{SecureURL: asset.SecureURL, PublicID: asset.PublicID}, s.meta(ctx))
 	if err != nil {
 		return s.fail(log, s.recordFailed(ctx, log, asset.PublicID, fmt.Errorf("record sync of image %s: %w", imageID, err)))
 	}
@@ -126,7 +127,7 @@ func (s *Syncer) SyncDither(ctx context.Context, imageID, ditherID uuid.UUID) er
 		return s.fail(log, fmt.Errorf("sync dither %s: %w", ditherID, err))
 	}
 	cp := images.DitherCloudCopy{DitherID: ditherID, SecureURL: asset.SecureURL, PublicID: asset.PublicID}
-	if _, err := s.images.MarkDitherSynced(ctx, imageID, cp, s.meta()); err != nil {
+	if _, err := s.images.MarkDitherSynced(ctx, imageID, cp, s.meta(ctx)); err != nil {
 		return s.fail(log, s.recordFailed(ctx, log, asset.PublicID, fmt.Errorf("record sync of dither %s: %w", ditherID, err)))
 	}
 	log.Info("cloudsync: dither synced", "public_id", asset.PublicID, "url", asset.SecureURL)
@@ -224,4 +225,8 @@ func (s *Syncer) fail(log *slog.Logger, err error) error {
 	return err
 }
 
-func (s *Syncer) meta() eventstore.Metadata { return eventstore.Metadata{Actor: s.opts.Actor} }
+// meta is the metadata of the events the syncer records, with the
+// traceparent of the span in ctx (the job's).
+func (s *Syncer) meta(ctx context.Context) eventstore.Metadata {
+	return eventstore.Metadata{Actor: s.opts.Actor, TraceParent: tracing.TraceParent(ctx)}
+}
