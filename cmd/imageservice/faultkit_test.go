@@ -297,10 +297,11 @@ func startPGCluster(t *testing.T) *pgCluster {
 		}
 		c.dir = dir
 	}
-	c.port = freePort(t)
 	c.pg("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	conf := fmt.Sprintf("\nport = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"+
-		"fsync = off\nshared_buffers = 32MB\nmax_connections = 60\n", c.port, c.dir)
+	// fsync off: the tests crash the server, never the machine, so what
+	// was written survives in the page cache.
+	conf := fmt.Sprintf("\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"+
+		"fsync = off\nshared_buffers = 32MB\nmax_connections = 60\n", c.dir)
 	f, err := os.OpenFile(filepath.Join(c.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err == nil {
 		_, err = f.WriteString(conf)
@@ -309,7 +310,17 @@ func startPGCluster(t *testing.T) *pgCluster {
 	if err != nil {
 		t.Fatalf("configure the cluster: %v", err)
 	}
-	c.start()
+	// A free port, tried again when another process takes it first.
+	for attempt := 1; ; attempt++ {
+		c.port = freePort(t)
+		out, err := c.startOnce()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(c.serverLog(), "could not bind") {
+			t.Fatalf("start PostgreSQL on port %d: %v\n%s\n%s", c.port, err, out, c.serverLog())
+		}
+	}
 	t.Cleanup(func() { c.pgQuiet("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop") })
 	return c
 }
@@ -357,10 +368,20 @@ func (c *pgCluster) pg(prog string, args ...string) {
 // pgQuiet runs a program, ignoring its failure (clean-up).
 func (c *pgCluster) pgQuiet(prog string, args ...string) { _ = c.command(prog, args...).Run() }
 
-// start starts the server and waits until it accepts connections.
+// start starts the server on its port again and waits until it accepts
+// connections.
 func (c *pgCluster) start() {
 	c.t.Helper()
-	c.pg("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "120", "start")
+	if out, err := c.startOnce(); err != nil {
+		c.t.Fatalf("start PostgreSQL on port %d: %v\n%s\n%s", c.port, err, out, c.serverLog())
+	}
+}
+
+// startOnce starts the server on c.port and waits until it accepts
+// connections.
+func (c *pgCluster) startOnce() ([]byte, error) {
+	return c.command("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "server.log"),
+		"-o", fmt.Sprintf("-p %d", c.port), "-w", "-t", "120", "start").CombinedOutput()
 }
 
 // crash stops the server the way a crash would (-m immediate: no
