@@ -110,6 +110,14 @@ func saslMechanism(o KafkaOptions) (sasl.Mechanism, error) {
 // Name implements Sink.
 func (*Kafka) Name() string { return "kafka" }
 
+// Ping implements Pinger: a broker answers.
+func (k *Kafka) Ping(ctx context.Context) error {
+	if err := k.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka sink: ping: %w", err)
+	}
+	return nil
+}
+
 // Close implements Sink.
 func (k *Kafka) Close() error {
 	k.cl.Close()

@@ -65,6 +65,13 @@ type Sink interface {
 	Close() error
 }
 
+// Pinger is implemented by sinks that can tell whether their broker
+// answers, for the service's readiness report.
+type Pinger interface {
+	// Ping returns nil when the broker answers now.
+	Ping(ctx context.Context) error
+}
+
 // ErrNotAcknowledged is returned (wrapped) by sinks when the broker did
 // not acknowledge a message.
 var ErrNotAcknowledged = errors.New("bridge: message not acknowledged")

@@ -97,6 +97,17 @@ func (s *NATS) Stats() NATSStats {
 	return NATSStats{Stored: s.stored.Load(), Duplicates: s.duplicates.Load()}
 }
 
+// Ping implements Pinger: the connection is up and JetStream answers.
+func (s *NATS) Ping(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("nats sink: %w (%s)", nats.ErrDisconnected, s.nc.Status())
+	}
+	if _, err := s.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("nats sink: jetstream account info: %w", err)
+	}
+	return nil
+}
+
 // Close implements Sink.
 func (s *NATS) Close() error {
 	s.nc.Close()

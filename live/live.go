@@ -8,6 +8,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/imageservice/imageservice/eventstore"
@@ -26,6 +27,10 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
+	// pos is the position the hub has dispatched up to, once started is
+	// set: a Run after a failed one resumes there.
+	pos     eventstore.Position
+	started bool
 }
 
 // NewHub returns a hub on the store; Run starts it.
@@ -36,15 +41,27 @@ func NewHub(store eventstore.Store, buffer int) *Hub {
 	return &Hub{store: store, buffer: buffer, subs: map[*Subscription]struct{}{}}
 }
 
-// Run follows the log from its current head until ctx ends.
+// Run follows the log until ctx ends or reading fails: the first time
+// from the log's head, and after a failure from where the last Run
+// stopped, so that subscribers miss no event while the hub is restarted
+// (after a database outage, say).
 func (h *Hub) Run(ctx context.Context) error {
-	head, _, err := h.store.Head(ctx)
-	if err != nil {
-		return err
+	h.mu.Lock()
+	from, started := h.pos, h.started
+	h.mu.Unlock()
+	if !started {
+		head, _, err := h.store.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("live hub: read the log's head: %w", err)
+		}
+		from = head
+		h.mu.Lock()
+		h.pos, h.started = head, true
+		h.mu.Unlock()
 	}
-	return eventstore.Follow(ctx, h.store, head, eventstore.ReadOptions{},
-		func(_ context.Context, events []eventstore.Event, _ eventstore.Position) error {
-			h.dispatch(events)
+	return eventstore.Follow(ctx, h.store, from, eventstore.ReadOptions{},
+		func(_ context.Context, events []eventstore.Event, next eventstore.Position) error {
+			h.dispatch(events, next)
 			return nil
 		})
 }
@@ -146,10 +163,12 @@ func (h *Hub) Subscribers() int {
 	return n
 }
 
-// dispatch hands events to subscriptions without ever waiting for one.
-func (h *Hub) dispatch(events []eventstore.Event) {
+// dispatch hands events to subscriptions without ever waiting for one,
+// and records next as the position to resume after.
+func (h *Hub) dispatch(events []eventstore.Event, next eventstore.Position) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.pos = next
 	for _, e := range events {
 		for s := range h.subs {
 			if s.stream != "" && s.stream != e.StreamID {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	"github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/internal/pgtest"
 	"github.com/imageservice/imageservice/live"
 )
@@ -75,5 +78,83 @@ func TestSlowSubscriberIsClosedAndOthersCarryOn(t *testing.T) {
 	other.Close()
 	if n := hub.Subscribers(); n != 0 {
 		t.Fatalf("%d subscriptions left open", n)
+	}
+}
+
+// downStore is a store whose reads of the log fail while down is set, as
+// during a database outage.
+type downStore struct {
+	eventstore.Store
+	down atomic.Bool
+}
+
+func (s *downStore) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Event, error) {
+	if s.down.Load() {
+		return nil, errors.New("the database is down")
+	}
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// A hub restarted after a failed read (the server restarts it) resumes
+// where it stopped: its subscribers get the events appended meanwhile.
+func TestHubResumesAfterAFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inner, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	store := &downStore{Store: inner}
+	appendOne := func() {
+		t.Helper()
+		if _, err := store.Append(ctx, "s-1", eventstore.Any, eventstore.NewEvent{
+			ID: eventstore.NewEventID(), Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := live.NewHub(store, 0)
+	sub, err := hub.Subscribe("s-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	stopped := make(chan error, 1)
+	go func() { stopped <- hub.Run(ctx) }()
+	// Wait until the hub follows: append until the feed hears of it.
+	var seen int64
+	for seen == 0 {
+		appendOne()
+		waitCtx, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+		e, err := sub.Next(waitCtx)
+		stop()
+		if err == nil {
+			seen = e.StreamVersion
+		}
+	}
+	for { // drain what the probing appended
+		waitCtx, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+		e, err := sub.Next(waitCtx)
+		stop()
+		if err != nil {
+			break
+		}
+		seen = e.StreamVersion
+	}
+
+	store.down.Store(true)
+	appendOne() // wakes the hub, whose read fails
+	if err := <-stopped; err == nil || ctx.Err() != nil {
+		t.Fatalf("Run returned %v, want the read error", err)
+	}
+	appendOne()
+	appendOne()
+	store.down.Store(false)
+	go func() { _ = hub.Run(ctx) }()
+	for want := seen + 1; want <= seen+3; want++ {
+		e, err := sub.Next(ctx)
+		if err != nil || e.StreamVersion != want {
+			t.Fatalf("after the restart: version %d, %v; want %d (events appended while the hub was down are lost)", e.StreamVersion, err, want)
+		}
 	}
 }

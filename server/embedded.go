@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,10 +70,13 @@ func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
 			return processors.NewInline(store, cmds, blobs, pc), nil
 		},
 		ready: func(ctx context.Context) error {
-			if pending, err := projsqlite.Pending(ctx, store); err != nil || pending {
-				return errors.New("database not migrated")
+			if err := store.ReadDB().PingContext(ctx); err != nil {
+				return errUnreachable
 			}
-			return store.ReadDB().PingContext(ctx)
+			if pending, err := projsqlite.Pending(ctx, store); err != nil || pending {
+				return errNotMigrated
+			}
+			return nil
 		},
 		subscriptions: append([]eventstore.CheckpointKey{{Subscription: projsqlite.DefaultName}},
 			processors.InlineSubscriptions(cfg.Processors)...),

@@ -179,10 +179,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		},
 		ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
-				return errors.New("database unreachable")
+				return errUnreachable
 			}
 			if !migrated(ctx, pool) {
-				return errors.New("database not migrated")
+				return errNotMigrated
 			}
 			return nil
 		},
@@ -405,15 +405,61 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 when the storage answers and is migrated.
+// Why the storage is not ready (storage.ready's errors).
+var (
+	errUnreachable = errors.New("database unreachable")
+	errNotMigrated = errors.New("database not migrated")
+)
+
+// States of the components in /readyz's checks.
+const (
+	stateUp      = "up"
+	stateDown    = "down"
+	statePending = "pending"
+	stateUnknown = "unknown"
+)
+
+// readyz answers 200 when the storage answers and is migrated, else 503.
+// Its body reports each component: "database", "migrations" and each
+// bridge's broker by sink name ("nats", "kafka"), as up or down. A broker
+// that is down leaves the service ready: the API works without it, and
+// the bridge catches up from its checkpoint once the broker is back.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.st.ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	checks := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range s.bridges {
+		p, ok := b.Sink.(bridge.Pinger)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			state := stateUp
+			if err := p.Ping(ctx); err != nil {
+				state = stateDown
+			}
+			mu.Lock()
+			checks[b.Sink.Name()] = state
+			mu.Unlock()
+		})
+	}
+	err := s.st.ready(ctx)
+	wg.Wait()
+	switch {
+	case err == nil:
+		checks["database"], checks["migrations"] = stateUp, stateUp
+	case errors.Is(err, errNotMigrated):
+		checks["database"], checks["migrations"] = stateUp, statePending
+	default:
+		checks["database"], checks["migrations"] = stateDown, stateUnknown
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": err.Error(), "checks": checks})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }
 
 // writeJSON writes v as a JSON response with the given status.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -25,15 +26,31 @@ import (
 	"github.com/imageservice/imageservice/internal/pgtest"
 )
 
-// childEnv marks the test binary started as the service itself.
-const childEnv = "IMAGESERVICE_TEST_CHILD"
+// childEnv marks the test binary started as the service itself;
+// childLogEnv, when set, names the file the child appends its log to.
+const (
+	childEnv    = "IMAGESERVICE_TEST_CHILD"
+	childLogEnv = "IMAGESERVICE_TEST_LOG"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
+		var logs io.Writer = io.Discard
+		if path := os.Getenv(childLogEnv); path != "" {
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			logs = f
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, []string{"serve"}, os.Stdout, io.Discard)
+		code := run(ctx, []string{"serve"}, os.Stdout, logs)
 		stop()
 		os.Exit(code)
+	}
+	if os.Getenv(natsChildEnv) != "" {
+		os.Exit(runNATSChild())
 	}
 	os.Exit(m.Run())
 }
