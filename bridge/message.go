@@ -72,6 +72,22 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// PingerOf returns the Pinger of a sink, looking through wrappers (such
+// as Traced) that have an Unwrap() Sink method; false when none can ping.
+func PingerOf(s Sink) (Pinger, bool) {
+	for s != nil {
+		if p, ok := s.(Pinger); ok {
+			return p, true
+		}
+		u, ok := s.(interface{ Unwrap() Sink })
+		if !ok {
+			return nil, false
+		}
+		s = u.Unwrap()
+	}
+	return nil, false
+}
+
 // ErrNotAcknowledged is returned (wrapped) by sinks when the broker did
 // not acknowledge a message.
 var ErrNotAcknowledged = errors.New("bridge: message not acknowledged")

@@ -29,6 +29,9 @@ type tracedSink struct {
 	tracer trace.Tracer
 }
 
+// Unwrap returns the sink that Traced wraps (see PingerOf).
+func (s *tracedSink) Unwrap() Sink { return s.Sink }
+
 // Publish implements Sink.
 func (s *tracedSink) Publish(ctx context.Context, msgs []Message) error {
 	spans := make([]trace.Span, len(msgs))

@@ -431,7 +431,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, b := range s.bridges {
-		p, ok := b.Sink.(bridge.Pinger)
+		p, ok := bridge.PingerOf(b.Sink)
 		if !ok {
 			continue
 		}
