@@ -20,7 +20,7 @@ func TestDitherFlow(t *testing.T) {
 	e := start(t, server.Config{AutoDither: true})
 	c := dialWS(t, e, "graphql-transport-ws")
 	send(t, c, map[string]any{"id": "all", "type": "subscribe", "payload": map[string]any{"query": ditherCompletedSub}})
-	eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+	eventually(t, "the subscription to open", func() bool { return e.subscribers() == 1 })
 
 	img := e.mustUpload("photo.png", pngBytes(64, 48))
 	d := nextCompleted(t, c)

@@ -112,6 +112,16 @@ type gqlResponse struct {
 	} `json:"errors"`
 }
 
+// subscribers counts the live hub's subscriptions of GraphQL clients:
+// all but the read cache's own.
+func (e *env) subscribers() int {
+	n := e.srv.Hub().Subscribers()
+	if c := e.srv.ReadCache(); c != nil && c.Following() {
+		n--
+	}
+	return n
+}
+
 // do posts a GraphQL request and decodes the response's data into out.
 func (e *env) do(query string, vars map[string]any, out any) gqlResponse {
 	e.t.Helper()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/projections"
 	projpg "github.com/imageservice/imageservice/projections/postgres"
+	"github.com/imageservice/imageservice/readcache"
 	"github.com/imageservice/imageservice/thumbs"
 	"github.com/imageservice/imageservice/tracing"
 	"github.com/imageservice/imageservice/web"
@@ -63,6 +65,11 @@ type Config struct {
 	// (per API key, or per address without one); 0 turns limiting off.
 	WriteRate  float64
 	WriteBurst int
+	// NoReadCache turns off the in-memory cache of image(id) answers;
+	// ReadCacheTTL bounds how long it serves one (default
+	// readcache.DefaultTTL).
+	NoReadCache  bool
+	ReadCacheTTL time.Duration
 	// SubscriptionBuffer is how many events each GraphQL subscription may
 	// have waiting (default live.DefaultBuffer); a subscriber further
 	// behind is closed with a SUBSCRIBER_TOO_SLOW error.
@@ -161,6 +168,9 @@ type Server struct {
 	bridges  []*bridge.Bridge
 	metrics  *metrics.Registry
 	compat   *compat.API
+	// cache answers image(id) with its dithers from memory, where the
+	// read model can tell its checkpoint (nil otherwise).
+	cache *readcache.Cache
 }
 
 // New assembles the service on a PostgreSQL pool, whose database must be
@@ -208,6 +218,9 @@ func logger(cfg Config) *slog.Logger {
 func assemble(st storage, cfg Config) (*Server, error) {
 	log := logger(cfg)
 	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, cfg.SubscriptionBuffer), log: log}
+	if src, ok := st.reads.(readcache.Source); ok && !cfg.NoReadCache {
+		s.cache = readcache.New(src, s.hub, st.store, readcache.Options{Logger: log, TTL: cfg.ReadCacheTTL})
+	}
 	s.commands = commands.New(st.cmds, commands.Options{
 		MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels, AutoDither: cfg.AutoDither,
 		NoNotifications: st.noNotifications,
@@ -244,7 +257,7 @@ func assemble(st storage, cfg Config) (*Server, error) {
 // routes returns the HTTP routes.
 func (s *Server) routes(cfg Config) http.Handler {
 	resolver := &graph.Resolver{
-		Commands: s.commands, Reads: s.st.reads, Live: s.hub, Logger: s.log, PrivateReads: cfg.PrivateReads,
+		Commands: s.commands, Reads: s.Reads(), Live: s.hub, Logger: s.log, PrivateReads: cfg.PrivateReads,
 		BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key },
 	}
 	maxUpload := cfg.MaxUploadBytes
@@ -352,6 +365,31 @@ func (s *Server) Store() eventstore.Store { return s.st.store }
 // ReadModel returns the read models.
 func (s *Server) ReadModel() ReadModel { return s.st.reads }
 
+// ReadCache returns the cache of image(id) answers, or nil when there is
+// none (NoReadCache, or a read model that cannot tell its checkpoint).
+func (s *Server) ReadCache() *readcache.Cache { return s.cache }
+
+// Reads returns the read models as the API reads them: through the cache
+// when there is one.
+func (s *Server) Reads() projections.Reader {
+	if s.cache == nil {
+		return s.st.reads
+	}
+	return cachedReads{Reader: s.st.reads, cache: s.cache}
+}
+
+// cachedReads is a read model whose image(id) with its first dithers
+// comes through the cache.
+type cachedReads struct {
+	projections.Reader
+	cache *readcache.Cache
+}
+
+// ImageWithDithers answers from the cache (see graph's imageQuery).
+func (r cachedReads) ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], error) {
+	return r.cache.ImageWithDithers(ctx, id, first)
+}
+
 // Commands returns the command service.
 func (s *Server) Commands() *commands.Service { return s.commands }
 
@@ -378,6 +416,9 @@ func (s *Server) Run(ctx context.Context) {
 		})
 	}
 	wg.Go(func() { s.keepRunning(ctx, "live hub", s.hub.Run) })
+	if s.cache != nil {
+		wg.Go(func() { s.keepRunning(ctx, "read cache", s.cache.Run) })
+	}
 	for _, b := range s.bridges {
 		wg.Go(func() {
 			s.keepRunning(ctx, b.Name(), func(ctx context.Context) error { return b.Run(ctx, runner) })

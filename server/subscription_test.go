@@ -127,7 +127,7 @@ func TestDitherCompletedOverWebsocket(t *testing.T) {
 			c := dialWS(t, e, proto.name)
 			send(t, c, map[string]any{"id": "1", "type": proto.start, "payload": map[string]any{
 				"query": ditherCompletedSub, "variables": map[string]any{"id": img.ID}}})
-			eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+			eventually(t, "the subscription to open", func() bool { return e.subscribers() == 1 })
 			otherProcess(t, e, img.ID, ditherID)
 			m := receive(t, c)
 			if m.Type != proto.data || m.ID != "1" {
@@ -147,7 +147,7 @@ func TestDitherCompletedOverWebsocket(t *testing.T) {
 				stop["type"] = "stop"
 			}
 			send(t, c, stop)
-			eventually(t, "the subscription to close", func() bool { return e.srv.Hub().Subscribers() == 0 })
+			eventually(t, "the subscription to close", func() bool { return e.subscribers() == 0 })
 		})
 	}
 }
@@ -172,7 +172,7 @@ func TestSubscriptionsOverSSE(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Fatalf("content type %q", ct)
 	}
-	eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+	eventually(t, "the subscription to open", func() bool { return e.subscribers() == 1 })
 	var rd struct {
 		RequestDither struct{ UserErrors []userError }
 	}
@@ -217,7 +217,7 @@ func TestSubscriptionToUnknownImageIsRefused(t *testing.T) {
 			t.Fatalf("got %s after the error, want complete", m.Type)
 		}
 	}
-	eventually(t, "the refused subscription to be freed", func() bool { return e.srv.Hub().Subscribers() == 0 })
+	eventually(t, "the refused subscription to be freed", func() bool { return e.subscribers() == 0 })
 }
 
 // A subscriber that stops reading is closed once its buffer is full,
@@ -250,13 +250,13 @@ func TestSlowSubscriberIsToldAndClosed(t *testing.T) {
 	send(t, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
 		"query":     `subscription ($id: ID!) { imageEvents(imageId: $id) { id type data metadata } }`,
 		"variables": map[string]any{"id": img.ID}}})
-	eventually(t, "the subscription to start", func() bool { return e.srv.Hub().Subscribers() == 1 })
+	eventually(t, "the subscription to start", func() bool { return e.subscribers() == 1 })
 
 	// Far more events than the socket buffers hold, appended while the
 	// client reads nothing.
 	const total = 3000
 	appendDitherRequests(t, e, uuid.MustParse(img.ID), total)
-	eventually(t, "the slow subscription to be closed", func() bool { return e.srv.Hub().Subscribers() == 0 })
+	eventually(t, "the slow subscription to be closed", func() bool { return e.subscribers() == 0 })
 
 	var received int
 	for {
@@ -313,4 +313,34 @@ func appendDitherRequests(t *testing.T, e *env, imageID uuid.UUID, n int) {
 		}
 		n -= len(batch)
 	}
+}
+
+// image(id) answers come through an in-memory cache that the log keeps
+// exact: a dither completed by another process shows in the next answers
+// once projected, long before the cache's answers would expire.
+func TestImageCacheFollowsTheLog(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true, ReadCacheTTL: time.Hour})
+	img := e.mustUpload("cached.png", pngBytes(8, 8))
+	const q = `query ($id: ID!) { image(id: $id) { version dithers(first: 5) { edges { node { id status } } } } }`
+	type answer struct {
+		Image struct {
+			Version int
+			Dithers struct {
+				Edges []struct{ Node struct{ ID, Status string } }
+			}
+		}
+	}
+	var a answer
+	eventually(t, "image(id) to come from the cache", func() bool {
+		a = answer{}
+		e.mustDo(q, map[string]any{"id": img.ID}, &a)
+		hits, _ := e.srv.ReadCache().Stats()
+		return hits > 0 && a.Image.Version == 2 && len(a.Image.Dithers.Edges) == 1
+	})
+	otherProcess(t, e, img.ID, a.Image.Dithers.Edges[0].Node.ID)
+	eventually(t, "the completed dither in image(id)", func() bool {
+		a = answer{}
+		e.mustDo(q, map[string]any{"id": img.ID}, &a)
+		return a.Image.Version == 3 && a.Image.Dithers.Edges[0].Node.Status == "COMPLETED"
+	})
 }

@@ -338,7 +338,7 @@ func TestWebsocketsAndSSEWorkWithTracing(t *testing.T) {
 	c := dialWS(t, e, "graphql-transport-ws")
 	send(t, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
 		"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type } }`, "variables": map[string]any{"id": img.ID}}})
-	eventually(t, "the subscription to open", func() bool { return e.srv.Hub().Subscribers() == 1 })
+	eventually(t, "the subscription to open", func() bool { return e.subscribers() == 1 })
 	send(t, c, map[string]any{"id": "2", "type": "subscribe", "payload": map[string]any{
 		"query":     `mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 3}) { userErrors { code } } }`,
 		"variables": map[string]any{"id": img.ID}}})
@@ -361,7 +361,7 @@ func TestWebsocketsAndSSEWorkWithTracing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	eventually(t, "the SSE subscription to open", func() bool { return e.srv.Hub().Subscribers() == 2 })
+	eventually(t, "the SSE subscription to open", func() bool { return e.subscribers() == 2 })
 	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 4}) { userErrors { code } } }`, map[string]any{"id": img.ID}, nil)
 	lines, found := bufio.NewScanner(resp.Body), false
 	for !found && lines.Scan() {

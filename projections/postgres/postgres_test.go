@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
 	"github.com/imageservice/imageservice/projections/postgres"
@@ -137,6 +138,10 @@ func TestImageWithDithers(t *testing.T) {
 		if !reflect.DeepEqual(gotPage, wantPage) {
 			t.Errorf("dithers of an image with %d:\n got %+v\nwant %+v", len(img.state.Dithers), gotPage, wantPage)
 		}
+	}
+	// The checkpoint comes from the same snapshot as the rows.
+	if _, _, at, err := e.model.ImageWithDithersAt(ctx, all[0].state.ID, 3); err != nil || at != e.checkpoint(t) || at == (eventstore.Position{}) {
+		t.Errorf("ImageWithDithersAt's checkpoint = %v, %v; want the projection's %v", at, err, e.checkpoint(t))
 	}
 	if _, _, err := e.model.ImageWithDithers(ctx, uuid.New(), 3); !errors.Is(err, projections.ErrNotFound) {
 		t.Errorf("unknown image: %v, want ErrNotFound", err)

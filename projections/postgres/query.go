@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
 )
@@ -186,25 +187,37 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-// imageWithDithersSQL is an image and the first $2 of its dithers in one
-// statement: one row per dither, or one row of NULL dither columns when
-// the image has none; no row when there is no such image.
-var imageWithDithersSQL = `SELECT ` + prefixed("i.", imageColumns) + `, ` + prefixed("d.", ditherColumns) + `
+// imageWithDithersSQL is an image, the first $2 of its dithers and the
+// read model's checkpoint (subscription $3) in one statement, so one
+// snapshot: one row per dither, or one row of NULL dither columns when the
+// image has none; no row when there is no such image.
+var imageWithDithersSQL = `SELECT ` + prefixed("i.", imageColumns) + `, ` + prefixed("d.", ditherColumns) + `,
+    cp.transaction_id, cp.global_position
 FROM image_view i LEFT JOIN LATERAL (
     SELECT * FROM dither_view WHERE image_id = i.id ORDER BY seq LIMIT $2
 ) d ON true
+LEFT JOIN checkpoints cp ON cp.subscription = $3 AND cp.partition = 0
 WHERE i.id = $1 ORDER BY d.seq`
 
 // ImageWithDithers returns an image and the first page of its dithers in
 // one statement, for the API's image(id) with its dithers.
 func (m *ReadModel) ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], error) {
+	img, page, _, err := m.ImageWithDithersAt(ctx, id, first)
+	return img, page, err
+}
+
+// ImageWithDithersAt is ImageWithDithers that also returns the read
+// model's checkpoint as of the same snapshot: the image and its dithers
+// hold every event of the log up to that position.
+func (m *ReadModel) ImageWithDithersAt(ctx context.Context, id uuid.UUID, first int) (projections.Image, projections.Page[projections.Dither], eventstore.Position, error) {
 	var none projections.Page[projections.Dither]
+	var at eventstore.Position
 	if err := projections.CheckPageSize(first); err != nil {
-		return projections.Image{}, none, err
+		return projections.Image{}, none, at, err
 	}
-	rows, err := m.pool.Query(ctx, imageWithDithersSQL, id, first+1)
+	rows, err := m.pool.Query(ctx, imageWithDithersSQL, id, first+1, m.key().Subscription)
 	if err != nil {
-		return projections.Image{}, none, fmt.Errorf("query image %s with dithers: %w", id, err)
+		return projections.Image{}, none, at, fmt.Errorf("query image %s with dithers: %w", id, err)
 	}
 	defer rows.Close()
 	var (
@@ -214,8 +227,12 @@ func (m *ReadModel) ImageWithDithers(ctx context.Context, id uuid.UUID, first in
 	)
 	for rows.Next() {
 		var d nullableDither
-		if img, err = scanImageWith(rows, d.fields()...); err != nil {
-			return projections.Image{}, none, fmt.Errorf("scan image %s with dithers: %w", id, err)
+		var txid, global *int64
+		if img, err = scanImageWith(rows, append(d.fields(), &txid, &global)...); err != nil {
+			return projections.Image{}, none, at, fmt.Errorf("scan image %s with dithers: %w", id, err)
+		}
+		if txid != nil && global != nil {
+			at = eventstore.Position{TransactionID: uint64(*txid), Global: *global}
 		}
 		found = true
 		if dither, ok := d.dither(); ok {
@@ -223,12 +240,12 @@ func (m *ReadModel) ImageWithDithers(ctx context.Context, id uuid.UUID, first in
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return projections.Image{}, none, fmt.Errorf("query image %s with dithers: %w", id, err)
+		return projections.Image{}, none, at, fmt.Errorf("query image %s with dithers: %w", id, err)
 	}
 	if !found {
-		return projections.Image{}, none, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
+		return projections.Image{}, none, at, fmt.Errorf("image %s: %w", id, projections.ErrNotFound)
 	}
-	return img, projections.DitherPages([]uuid.UUID{id}, items, first)[id], nil
+	return img, projections.DitherPages([]uuid.UUID{id}, items, first)[id], at, nil
 }
 
 // nullableDither receives the dither columns of an outer join, NULL when
