@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 )
@@ -137,20 +136,22 @@ const maxCachedStates = 10_000
 
 // messages maps a batch's events. An event that cannot be mapped in the
 // old format is logged and forwarded on the events topic only: one bad
-// event must not stop the bridge.
+// event must not stop the bridge. Each event is decoded once, for both
+// its messages and the cached state of its image.
 func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
+	m := b.Mapper.withDefaults()
 	msgs := make([]Message, 0, len(events)*2)
 	for _, e := range events {
 		before, err := b.stateBefore(ctx, e)
 		if err != nil {
 			return nil, err
 		}
-		m, err := b.Mapper.Map(e, before)
+		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+		msgs, err = m.appendMessages(msgs, e, decoded, derr, before)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}
-		msgs = append(msgs, m...)
-		b.remember(e, before)
+		b.remember(e, decoded, derr, before)
 	}
 	return msgs, nil
 }
@@ -171,7 +172,8 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 	}
 	var state images.Image
 	for _, prior := range events {
-		state = evolve(state, prior)
+		decoded, err := images.Unmarshal(prior.Type, prior.SchemaVersion, prior.Data)
+		state = evolve(state, prior, decoded, err)
 	}
 	state.Version = e.StreamVersion - 1
 	return state, nil
@@ -179,7 +181,7 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 
 // remember folds the event into the cached state of its stream, when
 // that state is the one just before it (or the event starts the stream).
-func (b *Bridge) remember(e eventstore.Event, before images.Image) {
+func (b *Bridge) remember(e eventstore.Event, decoded images.Event, decodeErr error, before images.Image) {
 	if b.states == nil || len(b.states) >= maxCachedStates {
 		b.states = make(map[string]images.Image)
 	}
@@ -197,16 +199,15 @@ func (b *Bridge) remember(e eventstore.Event, before images.Image) {
 		delete(b.states, e.StreamID) // nothing follows a deletion
 		return
 	}
-	b.states[e.StreamID] = evolve(s, e)
+	b.states[e.StreamID] = evolve(s, e, decoded, decodeErr)
 }
 
-// evolve folds a recorded event into a state; an event that cannot be
-// read adds nothing but its version.
-func evolve(s images.Image, e eventstore.Event) images.Image {
-	rec, err := commands.Decode(e)
-	if err != nil {
+// evolve folds a recorded event, decoded by images.Unmarshal, into a
+// state; an event that could not be decoded adds nothing but its version.
+func evolve(s images.Image, e eventstore.Event, decoded images.Event, decodeErr error) images.Image {
+	if decodeErr != nil {
 		s.Version = e.StreamVersion
 		return s
 	}
-	return images.Evolve(s, rec.Event, rec.Meta)
+	return images.Evolve(s, decoded, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
 }

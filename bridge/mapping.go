@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,16 +77,49 @@ func NeedsState(eventType string) bool {
 // cannot be decoded, Map still returns the events-topic message, with an
 // error saying why the old-format messages are missing.
 func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) {
-	m = m.withDefaults()
-	imageID, _ := images.ParseStreamID(e.StreamID)
-	legacy, err := m.legacy(e, imageID, before)
-	msgs := make([]Message, 0, len(legacy)+1)
-	msgs = append(msgs, legacy...)
-	msgs = append(msgs, m.structured(e))
-	for i := range msgs {
-		msgs[i].ID = messageID(e.ID, i, msgs[i])
+	var decoded images.Event
+	var err error
+	if hasLegacy(e.Type) {
+		decoded, err = images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+	}
+	return m.withDefaults().appendMessages(nil, e, decoded, err, before)
+}
+
+// hasLegacy reports whether events of the type have old-format messages.
+func hasLegacy(eventType string) bool {
+	switch eventType {
+	case images.TypeImageUploaded, images.TypeDitherCompleted, images.TypeImageDeleted:
+		return true
+	}
+	return false
+}
+
+// appendMessages appends the messages of Map to msgs, for an event already
+// decoded (decoded and decodeErr are what images.Unmarshal returned; they
+// are only read for the types of hasLegacy), on a Mapper with its
+// defaults filled in.
+func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image) ([]Message, error) {
+	imageID, perr := images.ParseStreamID(e.StreamID)
+	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano)}
+	if perr == nil {
+		ev.key = imageID.String()
+	}
+	first := len(msgs)
+	msgs, err := m.legacy(msgs, ev, imageID, decoded, decodeErr, before)
+	msgs = append(msgs, m.structured(ev))
+	for i := first; i < len(msgs); i++ {
+		msgs[i].ID = messageID(ev.id, i-first, msgs[i])
 	}
 	return msgs, err
+}
+
+// mappedEvent is an event with the strings that several of its messages
+// carry, formatted once.
+type mappedEvent struct {
+	eventstore.Event
+	id   string // the event id
+	key  string // the message key: the image uuid, or the stream id of another stream
+	time string // the recording time, RFC 3339 in UTC
 }
 
 func (m Mapper) withDefaults() Mapper {
@@ -105,14 +140,14 @@ func (m Mapper) withDefaults() Mapper {
 
 // messageID is the event id for an event's first message and the event id
 // with a suffix naming the message for the others.
-func messageID(id uuid.UUID, i int, msg Message) string {
+func messageID(id string, i int, msg Message) string {
 	if i == 0 {
-		return id.String()
+		return id
 	}
 	if t := msg.Header("message_type"); t != "" {
-		return id.String() + "/" + t
+		return id + "/" + t
 	}
-	return id.String() + "/events"
+	return id + "/events"
 }
 
 // Bodies of the old messages; the extra fields are additions.
@@ -137,41 +172,37 @@ type (
 	}
 )
 
-// legacy returns the old services' messages for an event, if any.
-func (m Mapper) legacy(e eventstore.Event, imageID uuid.UUID, before images.Image) ([]Message, error) {
-	switch e.Type {
-	case images.TypeImageUploaded, images.TypeDitherCompleted, images.TypeImageDeleted:
-	default:
-		return nil, nil // no old message: only the events topic
+// legacy appends the old services' messages for an event, if any, to msgs.
+func (m Mapper) legacy(msgs []Message, e mappedEvent, imageID uuid.UUID, decoded images.Event, decodeErr error, before images.Image) ([]Message, error) {
+	if !hasLegacy(e.Type) {
+		return msgs, nil // no old message: only the events topic
 	}
 	if imageID == uuid.Nil {
-		return nil, fmt.Errorf("map event %s: stream %q is not an image stream", e.ID, e.StreamID)
+		return msgs, fmt.Errorf("map event %s: stream %q is not an image stream", e.id, e.StreamID)
 	}
-	decoded, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return nil, fmt.Errorf("map event %s: %w", e.ID, err)
+	if decodeErr != nil {
+		return msgs, fmt.Errorf("map event %s: %w", e.id, decodeErr)
 	}
-	id := imageID.String()
+	id := e.key
 	switch ev := decoded.(type) {
 	case images.ImageUploaded:
-		return []Message{m.old(e, m.Topics.Image, TypeImageUploaded,
-			imageUploadedBody{UUID: id, URL: m.blobURL(ev.SHA256), Filename: ev.Filename})}, nil
+		return append(msgs, m.old(e, m.Topics.Image, TypeImageUploaded,
+			imageUploadedBody{UUID: id, URL: m.blobURL(ev.SHA256), Filename: ev.Filename})), nil
 	case images.DitherCompleted:
 		body := ditherUploadedBody{UUID: id, URLDither: m.blobURL(ev.ResultKey), DitherID: ev.DitherID.String()}
 		if d, ok := before.Dither(ev.DitherID); ok {
 			body.Channels = d.Options.Levels
 		}
-		return []Message{m.old(e, m.Topics.Dither, TypeDitherUploaded, body)}, nil
+		return append(msgs, m.old(e, m.Topics.Dither, TypeDitherUploaded, body)), nil
 	case images.ImageDeleted:
-		return m.deleted(e, id, before), nil
+		return m.deleted(msgs, e, before), nil
 	}
-	return nil, nil
+	return msgs, nil
 }
 
 // deleted maps ImageDeleted: DITHER_DELETED first when the image had
 // completed dithers (they go with it), then IMAGE_DELETED.
-func (m Mapper) deleted(e eventstore.Event, id string, before images.Image) []Message {
-	var out []Message
+func (m Mapper) deleted(msgs []Message, e mappedEvent, before images.Image) []Message {
 	var done []string
 	for _, d := range before.Dithers {
 		if d.Status == images.DitherStatusCompleted {
@@ -179,27 +210,27 @@ func (m Mapper) deleted(e eventstore.Event, id string, before images.Image) []Me
 		}
 	}
 	if len(done) > 0 {
-		out = append(out, m.old(e, m.Topics.Dither, TypeDitherDeleted, ditherDeletedBody{UUID: id, DitherIDs: done}))
+		msgs = append(msgs, m.old(e, m.Topics.Dither, TypeDitherDeleted, ditherDeletedBody{UUID: e.key, DitherIDs: done}))
 	}
-	return append(out, m.old(e, m.Topics.Image, TypeImageDeleted, imageDeletedBody{UUID: id}))
+	return append(msgs, m.old(e, m.Topics.Image, TypeImageDeleted, imageDeletedBody{UUID: e.key}))
 }
 
 func (m Mapper) blobURL(key string) string { return m.PublicURL + "/blobs/" + key }
 
 // old builds an old-format message with CloudEvents binary-mode headers.
-func (m Mapper) old(e eventstore.Event, topic, msgType string, body any) Message {
+func (m Mapper) old(e mappedEvent, topic, msgType string, body any) Message {
 	data, _ := json.Marshal(body) // plain structs of strings and ints
 	return Message{
 		Topic: topic,
-		Key:   subjectKey(e.StreamID),
+		Key:   e.key,
 		Headers: []Header{
 			{"message_type", msgType},
 			{"version", LegacyVersion},
 			{"ce_specversion", "1.0"},
-			{"ce_id", e.ID.String()},
+			{"ce_id", e.id},
 			{"ce_type", "imageservice.legacy." + msgType},
 			{"ce_source", m.Source},
-			{"ce_time", e.RecordedAt.UTC().Format(time.RFC3339Nano)},
+			{"ce_time", e.time},
 			{"ce_subject", e.StreamID},
 			{"content-type", "application/json"},
 		},
@@ -231,10 +262,70 @@ const EventTypePrefix = "imageservice."
 
 // structured builds the events-topic message: the event as stored, as a
 // CloudEvents structured-mode JSON document.
-func (m Mapper) structured(e eventstore.Event) Message {
+func (m Mapper) structured(e mappedEvent) Message {
+	return Message{
+		Topic:   m.Topics.Events,
+		Key:     e.key,
+		Headers: []Header{{"content-type", "application/cloudevents+json"}},
+		Body:    m.cloudEventJSON(e),
+	}
+}
+
+// cloudEventJSON is json.Marshal of the event's cloudEvent, byte for byte,
+// written without reflection (the envelope is most of the bridge's CPU
+// time otherwise). Strings that need escaping and data that is not plain
+// compact-able JSON take json.Marshal's own path.
+func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
+	b := make([]byte, 0, 320+len(e.Data))
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendJSONString(b, e.id)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, m.Source)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, EventTypePrefix+e.Type)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, e.StreamID)
+	b = append(b, `,"time":`...)
+	b = appendJSONString(b, e.time)
+	b = append(b, `,"datacontenttype":"application/json","schemaversion":`...)
+	b = strconv.AppendInt(b, int64(e.SchemaVersion), 10)
+	b = append(b, `,"streamversion":`...)
+	b = strconv.AppendInt(b, e.StreamVersion, 10)
+	b = append(b, `,"position":"`...)
+	b = strconv.AppendUint(b, e.Position.TransactionID, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, e.Position.Global, 10)
+	b = append(b, '"')
+	for _, f := range [...]struct{ name, value string }{
+		{`,"correlationid":`, e.Metadata.CorrelationID},
+		{`,"causationid":`, e.Metadata.CausationID},
+		{`,"traceparent":`, e.Metadata.TraceParent},
+	} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.value)
+		}
+	}
+	b = append(b, `,"data":`...)
+	if len(e.Data) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		buf := bytes.NewBuffer(b)
+		start := buf.Len()
+		if err := json.Compact(buf, e.Data); err != nil || needsHTMLEscape(buf.Bytes()[start:]) {
+			return m.cloudEventMarshal(e) // what json.Marshal does with invalid data or HTML characters
+		}
+		b = buf.Bytes()
+	}
+	return append(b, '}')
+}
+
+// cloudEventMarshal is the event's cloudEvent marshalled by encoding/json:
+// cloudEventJSON's reference and its fallback.
+func (m Mapper) cloudEventMarshal(e mappedEvent) []byte {
 	ce := cloudEvent{
-		SpecVersion: "1.0", ID: e.ID.String(), Source: m.Source, Type: EventTypePrefix + e.Type,
-		Subject: e.StreamID, Time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		SpecVersion: "1.0", ID: e.id, Source: m.Source, Type: EventTypePrefix + e.Type,
+		Subject: e.StreamID, Time: e.time,
 		DataContentType: "application/json", SchemaVersion: e.SchemaVersion,
 		StreamVersion: e.StreamVersion, Position: e.Position.String(),
 		CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
@@ -244,19 +335,35 @@ func (m Mapper) structured(e eventstore.Event) Message {
 		ce.Data = json.RawMessage("{}")
 	}
 	body, _ := json.Marshal(ce) // Data is JSON from the log
-	return Message{
-		Topic:   m.Topics.Events,
-		Key:     subjectKey(e.StreamID),
-		Headers: []Header{{"content-type", "application/cloudevents+json"}},
-		Body:    body,
-	}
+	return body
 }
 
-// subjectKey is the message key: the image uuid, or the stream id of a
-// stream that is not an image's.
-func subjectKey(stream string) string {
-	if id, err := images.ParseStreamID(stream); err == nil {
-		return id.String()
+// appendJSONString appends s as json.Marshal writes it: directly when it
+// is printable ASCII with nothing to escape, through json.Marshal otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
 	}
-	return stream
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// needsHTMLEscape reports whether compact JSON holds characters that
+// json.Marshal escapes: <, >, &, U+2028 and U+2029.
+func needsHTMLEscape(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '<', '>', '&':
+			return true
+		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -186,3 +186,41 @@ func TestTopicsAll(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudEventJSONIsMarshal: the hand-written envelope is byte for byte
+// what encoding/json writes, escapes and odd data included.
+func TestCloudEventJSONIsMarshal(t *testing.T) {
+	base := eventstore.Event{ID: testEvent, StreamID: images.StreamID(testImage), StreamVersion: 12,
+		Type: images.TypeImageUploaded, SchemaVersion: 3, Data: []byte(`{"a": 1, "b": [true, null, "x"]}`),
+		RecordedAt: testTime, Position: eventstore.Position{TransactionID: 1 << 40, Global: 77}}
+	cases := map[string]func(e *eventstore.Event, m *Mapper){
+		"plain":      func(*eventstore.Event, *Mapper) {},
+		"empty data": func(e *eventstore.Event, _ *Mapper) { e.Data = nil },
+		"metadata": func(e *eventstore.Event, _ *Mapper) {
+			e.Metadata = eventstore.Metadata{CorrelationID: "c", CausationID: "d", TraceParent: "00-ab-cd-01"}
+		},
+		"html in data":    func(e *eventstore.Event, _ *Mapper) { e.Data = []byte(`{"f": "<b> & </b>"}`) },
+		"line separators": func(e *eventstore.Event, _ *Mapper) { e.Data = []byte("{\"f\": \"a\u2028b\u2029c\"}") },
+		"unicode data":    func(e *eventstore.Event, _ *Mapper) { e.Data = []byte(`{"f": "ünïcode \u00e9 \ud83d\ude00"}`) },
+		"invalid data":    func(e *eventstore.Event, _ *Mapper) { e.Data = []byte(`{"f": `) },
+		"odd stream":      func(e *eventstore.Event, _ *Mapper) { e.StreamID = "other-\"quoted\"\n<tab>\t\x01é" },
+		"odd type":        func(e *eventstore.Event, _ *Mapper) { e.Type = "Type&<Odd>\u2028" },
+		"ampersand":       func(e *eventstore.Event, m *Mapper) { m.Source = "/src?a=1&b=2" },
+		"backslash":       func(e *eventstore.Event, m *Mapper) { m.Source = `/src\2` },
+		"greater than":    func(e *eventstore.Event, _ *Mapper) { e.Metadata.TraceParent = "a>b" },
+		"invalid utf-8":   func(e *eventstore.Event, _ *Mapper) { e.Metadata.CorrelationID = "bad \xff\xfe utf-8" },
+		"no position":     func(e *eventstore.Event, _ *Mapper) { e.Position = eventstore.Position{} },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			e, m := base, testMapper()
+			change(&e, &m)
+			m = m.withDefaults()
+			ev := mappedEvent{Event: e, id: e.ID.String(), key: "k", time: e.RecordedAt.Format(time.RFC3339Nano)}
+			got, want := m.cloudEventJSON(ev), m.cloudEventMarshal(ev)
+			if string(got) != string(want) {
+				t.Errorf("envelope\n%s\nwant what json.Marshal writes\n%s", got, want)
+			}
+		})
+	}
+}
