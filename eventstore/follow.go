@@ -91,7 +91,7 @@ func PartitionOf(stream string, n int) int {
 // batch is read while fn handles the current one.
 func Follow(ctx context.Context, store Store, after Position, opts ReadOptions,
 	fn func(ctx context.Context, events []Event, next Position) error) error {
-	return followSteps(ctx, store, after, opts, func(ctx context.Context, s step) error {
+	return followSteps(ctx, store, after, opts, nil, func(ctx context.Context, s step) error {
 		if s.read == 0 {
 			return nil // only says that the log was caught up
 		}
@@ -113,15 +113,21 @@ type step struct {
 	// over (with read == 0) for this alone, so that a catch-up that ends
 	// on a full batch is seen to end.
 	caughtUp bool
+	// prepared is what the prepare function returned for the events.
+	prepared any
 }
 
 // followSteps is Follow with every step that tells the caller something:
-// reads that found events and the empty read that ends a catch-up.
+// reads that found events and the empty read that ends a catch-up. When
+// prepare is not nil, it is called with the events of each step that has
+// some, before the step is handed over (with opts.ReadAhead, on the
+// reader's goroutine, while fn handles the previous step).
 func followSteps(ctx context.Context, store Store, after Position, opts ReadOptions,
+	prepare func(ctx context.Context, events []Event) (any, error),
 	fn func(ctx context.Context, s step) error) error {
 	opts = opts.withDefaults()
 	if !opts.ReadAhead {
-		return readSteps(ctx, store, after, opts, fn)
+		return readSteps(ctx, store, after, opts, prepare, fn)
 	}
 	// The reader hands each step over an unbuffered channel: while fn
 	// handles one step, the reader reads the next and waits with it.
@@ -132,7 +138,7 @@ func followSteps(ctx context.Context, store Store, after Position, opts ReadOpti
 	go func() {
 		defer close(done)
 		defer close(steps)
-		rerr = readSteps(rctx, store, after, opts, func(ctx context.Context, s step) error {
+		rerr = readSteps(rctx, store, after, opts, prepare, func(ctx context.Context, s step) error {
 			select {
 			case steps <- s:
 				return nil
@@ -151,8 +157,10 @@ func followSteps(ctx context.Context, store Store, after Position, opts ReadOpti
 	return rerr
 }
 
-// readSteps is the follow loop: read, hand over, and wait when caught up.
+// readSteps is the follow loop: read, prepare, hand over, and wait when
+// caught up.
 func readSteps(ctx context.Context, store Store, after Position, opts ReadOptions,
+	prepare func(ctx context.Context, events []Event) (any, error),
 	fn func(ctx context.Context, s step) error) error {
 	idle := opts.MinIdle
 	full := false // the previous read was a full batch
@@ -168,6 +176,11 @@ func readSteps(ctx context.Context, store Store, after Position, opts ReadOption
 			if len(batch) > 0 {
 				s.next = batch[len(batch)-1].Position
 				s.events = filter(batch, opts)
+			}
+			if prepare != nil && len(s.events) > 0 {
+				if s.prepared, err = prepare(ctx, s.events); err != nil {
+					return fmt.Errorf("prepare %d events after %s: %w", len(s.events), after, err)
+				}
 			}
 			if err := fn(ctx, s); err != nil {
 				return err

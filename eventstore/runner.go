@@ -24,6 +24,17 @@ type Subscription struct {
 	// Handler handles each batch. When it returns an error the batch is
 	// handed over again, after a back-off, from the last checkpoint.
 	Handler func(ctx context.Context, b Batch) error
+	// Prepare, when set, is called with each batch's events, in log order,
+	// before Handler receives them; what it returns is the batch's
+	// Prepared. With Read.ReadAhead it runs on the reading goroutine, so
+	// that preparing the next batch (decoding, say) overlaps handling the
+	// current one; it never runs concurrently with itself within a
+	// partition. A prepared batch may never reach Handler (the handler
+	// failed, the lease was lost, the runner stopped) and is then prepared
+	// again after the restart from the checkpoint, so Prepare must have no
+	// effect beyond what it returns and its own caches. An error stops the
+	// partition as a handler error does.
+	Prepare func(ctx context.Context, events []Event) (any, error)
 	// HandlerSavesCheckpoint says that Handler stores b.Checkpoint itself,
 	// in the same transaction as its own writes (a projection, say), with
 	// the backend's fenced checkpoint write. Otherwise the runner stores
@@ -50,6 +61,9 @@ type Subscription struct {
 type Batch struct {
 	Events     []Event
 	Checkpoint Checkpoint
+	// Prepared is what Subscription.Prepare returned for the events (nil
+	// without Prepare).
+	Prepared any
 }
 
 // Checkpoint is a fenced checkpoint write: the partition, the epoch of the
@@ -200,13 +214,13 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n in
 	if !sub.HandlerSavesCheckpoint {
 		cps.interval = sub.CheckpointInterval
 	}
-	err = followSteps(ctx, r.Store, from, opts, func(ctx context.Context, s step) error {
+	err = followSteps(ctx, r.Store, from, opts, sub.Prepare, func(ctx context.Context, s step) error {
 		if s.read == 0 {
 			return cps.flush(ctx) // caught up after a full batch: nothing new to handle
 		}
 		if len(s.events) > 0 {
 			cp := Checkpoint{Key: lease.Key, Epoch: lease.Epoch, Position: s.next}
-			if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp}); err != nil {
+			if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
 				return fmt.Errorf("handle %d events of %s: %w", len(s.events), lease.Key, err)
 			}
 			if sub.HandlerSavesCheckpoint {

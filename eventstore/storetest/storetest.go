@@ -65,6 +65,8 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"CheckpointWhenCaughtUp", testCheckpointWhenCaughtUp},
 		{"CheckpointWhenStopping", testCheckpointWhenStopping},
 		{"CheckpointIntervalFenced", testCheckpointIntervalFenced},
+		{"Prepare", testPrepare},
+		{"ReadAhead", testReadAhead},
 		{"PartitionedSubscription", testPartitionedSubscription},
 		{"Lag", testLag},
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/imageservice/imageservice/eventstore"
 )
 
@@ -66,19 +68,26 @@ func (a *acked) savesOf(sub string) []eventstore.Position {
 
 // settled appends n events and waits until the whole log is readable, so
 // that the reads of a subscription that starts now are exactly the log's
-// events in full batches, then a short one. It returns the log: the n
-// events and readAll's sentinel, last.
-func settled(t *testing.T, s eventstore.Store, n int) []eventstore.Position {
+// events in full batches, then a short one. It returns the positions of
+// the log's events: the n events and readAll's sentinel, last; and their ids.
+func settled(t *testing.T, s eventstore.Store, n int) ([]eventstore.Position, []uuid.UUID) {
 	appendN(t, s, n)
+	events := readAll(t, s)
+	var after eventstore.Position
+	if len(events) > 0 {
+		after = events[len(events)-1].Position
+	}
+	sentinel, err := s.ReadAll(ctx(t), after, 10)
+	if err != nil || len(sentinel) != 1 {
+		t.Fatalf("read the sentinel: %d events, %v", len(sentinel), err)
+	}
 	var log []eventstore.Position
-	for _, e := range readAll(t, s) {
+	var ids []uuid.UUID
+	for _, e := range append(events, sentinel...) {
 		log = append(log, e.Position)
+		ids = append(ids, e.ID)
 	}
-	head, _, err := s.Head(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(log, head) // the sentinel
+	return log, ids
 }
 
 func checkpointOf(t *testing.T, s eventstore.Store, sub string) eventstore.Position {
@@ -96,7 +105,7 @@ func checkpointOf(t *testing.T, s eventstore.Store, sub string) eventstore.Posit
 // was full. The interval is never reached, so that is the only write.
 func testCheckpointWhenCaughtUp(t *testing.T, b Backend) {
 	s := newAcked(t, b.Store)
-	log := settled(t, b.Store, 9) // ten events with the sentinel
+	log, _ := settled(t, b.Store, 9) // ten events with the sentinel
 	for _, mode := range checkpointModes {
 		for _, size := range []int{5, 4} { // two full batches; or two full, one short
 			name := fmt.Sprintf("caught-up-%s-%d", mode.name, size)
@@ -135,7 +144,7 @@ func running(t *testing.T, r *replica, name string) {
 // are checkpointed as the partition stops, and nothing after them.
 func testCheckpointWhenStopping(t *testing.T, b Backend) {
 	s := newAcked(t, b.Store)
-	log := settled(t, b.Store, 9) // ten events: batches of three end at events 3, 6, 9 and 10
+	log, _ := settled(t, b.Store, 9) // ten events: batches of three end at events 3, 6, 9 and 10
 	errRefused := errors.New("storetest: batch refused")
 	for _, mode := range checkpointModes {
 		// The handler refuses the third batch until let through.
@@ -243,4 +252,99 @@ func takeOver(ctx context.Context, s eventstore.Store, key eventstore.Checkpoint
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// testPrepare: Prepare sees every batch, in order, before its handler, and
+// the handler gets what it returned; a failed Prepare is retried from the
+// checkpoint, losing and repeating nothing.
+func testPrepare(t *testing.T, b Backend) {
+	s := b.Store
+	log, all := settled(t, s, 9)
+	for _, mode := range checkpointModes {
+		name := "prepare-" + mode.name
+		var mu sync.Mutex
+		var prepared []eventstore.Position // the first event of each batch prepared
+		failed := false
+		sub := eventstore.Subscription{Name: name, Read: eventstore.ReadOptions{BatchSize: 3, ReadAhead: mode.readAhead}}
+		sub.Prepare = func(_ context.Context, events []eventstore.Event) (any, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			prepared = append(prepared, events[0].Position)
+			if events[0].Position == log[6] && !failed {
+				failed = true
+				return nil, errors.New("storetest: prepare failed")
+			}
+			return ids(events), nil
+		}
+		sub.Handler = func(_ context.Context, b eventstore.Batch) error {
+			if got, want := b.Prepared, ids(b.Events); !equalAny(got, want) {
+				t.Errorf("%s: handler got %v prepared, want %v", name, got, want)
+			}
+			return nil
+		}
+		var h handled
+		startReplica(t, s, "one", time.Minute, sub, &h)
+		eventually(t, name+": every event", func() bool { return h.count() >= len(log) })
+		if got := h.ids(); !equalIDs(got, all) {
+			t.Fatalf("%s: handled %d events, want the log's %d in order, none lost or repeated", name, len(got), len(all))
+		}
+		mu.Lock()
+		want := []eventstore.Position{log[0], log[3], log[6], log[6], log[9]}
+		if fmt.Sprint(prepared) != fmt.Sprint(want) {
+			t.Errorf("%s: batches prepared from %v, want %v", name, prepared, want)
+		}
+		mu.Unlock()
+	}
+}
+
+// testReadAhead: with ReadAhead, the next batch is read and prepared while
+// the handler handles the current one, and no more than that one.
+func testReadAhead(t *testing.T, b Backend) {
+	s := b.Store
+	log, _ := settled(t, s, 9)
+	var mu sync.Mutex
+	prepares := 0
+	second := make(chan struct{}) // closed when the second batch is prepared
+	sub := eventstore.Subscription{Name: "read-ahead", Read: eventstore.ReadOptions{BatchSize: 2, ReadAhead: true}}
+	sub.Prepare = func(_ context.Context, events []eventstore.Event) (any, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		prepares++
+		if prepares == 2 {
+			close(second)
+		}
+		return nil, nil
+	}
+	sub.Handler = func(ctx context.Context, b eventstore.Batch) error {
+		if b.Events[0].Position != log[0] {
+			return nil
+		}
+		select { // the first batch is handled only once the second is prepared
+		case <-second:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if prepares != 2 {
+			t.Errorf("%d batches prepared while the first was handled, want 2: one read ahead", prepares)
+		}
+		return nil
+	}
+	var h handled
+	startReplica(t, s, "one", time.Minute, sub, &h)
+	eventually(t, "every event", func() bool { return h.count() >= len(log) })
+}
+
+func ids(events []eventstore.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.ID.String()
+	}
+	return out
+}
+
+func equalAny(got any, want []string) bool {
+	g, ok := got.([]string)
+	return ok && fmt.Sprint(g) == fmt.Sprint(want)
 }
