@@ -50,8 +50,9 @@ type ReadOptions struct {
 	MinIdle, MaxIdle time.Duration
 	// ReadAhead reads the next batch while the current one is handled, so
 	// that reading the log overlaps handling: at most one batch is read
-	// ahead of the one being handled. Batches are still handed over one at
-	// a time, in order, on the caller's goroutine.
+	// ahead of the one being handled (and, for a runner's subscription
+	// with a Prepare step, one more being prepared). Batches are still
+	// handed over one at a time, in order, on the caller's goroutine.
 	ReadAhead bool
 }
 
@@ -120,25 +121,57 @@ type step struct {
 // followSteps is Follow with every step that tells the caller something:
 // reads that found events and the empty read that ends a catch-up. When
 // prepare is not nil, it is called with the events of each step that has
-// some, before the step is handed over (with opts.ReadAhead, on the
-// reader's goroutine, while fn handles the previous step).
+// some, before the step is handed over. With opts.ReadAhead, reading,
+// preparing and fn each run on a goroutine of their own, handing steps on
+// over unbuffered channels: while fn handles one step, the next is
+// prepared and the one after it read.
 func followSteps(ctx context.Context, store Store, after Position, opts ReadOptions,
 	prepare func(ctx context.Context, events []Event) (any, error),
 	fn func(ctx context.Context, s step) error) error {
 	opts = opts.withDefaults()
-	if !opts.ReadAhead {
-		return readSteps(ctx, store, after, opts, prepare, fn)
+	read := func(ctx context.Context, emit func(ctx context.Context, s step) error) error {
+		return readSteps(ctx, store, after, opts, emit)
 	}
-	// The reader hands each step over an unbuffered channel: while fn
-	// handles one step, the reader reads the next and waits with it.
-	rctx, cancel := context.WithCancel(ctx)
+	prepared := func(emit func(ctx context.Context, s step) error) func(ctx context.Context, s step) error {
+		if prepare == nil {
+			return emit
+		}
+		return func(ctx context.Context, s step) error {
+			if len(s.events) > 0 {
+				var err error
+				if s.prepared, err = prepare(ctx, s.events); err != nil {
+					return fmt.Errorf("prepare %d events up to %s: %w", len(s.events), s.next, err)
+				}
+			}
+			return emit(ctx, s)
+		}
+	}
+	switch {
+	case !opts.ReadAhead:
+		return read(ctx, prepared(fn))
+	case prepare == nil:
+		return ahead(ctx, read, fn)
+	}
+	return ahead(ctx, func(ctx context.Context, emit func(ctx context.Context, s step) error) error {
+		return ahead(ctx, read, prepared(emit))
+	}, fn)
+}
+
+// ahead runs produce on a goroutine of its own and hands each step it
+// emits to consume, on the caller's goroutine, over an unbuffered channel:
+// produce works on the next step while consume handles the current one,
+// and waits with it until consume is done. It returns consume's error, or
+// produce's once every step produced before it was consumed.
+func ahead(ctx context.Context, produce func(ctx context.Context, emit func(ctx context.Context, s step) error) error,
+	consume func(ctx context.Context, s step) error) error {
+	pctx, cancel := context.WithCancel(ctx)
 	steps := make(chan step)
-	var rerr error
+	var perr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer close(steps)
-		rerr = readSteps(rctx, store, after, opts, prepare, func(ctx context.Context, s step) error {
+		perr = produce(pctx, func(ctx context.Context, s step) error {
 			select {
 			case steps <- s:
 				return nil
@@ -149,18 +182,16 @@ func followSteps(ctx context.Context, store Store, after Position, opts ReadOpti
 	}()
 	defer func() { cancel(); <-done }()
 	for s := range steps {
-		if err := fn(ctx, s); err != nil {
+		if err := consume(ctx, s); err != nil {
 			return err
 		}
 	}
 	<-done
-	return rerr
+	return perr
 }
 
-// readSteps is the follow loop: read, prepare, hand over, and wait when
-// caught up.
+// readSteps is the follow loop: read, hand over, and wait when caught up.
 func readSteps(ctx context.Context, store Store, after Position, opts ReadOptions,
-	prepare func(ctx context.Context, events []Event) (any, error),
 	fn func(ctx context.Context, s step) error) error {
 	idle := opts.MinIdle
 	full := false // the previous read was a full batch
@@ -176,11 +207,6 @@ func readSteps(ctx context.Context, store Store, after Position, opts ReadOption
 			if len(batch) > 0 {
 				s.next = batch[len(batch)-1].Position
 				s.events = filter(batch, opts)
-			}
-			if prepare != nil && len(s.events) > 0 {
-				if s.prepared, err = prepare(ctx, s.events); err != nil {
-					return fmt.Errorf("prepare %d events after %s: %w", len(s.events), after, err)
-				}
 			}
 			if err := fn(ctx, s); err != nil {
 				return err

@@ -26,10 +26,10 @@ type Subscription struct {
 	Handler func(ctx context.Context, b Batch) error
 	// Prepare, when set, is called with each batch's events, in log order,
 	// before Handler receives them; what it returns is the batch's
-	// Prepared. With Read.ReadAhead it runs on the reading goroutine, so
+	// Prepared. With Read.ReadAhead it runs on a goroutine of its own, so
 	// that preparing the next batch (decoding, say) overlaps handling the
-	// current one; it never runs concurrently with itself within a
-	// partition. A prepared batch may never reach Handler (the handler
+	// current one and reading the one after; it never runs concurrently
+	// with itself within a partition. A prepared batch may never reach Handler (the handler
 	// failed, the lease was lost, the runner stopped) and is then prepared
 	// again after the restart from the checkpoint, so Prepare must have no
 	// effect beyond what it returns and its own caches. An error stops the

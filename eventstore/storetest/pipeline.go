@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,11 +298,11 @@ func testPrepare(t *testing.T, b Backend) {
 	}
 }
 
-// testReadAhead: with ReadAhead, the next batch is read and prepared while
-// the handler handles the current one, and no more than that one.
+// testReadAhead: with ReadAhead, while the handler handles a batch, the
+// next is prepared and the one after it read, and no more than those.
 func testReadAhead(t *testing.T, b Backend) {
-	s := b.Store
-	log, _ := settled(t, s, 9)
+	s := &counted{Store: b.Store, third: make(chan struct{})}
+	log, _ := settled(t, b.Store, 9)
 	var mu sync.Mutex
 	prepares := 0
 	second := make(chan struct{}) // closed when the second batch is prepared
@@ -319,21 +320,38 @@ func testReadAhead(t *testing.T, b Backend) {
 		if b.Events[0].Position != log[0] {
 			return nil
 		}
-		select { // the first batch is handled only once the second is prepared
-		case <-second:
-		case <-ctx.Done():
-			return ctx.Err()
+		for _, c := range []chan struct{}{second, s.third} { // handled only once both happened
+			select {
+			case <-c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if prepares != 2 {
-			t.Errorf("%d batches prepared while the first was handled, want 2: one read ahead", prepares)
+		if prepares != 2 || s.reads.Load() != 3 {
+			t.Errorf("%d batches prepared and %d read while the first was handled, want 2 and 3", prepares, s.reads.Load())
 		}
 		return nil
 	}
 	var h handled
 	startReplica(t, s, "one", time.Minute, sub, &h)
 	eventually(t, "every event", func() bool { return h.count() >= len(log) })
+}
+
+// counted counts ReadAll calls and closes third at the third.
+type counted struct {
+	eventstore.Store
+	reads atomic.Int32
+	third chan struct{}
+}
+
+func (c *counted) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Event, error) {
+	events, err := c.Store.ReadAll(ctx, after, limit)
+	if c.reads.Add(1) == 3 {
+		close(c.third)
+	}
+	return events, err
 }
 
 func ids(events []eventstore.Event) []string {
