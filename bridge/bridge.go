@@ -147,7 +147,7 @@ func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Mes
 			return nil, err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		msgs, err = m.appendMessages(msgs, e, decoded, derr, before)
+		msgs, err = m.appendMessages(msgs, e, decoded, derr, before, derr == nil)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}

@@ -82,7 +82,7 @@ func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) 
 	if hasLegacy(e.Type) {
 		decoded, err = images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
 	}
-	return m.withDefaults().appendMessages(nil, e, decoded, err, before)
+	return m.withDefaults().appendMessages(nil, e, decoded, err, before, false)
 }
 
 // hasLegacy reports whether events of the type have old-format messages.
@@ -97,10 +97,11 @@ func hasLegacy(eventType string) bool {
 // appendMessages appends the messages of Map to msgs, for an event already
 // decoded (decoded and decodeErr are what images.Unmarshal returned; they
 // are only read for the types of hasLegacy), on a Mapper with its
-// defaults filled in.
-func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image) ([]Message, error) {
+// defaults filled in. validData says that e.Data is known to be valid
+// JSON (it was decoded without error), so that it need not be checked again.
+func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
 	imageID, perr := images.ParseStreamID(e.StreamID)
-	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano)}
+	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano), validData: validData}
 	if perr == nil {
 		ev.key = imageID.String()
 	}
@@ -117,9 +118,10 @@ func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded image
 // carry, formatted once.
 type mappedEvent struct {
 	eventstore.Event
-	id   string // the event id
-	key  string // the message key: the image uuid, or the stream id of another stream
-	time string // the recording time, RFC 3339 in UTC
+	id        string // the event id
+	key       string // the message key: the image uuid, or the stream id of another stream
+	time      string // the recording time, RFC 3339 in UTC
+	validData bool   // Data is known to be valid JSON
 }
 
 func (m Mapper) withDefaults() Mapper {
@@ -150,7 +152,8 @@ func messageID(id string, i int, msg Message) string {
 	return id + "/events"
 }
 
-// Bodies of the old messages; the extra fields are additions.
+// Bodies of the old messages; the extra fields are additions. Each
+// appends itself as json.Marshal would write it (without reflection).
 type (
 	imageUploadedBody struct {
 		UUID     string `json:"uuid"`
@@ -171,6 +174,60 @@ type (
 		DitherIDs []string `json:"dither_ids"`
 	}
 )
+
+func (body imageUploadedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, body.URL)
+	b = append(b, `,"filename":`...)
+	b = appendJSONString(b, body.Filename)
+	return append(b, '}')
+}
+
+func (body imageDeletedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	return append(b, '}')
+}
+
+func (body ditherUploadedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"url_dither":`...)
+	b = appendJSONString(b, body.URLDither)
+	b = append(b, `,"dither_id":`...)
+	b = appendJSONString(b, body.DitherID)
+	if body.Channels != 0 {
+		b = append(b, `,"channels":`...)
+		b = strconv.AppendInt(b, int64(body.Channels), 10)
+	}
+	return append(b, '}')
+}
+
+func (body ditherDeletedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"dither_ids":`...)
+	if body.DitherIDs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, id := range body.DitherIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// jsonBody is an old message's body.
+type jsonBody interface {
+	appendJSON(b []byte) []byte
+}
 
 // legacy appends the old services' messages for an event, if any, to msgs.
 func (m Mapper) legacy(msgs []Message, e mappedEvent, imageID uuid.UUID, decoded images.Event, decodeErr error, before images.Image) ([]Message, error) {
@@ -218,8 +275,8 @@ func (m Mapper) deleted(msgs []Message, e mappedEvent, before images.Image) []Me
 func (m Mapper) blobURL(key string) string { return m.PublicURL + "/blobs/" + key }
 
 // old builds an old-format message with CloudEvents binary-mode headers.
-func (m Mapper) old(e mappedEvent, topic, msgType string, body any) Message {
-	data, _ := json.Marshal(body) // plain structs of strings and ints
+func (m Mapper) old(e mappedEvent, topic, msgType string, body jsonBody) Message {
+	data := body.appendJSON(make([]byte, 0, 192))
 	return Message{
 		Topic: topic,
 		Key:   e.key,
@@ -228,7 +285,7 @@ func (m Mapper) old(e mappedEvent, topic, msgType string, body any) Message {
 			{"version", LegacyVersion},
 			{"ce_specversion", "1.0"},
 			{"ce_id", e.id},
-			{"ce_type", "imageservice.legacy." + msgType},
+			{"ce_type", legacyCEType(msgType)},
 			{"ce_source", m.Source},
 			{"ce_time", e.time},
 			{"ce_subject", e.StreamID},
@@ -236,6 +293,26 @@ func (m Mapper) old(e mappedEvent, topic, msgType string, body any) Message {
 		},
 		Body: data,
 	}
+}
+
+// LegacyTypePrefix starts the CloudEvents type (ce_type) of an
+// old-format message: "imageservice.legacy.IMAGE_UPLOADED".
+const LegacyTypePrefix = "imageservice.legacy."
+
+// legacyCEType is LegacyTypePrefix + msgType, without building the
+// strings of the old types again for every message.
+func legacyCEType(msgType string) string {
+	switch msgType {
+	case TypeImageUploaded:
+		return LegacyTypePrefix + TypeImageUploaded
+	case TypeImageDeleted:
+		return LegacyTypePrefix + TypeImageDeleted
+	case TypeDitherUploaded:
+		return LegacyTypePrefix + TypeDitherUploaded
+	case TypeDitherDeleted:
+		return LegacyTypePrefix + TypeDitherDeleted
+	}
+	return LegacyTypePrefix + msgType
 }
 
 // cloudEvent is a CloudEvents 1.0 structured-mode JSON event.
@@ -282,7 +359,14 @@ func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
 	b = append(b, `,"source":`...)
 	b = appendJSONString(b, m.Source)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, EventTypePrefix+e.Type)
+	if plainJSONString(e.Type) { // EventTypePrefix is plain too
+		b = append(b, '"')
+		b = append(b, EventTypePrefix...)
+		b = append(b, e.Type...)
+		b = append(b, '"')
+	} else {
+		b = appendJSONString(b, EventTypePrefix+e.Type)
+	}
 	b = append(b, `,"subject":`...)
 	b = appendJSONString(b, e.StreamID)
 	b = append(b, `,"time":`...)
@@ -307,9 +391,15 @@ func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
 		}
 	}
 	b = append(b, `,"data":`...)
-	if len(e.Data) == 0 {
+	switch {
+	case len(e.Data) == 0:
 		b = append(b, "{}"...)
-	} else {
+	case e.validData:
+		var ok bool
+		if b, ok = appendCompactJSON(b, e.Data); !ok {
+			return m.cloudEventMarshal(e) // characters that json.Marshal escapes
+		}
+	default:
 		buf := bytes.NewBuffer(b)
 		start := buf.Len()
 		if err := json.Compact(buf, e.Data); err != nil || needsHTMLEscape(buf.Bytes()[start:]) {
@@ -319,6 +409,75 @@ func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
 	}
 	return append(b, '}')
 }
+
+// appendCompactJSON appends valid JSON without its insignificant white
+// space, as json.Compact does, without checking it again. It reports
+// false, having appended only part of src, when src holds a byte that
+// may start a character json.Marshal escapes (<, >, &, and 0xE2 that
+// starts U+2028 and U+2029) or ends inside a string.
+func appendCompactJSON(b, src []byte) ([]byte, bool) {
+	start := 0 // src[start:i] is still to be appended
+	for i := 0; i < len(src); i++ {
+		switch jsonClass[src[i]] {
+		case jsonSpace:
+			b = append(b, src[start:i]...)
+			start = i + 1
+		case jsonEscapedHTML:
+			return b, false
+		case jsonQuote:
+			end, ok := stringEnd(src, i+1)
+			if !ok {
+				return b, false
+			}
+			i = end
+		}
+	}
+	return append(b, src[start:]...), true
+}
+
+// stringEnd returns the index of the quote that ends the JSON string whose
+// contents start at src[i], or false when the string holds a byte of
+// jsonEscapedHTML or does not end.
+func stringEnd(src []byte, i int) (int, bool) {
+	for ; i < len(src); i++ {
+		switch jsonClass[src[i]] {
+		case jsonQuote:
+			return i, true
+		case jsonBackslash:
+			i++ // the escaped byte
+		case jsonEscapedHTML:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// Byte classes of jsonClass.
+const (
+	jsonPlain       = iota
+	jsonSpace       // insignificant outside strings
+	jsonQuote       // starts and ends strings
+	jsonBackslash   // escapes the next byte in strings
+	jsonEscapedHTML // <, >, & and 0xE2 (which starts U+2028 and U+2029)
+	jsonUnsafe      // bytes that a JSON string cannot hold as they are: controls, DEL and non-ASCII
+)
+
+// jsonClass classifies every byte for appendCompactJSON and appendJSONString.
+var jsonClass = func() (c [256]uint8) {
+	for i := range c {
+		if i < 0x20 || i >= 0x7f {
+			c[i] = jsonUnsafe
+		}
+	}
+	for _, b := range []byte{' ', '\t', '\n', '\r'} {
+		c[b] = jsonSpace
+	}
+	c['"'], c['\\'] = jsonQuote, jsonBackslash
+	for _, b := range []byte{'<', '>', '&', 0xE2} {
+		c[b] = jsonEscapedHTML
+	}
+	return c
+}()
 
 // cloudEventMarshal is the event's cloudEvent marshalled by encoding/json:
 // cloudEventJSON's reference and its fallback.
@@ -341,15 +500,24 @@ func (m Mapper) cloudEventMarshal(e mappedEvent) []byte {
 // appendJSONString appends s as json.Marshal writes it: directly when it
 // is printable ASCII with nothing to escape, through json.Marshal otherwise.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
+	if !plainJSONString(s) {
+		q, _ := json.Marshal(s) // a string always marshals
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainJSONString reports whether json.Marshal writes s between quotes as
+// it is: printable ASCII without quotes, backslashes, <, > or &.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if jsonClass[s[i]] != jsonPlain && s[i] != ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // needsHTMLEscape reports whether compact JSON holds characters that
