@@ -20,6 +20,10 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 )
 
+// DefaultCheckpointInterval is how often, at most, a bridge that is
+// catching up stores its checkpoint.
+const DefaultCheckpointInterval = 250 * time.Millisecond
+
 // Bridge forwards the log to one Sink under its own subscription.
 type Bridge struct {
 	// Store is the log the bridge reads and where its checkpoint lives.
@@ -30,6 +34,12 @@ type Bridge struct {
 	Mapper Mapper
 	// BatchSize is the most events published at once (default 500).
 	BatchSize int
+	// CheckpointInterval is how often, at most, the checkpoint is stored
+	// while the bridge catches up (default DefaultCheckpointInterval); it
+	// is stored at once when the bridge has caught up and when it stops.
+	// A crash repeats at most the messages of one interval: consumers see
+	// them again with the same ids.
+	CheckpointInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after each failed publish
 	// (defaults DefaultMinBackoff and DefaultMaxBackoff); the wait doubles
 	// with every consecutive failure and resets after a success.
@@ -41,8 +51,9 @@ type Bridge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// failures counts consecutive failed batches (one handler runs at a time).
 	failures int
-	// states are image states folded from the events handled so far, by
-	// stream, so that Map rarely needs to read a stream.
+	// states are image states folded from the events mapped so far, by
+	// stream, so that Map rarely needs to read a stream. Only prepare
+	// touches them, one batch at a time.
 	states map[string]images.Image
 }
 
@@ -51,12 +62,20 @@ func (b *Bridge) Name() string { return SubscriptionPrefix + b.Sink.Name() }
 
 // Subscription returns the bridge's subscription: one partition, so the
 // log is forwarded in its global order, checkpointed by the runner after
-// the handler returns, that is after every message was acknowledged.
+// the handler returns, that is after every message was acknowledged. The
+// next batch is read and mapped while the current one is published, and
+// the checkpoint is stored every CheckpointInterval while catching up.
 func (b *Bridge) Subscription() eventstore.Subscription {
+	interval := b.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
 	return eventstore.Subscription{
-		Name:    b.Name(),
-		Handler: b.handle,
-		Read:    eventstore.ReadOptions{BatchSize: b.BatchSize},
+		Name:               b.Name(),
+		Prepare:            b.prepare,
+		Handler:            b.handle,
+		CheckpointInterval: interval,
+		Read:               eventstore.ReadOptions{BatchSize: b.BatchSize, ReadAhead: true},
 	}
 }
 
@@ -74,15 +93,22 @@ func (b *Bridge) Lag(ctx context.Context) (eventstore.Lag, error) {
 	return lag, nil
 }
 
-// handle maps and publishes one batch. After a failure it waits, with a
-// back-off that grows with every consecutive failure, before returning the
-// error, so that the runner's re-delivery from the checkpoint does not
-// hammer a broker that is down.
+// prepare maps a batch, on the runner's reading goroutine while the
+// previous batch is published.
+func (b *Bridge) prepare(ctx context.Context, events []eventstore.Event) (any, error) {
+	return b.messages(ctx, events)
+}
+
+// handle publishes one batch's messages, as prepared. After a failure it
+// waits, with a back-off that grows with every consecutive failure, before
+// returning the error, so that the runner's re-delivery from the
+// checkpoint does not hammer a broker that is down.
 func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
-	msgs, err := b.messages(ctx, batch.Events)
-	if err == nil {
-		err = b.Sink.Publish(ctx, msgs)
+	msgs, ok := batch.Prepared.([]Message)
+	if !ok {
+		return fmt.Errorf("bridge %s: batch of %d events not prepared", b.Name(), len(batch.Events))
 	}
+	err := b.Sink.Publish(ctx, msgs)
 	if err == nil {
 		b.failures = 0
 		return nil
