@@ -98,7 +98,8 @@ func hasLegacy(eventType string) bool {
 // decoded (decoded and decodeErr are what images.Unmarshal returned; they
 // are only read for the types of hasLegacy), on a Mapper with its
 // defaults filled in. validData says that e.Data is known to be valid
-// JSON (it was decoded without error), so that it need not be checked again.
+// JSON (images.Unmarshal, which parses all of it, accepted it; stores only
+// take valid JSON in the first place), so that it need not be checked again.
 func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
 	imageID, perr := images.ParseStreamID(e.StreamID)
 	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano), validData: validData}
