@@ -31,7 +31,12 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 	var waits []time.Duration
 	b := &Bridge{Sink: sink, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
 		sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
-	batch := eventstore.Batch{Events: []eventstore.Event{event(t, images.ImageUploaded{ImageID: testImage}, 1)}}
+	events := []eventstore.Event{event(t, images.ImageUploaded{ImageID: testImage}, 1)}
+	msgs, err := b.prepare(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := eventstore.Batch{Events: events, Prepared: msgs}
 	for range 6 {
 		if err := b.handle(context.Background(), batch); err == nil {
 			t.Fatal("a failed publish returned nil")

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
 )
@@ -21,6 +20,10 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 )
 
+// DefaultCheckpointInterval is how often, at most, a bridge that is
+// catching up stores its checkpoint.
+const DefaultCheckpointInterval = 250 * time.Millisecond
+
 // Bridge forwards the log to one Sink under its own subscription.
 type Bridge struct {
 	// Store is the log the bridge reads and where its checkpoint lives.
@@ -31,6 +34,12 @@ type Bridge struct {
 	Mapper Mapper
 	// BatchSize is the most events published at once (default 500).
 	BatchSize int
+	// CheckpointInterval is how often, at most, the checkpoint is stored
+	// while the bridge catches up (default DefaultCheckpointInterval); it
+	// is stored at once when the bridge has caught up and when it stops.
+	// A crash repeats at most the messages of one interval: consumers see
+	// them again with the same ids.
+	CheckpointInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after each failed publish
 	// (defaults DefaultMinBackoff and DefaultMaxBackoff); the wait doubles
 	// with every consecutive failure and resets after a success.
@@ -42,8 +51,9 @@ type Bridge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// failures counts consecutive failed batches (one handler runs at a time).
 	failures int
-	// states are image states folded from the events handled so far, by
-	// stream, so that Map rarely needs to read a stream.
+	// states are image states folded from the events mapped so far, by
+	// stream, so that Map rarely needs to read a stream. Only prepare
+	// touches them, one batch at a time.
 	states map[string]images.Image
 }
 
@@ -52,12 +62,20 @@ func (b *Bridge) Name() string { return SubscriptionPrefix + b.Sink.Name() }
 
 // Subscription returns the bridge's subscription: one partition, so the
 // log is forwarded in its global order, checkpointed by the runner after
-// the handler returns, that is after every message was acknowledged.
+// the handler returns, that is after every message was acknowledged. The
+// next batch is read and mapped while the current one is published, and
+// the checkpoint is stored every CheckpointInterval while catching up.
 func (b *Bridge) Subscription() eventstore.Subscription {
+	interval := b.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
 	return eventstore.Subscription{
-		Name:    b.Name(),
-		Handler: b.handle,
-		Read:    eventstore.ReadOptions{BatchSize: b.BatchSize},
+		Name:               b.Name(),
+		Prepare:            b.prepare,
+		Handler:            b.handle,
+		CheckpointInterval: interval,
+		Read:               eventstore.ReadOptions{BatchSize: b.BatchSize, ReadAhead: true},
 	}
 }
 
@@ -75,15 +93,22 @@ func (b *Bridge) Lag(ctx context.Context) (eventstore.Lag, error) {
 	return lag, nil
 }
 
-// handle maps and publishes one batch. After a failure it waits, with a
-// back-off that grows with every consecutive failure, before returning the
-// error, so that the runner's re-delivery from the checkpoint does not
-// hammer a broker that is down.
+// prepare maps a batch, on the runner's reading goroutine while the
+// previous batch is published.
+func (b *Bridge) prepare(ctx context.Context, events []eventstore.Event) (any, error) {
+	return b.messages(ctx, events)
+}
+
+// handle publishes one batch's messages, as prepared. After a failure it
+// waits, with a back-off that grows with every consecutive failure, before
+// returning the error, so that the runner's re-delivery from the
+// checkpoint does not hammer a broker that is down.
 func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
-	msgs, err := b.messages(ctx, batch.Events)
-	if err == nil {
-		err = b.Sink.Publish(ctx, msgs)
+	msgs, ok := batch.Prepared.([]Message)
+	if !ok {
+		return fmt.Errorf("bridge %s: batch of %d events not prepared", b.Name(), len(batch.Events))
 	}
+	err := b.Sink.Publish(ctx, msgs)
 	if err == nil {
 		b.failures = 0
 		return nil
@@ -137,20 +162,22 @@ const maxCachedStates = 10_000
 
 // messages maps a batch's events. An event that cannot be mapped in the
 // old format is logged and forwarded on the events topic only: one bad
-// event must not stop the bridge.
+// event must not stop the bridge. Each event is decoded once, for both
+// its messages and the cached state of its image.
 func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
+	m := b.Mapper.withDefaults()
 	msgs := make([]Message, 0, len(events)*2)
 	for _, e := range events {
 		before, err := b.stateBefore(ctx, e)
 		if err != nil {
 			return nil, err
 		}
-		m, err := b.Mapper.Map(e, before)
+		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+		msgs, err = m.appendMessages(msgs, e, decoded, derr, before, derr == nil)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}
-		msgs = append(msgs, m...)
-		b.remember(e, before)
+		b.remember(e, decoded, derr, before)
 	}
 	return msgs, nil
 }
@@ -171,7 +198,8 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 	}
 	var state images.Image
 	for _, prior := range events {
-		state = evolve(state, prior)
+		decoded, err := images.Unmarshal(prior.Type, prior.SchemaVersion, prior.Data)
+		state = evolve(state, prior, decoded, err)
 	}
 	state.Version = e.StreamVersion - 1
 	return state, nil
@@ -179,7 +207,7 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 
 // remember folds the event into the cached state of its stream, when
 // that state is the one just before it (or the event starts the stream).
-func (b *Bridge) remember(e eventstore.Event, before images.Image) {
+func (b *Bridge) remember(e eventstore.Event, decoded images.Event, decodeErr error, before images.Image) {
 	if b.states == nil || len(b.states) >= maxCachedStates {
 		b.states = make(map[string]images.Image)
 	}
@@ -197,16 +225,15 @@ func (b *Bridge) remember(e eventstore.Event, before images.Image) {
 		delete(b.states, e.StreamID) // nothing follows a deletion
 		return
 	}
-	b.states[e.StreamID] = evolve(s, e)
+	b.states[e.StreamID] = evolve(s, e, decoded, decodeErr)
 }
 
-// evolve folds a recorded event into a state; an event that cannot be
-// read adds nothing but its version.
-func evolve(s images.Image, e eventstore.Event) images.Image {
-	rec, err := commands.Decode(e)
-	if err != nil {
+// evolve folds a recorded event, decoded by images.Unmarshal, into a
+// state; an event that could not be decoded adds nothing but its version.
+func evolve(s images.Image, e eventstore.Event, decoded images.Event, decodeErr error) images.Image {
+	if decodeErr != nil {
 		s.Version = e.StreamVersion
 		return s
 	}
-	return images.Evolve(s, rec.Event, rec.Meta)
+	return images.Evolve(s, decoded, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
 }

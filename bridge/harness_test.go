@@ -172,16 +172,24 @@ func (w *world) run(sink bridge.Sink) *running {
 // are not readable yet, and a bridge can look caught up without them.
 func (w *world) waitCaughtUp(b *bridge.Bridge) {
 	w.t.Helper()
+	last := w.last()
+	waitFor(w.t, "the bridge to catch up", func() (bool, error) {
+		cp, err := w.store.Checkpoint(context.Background(), eventstore.CheckpointKey{Subscription: b.Name()})
+		return !cp.Less(last), err
+	})
+}
+
+// last returns the position of the last event committed so far, readable
+// or not yet.
+func (w *world) last() eventstore.Position {
+	w.t.Helper()
 	var last eventstore.Position
 	err := w.store.Pool().QueryRow(context.Background(), `SELECT transaction_id::text::bigint, global_position
 		FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&last.TransactionID, &last.Global)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	waitFor(w.t, "the bridge to catch up", func() (bool, error) {
-		cp, err := w.store.Checkpoint(context.Background(), eventstore.CheckpointKey{Subscription: b.Name()})
-		return !cp.Less(last), err
-	})
+	return last
 }
 
 // waitFor polls cond until it holds, failing the test after a deadline.

@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,16 +78,42 @@ func NeedsState(eventType string) bool {
 // cannot be decoded, Map still returns the events-topic message, with an
 // error saying why the old-format messages are missing.
 func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) {
-	m = m.withDefaults()
-	imageID, _ := images.ParseStreamID(e.StreamID)
-	legacy, err := m.legacy(e, imageID, before)
-	msgs := make([]Message, 0, len(legacy)+1)
-	msgs = append(msgs, legacy...)
-	msgs = append(msgs, m.structured(e))
-	traceParent := eventTraceParent(e)
-	for i := range msgs {
-		msgs[i].ID = messageID(e.ID, i, msgs[i])
-		msgs[i].TraceParent = traceParent
+	var decoded images.Event
+	var err error
+	if hasLegacy(e.Type) {
+		decoded, err = images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+	}
+	return m.withDefaults().appendMessages(nil, e, decoded, err, before, false)
+}
+
+// hasLegacy reports whether events of the type have old-format messages.
+func hasLegacy(eventType string) bool {
+	switch eventType {
+	case images.TypeImageUploaded, images.TypeDitherCompleted, images.TypeImageDeleted:
+		return true
+	}
+	return false
+}
+
+// appendMessages appends the messages of Map to msgs, for an event already
+// decoded (decoded and decodeErr are what images.Unmarshal returned; they
+// are only read for the types of hasLegacy), on a Mapper with its
+// defaults filled in. validData says that e.Data is known to be valid
+// JSON (images.Unmarshal, which parses all of it, accepted it; stores only
+// take valid JSON in the first place), so that it need not be checked again.
+func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
+	imageID, perr := images.ParseStreamID(e.StreamID)
+	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		traceParent: eventTraceParent(e), validData: validData}
+	if perr == nil {
+		ev.key = imageID.String()
+	}
+	first := len(msgs)
+	msgs, err := m.legacy(msgs, ev, imageID, decoded, decodeErr, before)
+	msgs = append(msgs, m.structured(ev))
+	for i := first; i < len(msgs); i++ {
+		msgs[i].ID = messageID(ev.id, i-first, msgs[i])
+		msgs[i].TraceParent = ev.traceParent
 	}
 	return msgs, err
 }
@@ -98,6 +126,17 @@ func eventTraceParent(e eventstore.Event) string {
 		return e.Metadata.TraceParent
 	}
 	return ""
+}
+
+// mappedEvent is an event with the strings that several of its messages
+// carry, formatted once.
+type mappedEvent struct {
+	eventstore.Event
+	id          string // the event id
+	key         string // the message key: the image uuid, or the stream id of another stream
+	time        string // the recording time, RFC 3339 in UTC
+	traceParent string // the recorded W3C trace context, "" when none or malformed
+	validData   bool   // Data is known to be valid JSON
 }
 
 func (m Mapper) withDefaults() Mapper {
@@ -118,17 +157,18 @@ func (m Mapper) withDefaults() Mapper {
 
 // messageID is the event id for an event's first message and the event id
 // with a suffix naming the message for the others.
-func messageID(id uuid.UUID, i int, msg Message) string {
+func messageID(id string, i int, msg Message) string {
 	if i == 0 {
-		return id.String()
+		return id
 	}
 	if t := msg.Header("message_type"); t != "" {
-		return id.String() + "/" + t
+		return id + "/" + t
 	}
-	return id.String() + "/events"
+	return id + "/events"
 }
 
-// Bodies of the old messages; the extra fields are additions.
+// Bodies of the old messages; the extra fields are additions. Each
+// appends itself as json.Marshal would write it (without reflection).
 type (
 	imageUploadedBody struct {
 		UUID     string `json:"uuid"`
@@ -150,41 +190,91 @@ type (
 	}
 )
 
-// legacy returns the old services' messages for an event, if any.
-func (m Mapper) legacy(e eventstore.Event, imageID uuid.UUID, before images.Image) ([]Message, error) {
-	switch e.Type {
-	case images.TypeImageUploaded, images.TypeDitherCompleted, images.TypeImageDeleted:
-	default:
-		return nil, nil // no old message: only the events topic
+func (body imageUploadedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, body.URL)
+	b = append(b, `,"filename":`...)
+	b = appendJSONString(b, body.Filename)
+	return append(b, '}')
+}
+
+func (body imageDeletedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	return append(b, '}')
+}
+
+func (body ditherUploadedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"url_dither":`...)
+	b = appendJSONString(b, body.URLDither)
+	b = append(b, `,"dither_id":`...)
+	b = appendJSONString(b, body.DitherID)
+	if body.Channels != 0 {
+		b = append(b, `,"channels":`...)
+		b = strconv.AppendInt(b, int64(body.Channels), 10)
+	}
+	return append(b, '}')
+}
+
+func (body ditherDeletedBody) appendJSON(b []byte) []byte {
+	b = append(b, `{"uuid":`...)
+	b = appendJSONString(b, body.UUID)
+	b = append(b, `,"dither_ids":`...)
+	if body.DitherIDs == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, id := range body.DitherIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// jsonBody is an old message's body.
+type jsonBody interface {
+	appendJSON(b []byte) []byte
+}
+
+// legacy appends the old services' messages for an event, if any, to msgs.
+func (m Mapper) legacy(msgs []Message, e mappedEvent, imageID uuid.UUID, decoded images.Event, decodeErr error, before images.Image) ([]Message, error) {
+	if !hasLegacy(e.Type) {
+		return msgs, nil // no old message: only the events topic
 	}
 	if imageID == uuid.Nil {
-		return nil, fmt.Errorf("map event %s: stream %q is not an image stream", e.ID, e.StreamID)
+		return msgs, fmt.Errorf("map event %s: stream %q is not an image stream", e.id, e.StreamID)
 	}
-	decoded, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-	if err != nil {
-		return nil, fmt.Errorf("map event %s: %w", e.ID, err)
+	if decodeErr != nil {
+		return msgs, fmt.Errorf("map event %s: %w", e.id, decodeErr)
 	}
-	id := imageID.String()
+	id := e.key
 	switch ev := decoded.(type) {
 	case images.ImageUploaded:
-		return []Message{m.old(e, m.Topics.Image, TypeImageUploaded,
-			imageUploadedBody{UUID: id, URL: m.blobURL(ev.SHA256), Filename: ev.Filename})}, nil
+		return append(msgs, m.old(e, m.Topics.Image, TypeImageUploaded,
+			imageUploadedBody{UUID: id, URL: m.blobURL(ev.SHA256), Filename: ev.Filename})), nil
 	case images.DitherCompleted:
 		body := ditherUploadedBody{UUID: id, URLDither: m.blobURL(ev.ResultKey), DitherID: ev.DitherID.String()}
 		if d, ok := before.Dither(ev.DitherID); ok {
 			body.Channels = d.Options.Levels
 		}
-		return []Message{m.old(e, m.Topics.Dither, TypeDitherUploaded, body)}, nil
+		return append(msgs, m.old(e, m.Topics.Dither, TypeDitherUploaded, body)), nil
 	case images.ImageDeleted:
-		return m.deleted(e, id, before), nil
+		return m.deleted(msgs, e, before), nil
 	}
-	return nil, nil
+	return msgs, nil
 }
 
 // deleted maps ImageDeleted: DITHER_DELETED first when the image had
 // completed dithers (they go with it), then IMAGE_DELETED.
-func (m Mapper) deleted(e eventstore.Event, id string, before images.Image) []Message {
-	var out []Message
+func (m Mapper) deleted(msgs []Message, e mappedEvent, before images.Image) []Message {
 	var done []string
 	for _, d := range before.Dithers {
 		if d.Status == images.DitherStatusCompleted {
@@ -192,38 +282,58 @@ func (m Mapper) deleted(e eventstore.Event, id string, before images.Image) []Me
 		}
 	}
 	if len(done) > 0 {
-		out = append(out, m.old(e, m.Topics.Dither, TypeDitherDeleted, ditherDeletedBody{UUID: id, DitherIDs: done}))
+		msgs = append(msgs, m.old(e, m.Topics.Dither, TypeDitherDeleted, ditherDeletedBody{UUID: e.key, DitherIDs: done}))
 	}
-	return append(out, m.old(e, m.Topics.Image, TypeImageDeleted, imageDeletedBody{UUID: id}))
+	return append(msgs, m.old(e, m.Topics.Image, TypeImageDeleted, imageDeletedBody{UUID: e.key}))
 }
 
 func (m Mapper) blobURL(key string) string { return m.PublicURL + "/blobs/" + key }
 
-// old builds an old-format message with CloudEvents binary-mode headers,
-// ce_traceparent (the distributed tracing extension) among them when the
-// event recorded a trace context.
-func (m Mapper) old(e eventstore.Event, topic, msgType string, body any) Message {
-	data, _ := json.Marshal(body) // plain structs of strings and ints
-	headers := make([]Header, 0, 11)
+// old builds an old-format message with CloudEvents binary-mode headers.
+// ce_traceparent (the distributed tracing extension) is among them when
+// the event recorded a trace context.
+func (m Mapper) old(e mappedEvent, topic, msgType string, body jsonBody) Message {
+	data := body.appendJSON(make([]byte, 0, 192))
+	headers := make([]Header, 0, 10)
 	headers = append(headers,
 		Header{"message_type", msgType},
 		Header{"version", LegacyVersion},
 		Header{"ce_specversion", "1.0"},
-		Header{"ce_id", e.ID.String()},
-		Header{"ce_type", "imageservice.legacy." + msgType},
+		Header{"ce_id", e.id},
+		Header{"ce_type", legacyCEType(msgType)},
 		Header{"ce_source", m.Source},
-		Header{"ce_time", e.RecordedAt.UTC().Format(time.RFC3339Nano)},
+		Header{"ce_time", e.time},
 		Header{"ce_subject", e.StreamID},
 	)
-	if tp := eventTraceParent(e); tp != "" {
-		headers = append(headers, Header{"ce_traceparent", tp})
+	if e.traceParent != "" {
+		headers = append(headers, Header{"ce_traceparent", e.traceParent})
 	}
 	return Message{
 		Topic:   topic,
-		Key:     subjectKey(e.StreamID),
+		Key:     e.key,
 		Headers: append(headers, Header{"content-type", "application/json"}),
 		Body:    data,
 	}
+}
+
+// LegacyTypePrefix starts the CloudEvents type (ce_type) of an
+// old-format message: "imageservice.legacy.IMAGE_UPLOADED".
+const LegacyTypePrefix = "imageservice.legacy."
+
+// legacyCEType is LegacyTypePrefix + msgType, without building the
+// strings of the old types again for every message.
+func legacyCEType(msgType string) string {
+	switch msgType {
+	case TypeImageUploaded:
+		return LegacyTypePrefix + TypeImageUploaded
+	case TypeImageDeleted:
+		return LegacyTypePrefix + TypeImageDeleted
+	case TypeDitherUploaded:
+		return LegacyTypePrefix + TypeDitherUploaded
+	case TypeDitherDeleted:
+		return LegacyTypePrefix + TypeDitherDeleted
+	}
+	return LegacyTypePrefix + msgType
 }
 
 // cloudEvent is a CloudEvents 1.0 structured-mode JSON event.
@@ -250,32 +360,199 @@ const EventTypePrefix = "imageservice."
 
 // structured builds the events-topic message: the event as stored, as a
 // CloudEvents structured-mode JSON document.
-func (m Mapper) structured(e eventstore.Event) Message {
+func (m Mapper) structured(e mappedEvent) Message {
+	return Message{
+		Topic:   m.Topics.Events,
+		Key:     e.key,
+		Headers: []Header{{"content-type", "application/cloudevents+json"}},
+		Body:    m.cloudEventJSON(e),
+	}
+}
+
+// cloudEventJSON is json.Marshal of the event's cloudEvent, byte for byte,
+// written without reflection (the envelope is most of the bridge's CPU
+// time otherwise). Strings that need escaping and data that is not plain
+// compact-able JSON take json.Marshal's own path.
+func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
+	b := make([]byte, 0, 320+len(e.Data))
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendJSONString(b, e.id)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, m.Source)
+	b = append(b, `,"type":`...)
+	if plainJSONString(e.Type) { // EventTypePrefix is plain too
+		b = append(b, '"')
+		b = append(b, EventTypePrefix...)
+		b = append(b, e.Type...)
+		b = append(b, '"')
+	} else {
+		b = appendJSONString(b, EventTypePrefix+e.Type)
+	}
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, e.StreamID)
+	b = append(b, `,"time":`...)
+	b = appendJSONString(b, e.time)
+	b = append(b, `,"datacontenttype":"application/json","schemaversion":`...)
+	b = strconv.AppendInt(b, int64(e.SchemaVersion), 10)
+	b = append(b, `,"streamversion":`...)
+	b = strconv.AppendInt(b, e.StreamVersion, 10)
+	b = append(b, `,"position":"`...)
+	b = strconv.AppendUint(b, e.Position.TransactionID, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, e.Position.Global, 10)
+	b = append(b, '"')
+	for _, f := range [...]struct{ name, value string }{
+		{`,"correlationid":`, e.Metadata.CorrelationID},
+		{`,"causationid":`, e.Metadata.CausationID},
+		{`,"traceparent":`, e.traceParent},
+	} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.value)
+		}
+	}
+	b = append(b, `,"data":`...)
+	switch {
+	case len(e.Data) == 0:
+		b = append(b, "{}"...)
+	case e.validData:
+		var ok bool
+		if b, ok = appendCompactJSON(b, e.Data); !ok {
+			return m.cloudEventMarshal(e) // characters that json.Marshal escapes
+		}
+	default:
+		buf := bytes.NewBuffer(b)
+		start := buf.Len()
+		if err := json.Compact(buf, e.Data); err != nil || needsHTMLEscape(buf.Bytes()[start:]) {
+			return m.cloudEventMarshal(e) // what json.Marshal does with invalid data or HTML characters
+		}
+		b = buf.Bytes()
+	}
+	return append(b, '}')
+}
+
+// appendCompactJSON appends valid JSON without its insignificant white
+// space, as json.Compact does, without checking it again. It reports
+// false, having appended only part of src, when src holds a byte that
+// may start a character json.Marshal escapes (<, >, &, and 0xE2 that
+// starts U+2028 and U+2029) or ends inside a string.
+func appendCompactJSON(b, src []byte) ([]byte, bool) {
+	start := 0 // src[start:i] is still to be appended
+	for i := 0; i < len(src); i++ {
+		switch jsonClass[src[i]] {
+		case jsonSpace:
+			b = append(b, src[start:i]...)
+			start = i + 1
+		case jsonEscapedHTML:
+			return b, false
+		case jsonQuote:
+			end, ok := stringEnd(src, i+1)
+			if !ok {
+				return b, false
+			}
+			i = end
+		}
+	}
+	return append(b, src[start:]...), true
+}
+
+// stringEnd returns the index of the quote that ends the JSON string whose
+// contents start at src[i], or false when the string holds a byte of
+// jsonEscapedHTML or does not end.
+func stringEnd(src []byte, i int) (int, bool) {
+	for ; i < len(src); i++ {
+		switch jsonClass[src[i]] {
+		case jsonQuote:
+			return i, true
+		case jsonBackslash:
+			i++ // the escaped byte
+		case jsonEscapedHTML:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// Byte classes of jsonClass.
+const (
+	jsonPlain       = iota
+	jsonSpace       // insignificant outside strings
+	jsonQuote       // starts and ends strings
+	jsonBackslash   // escapes the next byte in strings
+	jsonEscapedHTML // <, >, & and 0xE2 (which starts U+2028 and U+2029)
+	jsonUnsafe      // bytes that a JSON string cannot hold as they are: controls, DEL and non-ASCII
+)
+
+// jsonClass classifies every byte for appendCompactJSON and appendJSONString.
+var jsonClass = func() (c [256]uint8) {
+	for i := range c {
+		if i < 0x20 || i >= 0x7f {
+			c[i] = jsonUnsafe
+		}
+	}
+	for _, b := range []byte{' ', '\t', '\n', '\r'} {
+		c[b] = jsonSpace
+	}
+	c['"'], c['\\'] = jsonQuote, jsonBackslash
+	for _, b := range []byte{'<', '>', '&', 0xE2} {
+		c[b] = jsonEscapedHTML
+	}
+	return c
+}()
+
+// cloudEventMarshal is the event's cloudEvent marshalled by encoding/json:
+// cloudEventJSON's reference and its fallback.
+func (m Mapper) cloudEventMarshal(e mappedEvent) []byte {
 	ce := cloudEvent{
-		SpecVersion: "1.0", ID: e.ID.String(), Source: m.Source, Type: EventTypePrefix + e.Type,
-		Subject: e.StreamID, Time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		SpecVersion: "1.0", ID: e.id, Source: m.Source, Type: EventTypePrefix + e.Type,
+		Subject: e.StreamID, Time: e.time,
 		DataContentType: "application/json", SchemaVersion: e.SchemaVersion,
 		StreamVersion: e.StreamVersion, Position: e.Position.String(),
 		CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-		TraceParent: eventTraceParent(e), Data: e.Data,
+		TraceParent: e.traceParent, Data: e.Data,
 	}
 	if len(ce.Data) == 0 {
 		ce.Data = json.RawMessage("{}")
 	}
 	body, _ := json.Marshal(ce) // Data is JSON from the log
-	return Message{
-		Topic:   m.Topics.Events,
-		Key:     subjectKey(e.StreamID),
-		Headers: []Header{{"content-type", "application/cloudevents+json"}},
-		Body:    body,
-	}
+	return body
 }
 
-// subjectKey is the message key: the image uuid, or the stream id of a
-// stream that is not an image's.
-func subjectKey(stream string) string {
-	if id, err := images.ParseStreamID(stream); err == nil {
-		return id.String()
+// appendJSONString appends s as json.Marshal writes it: directly when it
+// is printable ASCII with nothing to escape, through json.Marshal otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	if !plainJSONString(s) {
+		q, _ := json.Marshal(s) // a string always marshals
+		return append(b, q...)
 	}
-	return stream
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// plainJSONString reports whether json.Marshal writes s between quotes as
+// it is: printable ASCII without quotes, backslashes, <, > or &.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if jsonClass[s[i]] != jsonPlain && s[i] != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// needsHTMLEscape reports whether compact JSON holds characters that
+// json.Marshal escapes: <, >, &, U+2028 and U+2029.
+func needsHTMLEscape(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '<', '>', '&':
+			return true
+		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8 {
+				return true
+			}
+		}
+	}
+	return false
 }

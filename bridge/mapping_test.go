@@ -235,3 +235,81 @@ func TestMapTraceContext(t *testing.T) {
 		t.Errorf("a malformed traceparent was passed on: %+v", msgs)
 	}
 }
+
+// TestCloudEventJSONIsMarshal: the hand-written envelope is byte for byte
+// what encoding/json writes, escapes and odd data included.
+func TestCloudEventJSONIsMarshal(t *testing.T) {
+	base := eventstore.Event{ID: testEvent, StreamID: images.StreamID(testImage), StreamVersion: 12,
+		Type: images.TypeImageUploaded, SchemaVersion: 3, Data: []byte(`{"a": 1, "b": [true, null, "x"]}`),
+		RecordedAt: testTime, Position: eventstore.Position{TransactionID: 1 << 40, Global: 77}}
+	cases := map[string]func(e *eventstore.Event, m *Mapper){
+		"plain":      func(*eventstore.Event, *Mapper) {},
+		"empty data": func(e *eventstore.Event, _ *Mapper) { e.Data = nil },
+		"metadata": func(e *eventstore.Event, _ *Mapper) {
+			e.Metadata = eventstore.Metadata{CorrelationID: "c", CausationID: "d", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+		},
+		"html in data":    func(e *eventstore.Event, _ *Mapper) { e.Data = []byte(`{"f": "<b> & </b>"}`) },
+		"line separators": func(e *eventstore.Event, _ *Mapper) { e.Data = []byte("{\"f\": \"a\u2028b\u2029c\"}") },
+		"unicode data": func(e *eventstore.Event, _ *Mapper) {
+			e.Data = []byte(`{"f": "ünïcode \u00e9 \ud83d\ude00 … €"}`)
+		},
+		"escapes in data": func(e *eventstore.Event, _ *Mapper) {
+			e.Data = []byte("{\"f\\\" \": \"a\\\"b \\\\\", \"g\":\t[1,\n2 , {}]\r}")
+		},
+		"nested data": func(e *eventstore.Event, _ *Mapper) {
+			e.Data = []byte(`{ "a" : { "b" : [ 1 , "x y" , null ] } , "c" : "  " }`)
+		},
+		"invalid data":  func(e *eventstore.Event, _ *Mapper) { e.Data = []byte(`{"f": `) },
+		"odd stream":    func(e *eventstore.Event, _ *Mapper) { e.StreamID = "other-\"quoted\"\n<tab>\t\x01é" },
+		"odd type":      func(e *eventstore.Event, _ *Mapper) { e.Type = "Type&<Odd>\u2028" },
+		"ampersand":     func(e *eventstore.Event, m *Mapper) { m.Source = "/src?a=1&b=2" },
+		"backslash":     func(e *eventstore.Event, m *Mapper) { m.Source = `/src\2` },
+		"greater than":  func(e *eventstore.Event, _ *Mapper) { e.Metadata.CausationID = "a>b" },
+		"invalid utf-8": func(e *eventstore.Event, _ *Mapper) { e.Metadata.CorrelationID = "bad \xff\xfe utf-8" },
+		"no position":   func(e *eventstore.Event, _ *Mapper) { e.Position = eventstore.Position{} },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			e, m := base, testMapper()
+			change(&e, &m)
+			m = m.withDefaults()
+			ev := mappedEvent{Event: e, id: e.ID.String(), key: "k", time: e.RecordedAt.Format(time.RFC3339Nano), traceParent: eventTraceParent(e)}
+			want := m.cloudEventMarshal(ev)
+			if got := m.cloudEventJSON(ev); string(got) != string(want) {
+				t.Errorf("envelope\n%s\nwant what json.Marshal writes\n%s", got, want)
+			}
+			if !json.Valid(e.Data) {
+				return
+			}
+			ev.validData = true // data that was decoded: compacted without another check
+			if got := m.cloudEventJSON(ev); string(got) != string(want) {
+				t.Errorf("envelope of decoded data\n%s\nwant what json.Marshal writes\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestOldBodiesAreMarshal: the hand-written old-format bodies are byte for
+// byte what encoding/json writes.
+func TestOldBodiesAreMarshal(t *testing.T) {
+	odd := []string{"", "plain", "cat <&> dog.png", "quote\" back\\slash", "tab\tnew\nline", "é ü \u2028 \xff", "\x01"}
+	for _, str := range odd {
+		for _, body := range []jsonBody{
+			imageUploadedBody{UUID: str, URL: "https://x/blobs/" + str, Filename: str},
+			imageDeletedBody{UUID: str},
+			ditherUploadedBody{UUID: str, URLDither: str, DitherID: str, Channels: len(str)},
+			ditherUploadedBody{UUID: str},
+			ditherDeletedBody{UUID: str, DitherIDs: []string{str, "b"}},
+			ditherDeletedBody{UUID: str, DitherIDs: []string{}},
+			ditherDeletedBody{UUID: str},
+		} {
+			want, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := body.appendJSON(nil); string(got) != string(want) {
+				t.Errorf("%T %q:\n%s\nwant\n%s", body, str, got, want)
+			}
+		}
+	}
+}

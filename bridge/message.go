@@ -4,9 +4,10 @@
 // format the old services' consumers expect plus one full-fidelity
 // CloudEvents message, publishes a batch, waits until the broker has
 // acknowledged every message, and only then lets the runner store its
-// checkpoint. Delivery is therefore at least once; every message carries a
-// deterministic id (ID, the NATS Nats-Msg-Id, and the ce_id header) so a
-// repeat after a crash can be recognised.
+// checkpoint (while catching up, every Bridge.CheckpointInterval; at once
+// when caught up or stopping). Delivery is therefore at least once; every
+// message carries a deterministic id (ID, the NATS Nats-Msg-Id, and the
+// ce_id header) so a repeat after a crash can be recognised.
 //
 // Sinks: NATS JetStream (NewNATS) and Kafka (NewKafka).
 package bridge

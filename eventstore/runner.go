@@ -24,11 +24,34 @@ type Subscription struct {
 	// Handler handles each batch. When it returns an error the batch is
 	// handed over again, after a back-off, from the last checkpoint.
 	Handler func(ctx context.Context, b Batch) error
+	// Prepare, when set, is called with each batch's events, in log order,
+	// before Handler receives them; what it returns is the batch's
+	// Prepared. With Read.ReadAhead it runs on a goroutine of its own, so
+	// that preparing the next batch (decoding, say) overlaps handling the
+	// current one and reading the one after; it never runs concurrently
+	// with itself within a partition. A prepared batch may never reach Handler (the handler
+	// failed, the lease was lost, the runner stopped) and is then prepared
+	// again after the restart from the checkpoint, so Prepare must have no
+	// effect beyond what it returns and its own caches. An error stops the
+	// partition as a handler error does.
+	Prepare func(ctx context.Context, events []Event) (any, error)
 	// HandlerSavesCheckpoint says that Handler stores b.Checkpoint itself,
 	// in the same transaction as its own writes (a projection, say), with
 	// the backend's fenced checkpoint write. Otherwise the runner stores
 	// it after Handler succeeds, so a batch is handled at least once.
 	HandlerSavesCheckpoint bool
+	// CheckpointInterval, when positive, lets the runner store the
+	// checkpoint at most this often while the partition catches up
+	// (batches come back full), instead of after every batch. It still
+	// stores it as soon as a read comes back short (the partition caught
+	// up, including the empty read after a catch-up that ended on a full
+	// batch), and before the partition stops (the context ends, the lease
+	// is lost, or the handler or a read fails): only ever the position
+	// after the last batch the handler succeeded with, and always fenced
+	// by the lease epoch. A replica that dies without stopping leaves its
+	// successor to repeat at most the batches of one interval. Ignored
+	// with HandlerSavesCheckpoint.
+	CheckpointInterval time.Duration
 	// Read tunes reading; its partition fields are set by the runner.
 	Read ReadOptions
 }
@@ -38,6 +61,9 @@ type Subscription struct {
 type Batch struct {
 	Events     []Event
 	Checkpoint Checkpoint
+	// Prepared is what Subscription.Prepare returned for the events (nil
+	// without Prepare).
+	Prepared any
 }
 
 // Checkpoint is a fenced checkpoint write: the partition, the epoch of the
@@ -184,18 +210,72 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n in
 	}
 	opts := sub.Read
 	opts.Partitions, opts.Partition = n, lease.Key.Partition
-	return Follow(ctx, r.Store, from, opts, func(ctx context.Context, events []Event, next Position) error {
-		cp := Checkpoint{Key: lease.Key, Epoch: lease.Epoch, Position: next}
-		if len(events) > 0 {
-			if err := sub.Handler(ctx, Batch{Events: events, Checkpoint: cp}); err != nil {
-				return fmt.Errorf("handle %d events of %s: %w", len(events), lease.Key, err)
+	cps := &checkpointer{store: r.Store, key: lease.Key, epoch: lease.Epoch, saved: time.Now()}
+	if !sub.HandlerSavesCheckpoint {
+		cps.interval = sub.CheckpointInterval
+	}
+	err = followSteps(ctx, r.Store, from, opts, sub.Prepare, func(ctx context.Context, s step) error {
+		if s.read == 0 {
+			return cps.flush(ctx) // caught up after a full batch: nothing new to handle
+		}
+		if len(s.events) > 0 {
+			cp := Checkpoint{Key: lease.Key, Epoch: lease.Epoch, Position: s.next}
+			if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
+				return fmt.Errorf("handle %d events of %s: %w", len(s.events), lease.Key, err)
 			}
 			if sub.HandlerSavesCheckpoint {
+				cps.handlerSaved()
 				return nil
 			}
 		}
-		return r.Store.SaveCheckpoint(ctx, cp.Key, cp.Epoch, cp.Position)
+		return cps.handled(ctx, s.next, s.caughtUp)
 	})
+	// Store what was handled but not yet checkpointed, even when ctx has
+	// ended: the write is fenced, so it fails if the lease was lost.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if ferr := cps.flush(fctx); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {
+		r.Logger.Warn("store the checkpoint on stopping", "subscription", lease.Key.String(), "err", ferr)
+	}
+	return err
+}
+
+// checkpointer stores a partition's checkpoint after every batch, or with
+// an interval, at most that often while catching up.
+type checkpointer struct {
+	store    Store
+	key      CheckpointKey
+	epoch    int64
+	interval time.Duration
+	pending  Position // handled, not yet stored, when dirty
+	dirty    bool
+	saved    time.Time // when the checkpoint was last stored
+}
+
+// handled records that everything up to pos was handled and stores it
+// when it is due: without an interval, once caught up, or once the
+// interval has passed since the last write.
+func (c *checkpointer) handled(ctx context.Context, pos Position, caughtUp bool) error {
+	c.pending, c.dirty = pos, true
+	if c.interval <= 0 || caughtUp || time.Since(c.saved) >= c.interval {
+		return c.flush(ctx)
+	}
+	return nil
+}
+
+// handlerSaved forgets the pending position: the handler stored a later one.
+func (c *checkpointer) handlerSaved() { c.dirty = false }
+
+// flush stores the pending position, if any.
+func (c *checkpointer) flush(ctx context.Context) error {
+	if !c.dirty {
+		return nil
+	}
+	if err := c.store.SaveCheckpoint(ctx, c.key, c.epoch, c.pending); err != nil {
+		return fmt.Errorf("save checkpoint %s at %s: %w", c.key, c.pending, err)
+	}
+	c.dirty, c.saved = false, time.Now()
+	return nil
 }
 
 // backoff is an exponential back-off between lo and hi.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/imageservice/imageservice/eventstore"
 )
@@ -281,12 +282,14 @@ func scanEvents(rows pgx.Rows, limit int) ([]eventstore.Event, error) {
 		var e eventstore.Event
 		var schema int32
 		var data []byte
+		var id pgtype.UUID // uuid.UUID is an sql.Scanner: pgx would format it as text and parse it back
 		m := &e.Metadata
 		if err := rows.Scan(&e.Position.Global, &e.Position.TransactionID, &e.StreamID, &e.StreamVersion,
-			&e.ID, &e.Type, &schema, &data, &e.RecordedAt,
+			&id, &e.Type, &schema, &data, &e.RecordedAt,
 			&m.CorrelationID, &m.CausationID, &m.Actor, &m.IdempotencyKey, &m.TraceParent); err != nil {
 			return nil, err
 		}
+		e.ID = id.Bytes
 		e.SchemaVersion = int(schema)
 		e.Data = data
 		events = append(events, e)

@@ -24,12 +24,17 @@ type collector struct {
 // logged and the Follow resumes after the last batch handed over, as a
 // subscription runner would.
 func follow(t *testing.T, s eventstore.Store, batchSize int) *collector {
+	return followOpts(t, s, eventstore.ReadOptions{BatchSize: batchSize})
+}
+
+// followOpts is follow with the given read options.
+func followOpts(t *testing.T, s eventstore.Store, opts eventstore.ReadOptions) *collector {
 	c := &collector{done: make(chan error, 1)}
 	fctx, cancel := context.WithCancel(ctx(t))
 	go func() {
 		var after eventstore.Position
 		for {
-			err := eventstore.Follow(fctx, s, after, eventstore.ReadOptions{BatchSize: batchSize},
+			err := eventstore.Follow(fctx, s, after, opts,
 				func(_ context.Context, events []eventstore.Event, next eventstore.Position) error {
 					c.mu.Lock()
 					defer c.mu.Unlock()
@@ -158,12 +163,14 @@ func testPerStreamInversion(t *testing.T, b Backend) {
 }
 
 // testConcurrentWritersAndSubscribers: 8 writers x 1,000 appends to
-// overlapping streams while 3 subscribers run. Each subscriber sees every
-// event exactly once, in per-stream order; stream versions have no holes.
+// overlapping streams while 4 subscribers run, one of them reading ahead.
+// Each subscriber sees every event exactly once, in per-stream order;
+// stream versions have no holes.
 func testConcurrentWritersAndSubscribers(t *testing.T, b Backend) {
 	const writers, perWriter, streams = 8, 1000, 13
 	s := b.Store
-	subs := []*collector{follow(t, s, 1000), follow(t, s, 100), follow(t, s, 7)}
+	subs := []*collector{follow(t, s, 1000), follow(t, s, 100), follow(t, s, 7),
+		followOpts(t, s, eventstore.ReadOptions{BatchSize: 50, ReadAhead: true})}
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {

@@ -157,8 +157,17 @@ func appendN(t *testing.T, s eventstore.Store, n int) []uuid.UUID {
 // testSubscriberRestart: a subscriber stopped and started again resumes
 // from its checkpoint without losing or repeating events.
 func testSubscriberRestart(t *testing.T, b Backend) {
+	subscriberRestart(t, b, eventstore.Subscription{Name: "restart", Read: eventstore.ReadOptions{BatchSize: 4}})
+}
+
+// testSubscriberRestartPipelined is testSubscriberRestart reading ahead and
+// checkpointing with an interval.
+func testSubscriberRestartPipelined(t *testing.T, b Backend) {
+	subscriberRestart(t, b, pipelined(eventstore.Subscription{Name: "restart", Read: eventstore.ReadOptions{BatchSize: 4}}))
+}
+
+func subscriberRestart(t *testing.T, b Backend, sub eventstore.Subscription) {
 	s := b.Store
-	sub := eventstore.Subscription{Name: "restart", Read: eventstore.ReadOptions{BatchSize: 4}}
 	first := appendN(t, s, 10)
 	var h1, h2 handled
 	r1 := startReplica(t, s, "one", time.Second, sub, &h1)
@@ -302,9 +311,18 @@ func testLeaseTakeoverFencesOldHolder(t *testing.T, b Backend) {
 // testRunnerTakeover: when the holder's renewals stop, another runner takes
 // over within the TTL and the old holder's checkpoint writes are rejected.
 func testRunnerTakeover(t *testing.T, b Backend) {
+	runnerTakeover(t, b, eventstore.Subscription{Name: "takeover"})
+}
+
+// testRunnerTakeoverPipelined is testRunnerTakeover reading ahead and
+// checkpointing with an interval.
+func testRunnerTakeoverPipelined(t *testing.T, b Backend) {
+	runnerTakeover(t, b, pipelined(eventstore.Subscription{Name: "takeover"}))
+}
+
+func runnerTakeover(t *testing.T, b Backend, sub eventstore.Subscription) {
 	s := b.Store
 	var h handled
-	sub := eventstore.Subscription{Name: "takeover"}
 	ttl := 500 * time.Millisecond
 	first := startReplica(t, s, "first", ttl, sub, &h)
 	appendN(t, s, 5)
