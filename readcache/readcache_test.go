@@ -113,6 +113,17 @@ func (f *fixture) appendTo(t *testing.T, stream string) eventstore.Position {
 	return res.Positions[0]
 }
 
+// upload appends the first event of a new image, waits until the cache
+// has seen it, and has the source answer version 1 as of it.
+func (f *fixture) upload(t *testing.T) (uuid.UUID, eventstore.Position) {
+	t.Helper()
+	id := uuid.New()
+	pos := f.appendTo(t, images.StreamID(id))
+	eventually(t, "the cache to see the upload", func() bool { return f.cache.seen(pos) })
+	f.src.set(1, pos)
+	return id, pos
+}
+
 func (f *fixture) get(t *testing.T, id uuid.UUID) projections.Image {
 	t.Helper()
 	img, page, err := f.cache.ImageWithDithers(context.Background(), id, 10)
@@ -127,10 +138,7 @@ func (f *fixture) get(t *testing.T, id uuid.UUID) projections.Image {
 // until an event of its image arrives, and then read again.
 func TestServesUntilTheImageChanges(t *testing.T) {
 	f := start(t, 0)
-	id := uuid.New()
-	pos := f.appendTo(t, images.StreamID(id))
-	eventually(t, "the cache to see the upload", func() bool { return f.cache.seen(pos) })
-	f.src.set(1, pos)
+	id, pos := f.upload(t)
 	f.get(t, id)
 	if img := f.get(t, id); f.src.count() != 1 || img.Version != 1 {
 		t.Fatalf("second read: %d source calls, version %d; want 1 call", f.src.count(), img.Version)
@@ -180,10 +188,7 @@ func TestKeepsNothingBehindTheLog(t *testing.T) {
 // spoils the answer: it is returned but not kept.
 func TestEventDuringReadSpoilsIt(t *testing.T) {
 	f := start(t, 0)
-	id := uuid.New()
-	pos := f.appendTo(t, images.StreamID(id))
-	eventually(t, "the cache to see the upload", func() bool { return f.cache.seen(pos) })
-	f.src.set(1, pos)
+	id, _ := f.upload(t)
 	gate := make(chan struct{})
 	f.src.gate, f.src.entered = gate, make(chan struct{})
 	done := make(chan projections.Image)
@@ -211,10 +216,7 @@ func TestEventDuringReadSpoilsIt(t *testing.T) {
 // which then follows the log again.
 func TestLostFeedEmptiesTheCache(t *testing.T) {
 	f := start(t, 1)
-	id := uuid.New()
-	pos := f.appendTo(t, images.StreamID(id))
-	eventually(t, "the cache to see the upload", func() bool { return f.cache.seen(pos) })
-	f.src.set(1, pos)
+	id, _ := f.upload(t)
 	f.get(t, id)
 	// Three events of other streams in one append: more than the feed's
 	// buffer of one, so the hub closes it.
