@@ -135,10 +135,16 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 	// A handler that keeps failing is retried after 50 ms, doubling up to
 	// 30 s; losing the lease starts over at once.
 	backoff := newBackoff(50*time.Millisecond, 30*time.Second)
+	// kept is a lease this runner failed to release (the store was down,
+	// say): no one else can take it before it expires, so it is taken
+	// back by renewing it rather than waiting for that.
+	var kept *Lease
 	for ctx.Err() == nil {
-		lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
+		var lease Lease
+		var err error
+		lease, kept, err = r.takeLease(ctx, key, kept)
 		if err == nil {
-			err = r.holdLease(ctx, sub, lease, n)
+			kept, err = r.holdLease(ctx, sub, lease, n)
 			if errors.Is(err, ErrLeaseLost) {
 				backoff.reset()
 			}
@@ -155,9 +161,28 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 	}
 }
 
+// takeLease acquires the partition's lease, or renews kept, a lease of
+// this runner's that it could not release. It returns the lease, what is
+// still kept (kept again after a transient error renewing it) and the
+// error.
+func (r *Runner) takeLease(ctx context.Context, key CheckpointKey, kept *Lease) (Lease, *Lease, error) {
+	if kept != nil {
+		lease, err := r.Store.RenewLease(ctx, *kept, r.LeaseTTL)
+		if err == nil {
+			return lease, nil, nil
+		}
+		if !errors.Is(err, ErrLeaseLost) {
+			return Lease{}, kept, err
+		}
+	}
+	lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
+	return lease, nil, err
+}
+
 // holdLease follows the log while renewing the lease, until the lease is
-// lost, ctx ends or the handler fails; then it releases the lease.
-func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n int) error {
+// lost, ctx ends or the handler fails; then it releases the lease. It
+// returns the lease as well when it could not release it.
+func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n int) (*Lease, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -166,14 +191,15 @@ func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n
 	cancel(err)
 	wg.Wait()
 	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
-		return cause
+		return nil, cause
 	}
 	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer relCancel()
 	if rerr := r.Store.ReleaseLease(relCtx, lease); rerr != nil {
-		r.Logger.Warn("release lease", "subscription", lease.Key.String(), "err", rerr)
+		r.Logger.Warn("release lease; renewing it instead of waiting for it to expire", "subscription", lease.Key.String(), "err", rerr)
+		return &lease, err
 	}
-	return err
+	return nil, err
 }
 
 // renew extends the lease every third of its TTL and cancels the

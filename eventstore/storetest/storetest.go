@@ -74,6 +74,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"PartitionedSubscription", testPartitionedSubscription},
 		{"Lag", testLag},
 		{"ObserveAppend", testObserveAppend},
+		{"ReclaimsUnreleasedLease", testReclaimsUnreleasedLease},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,9 +19,10 @@ import (
 // getting through, or a process that is killed and does nothing more.
 type faulty struct {
 	eventstore.Store
-	noRenew atomic.Bool // RenewLease fails as on a broken network
-	dead    atomic.Bool // every call fails, as in a killed process
-	fenced  atomic.Int64
+	noRenew   atomic.Bool // RenewLease fails as on a broken network
+	noRelease atomic.Bool // ReleaseLease fails, as while the database is down
+	dead      atomic.Bool // every call fails, as in a killed process
+	fenced    atomic.Int64
 }
 
 var errDead = errors.New("storetest: this replica was killed")
@@ -68,6 +69,9 @@ func (f *faulty) RenewLease(ctx context.Context, l eventstore.Lease, ttl time.Du
 func (f *faulty) ReleaseLease(ctx context.Context, l eventstore.Lease) error {
 	if err := f.check(); err != nil {
 		return err
+	}
+	if f.noRelease.Load() {
+		return errors.New("storetest: the release did not get through")
 	}
 	return f.Store.ReleaseLease(ctx, l)
 }
@@ -429,4 +433,28 @@ func equalIDs(a, b []uuid.UUID) bool {
 		}
 	}
 	return true
+}
+
+// testReclaimsUnreleasedLease: a runner whose handler failed and whose
+// lease release did not get through (the database was down, say) takes
+// its lease back by renewing it, instead of waiting for it to expire.
+func testReclaimsUnreleasedLease(t *testing.T, b Backend) {
+	s := b.Store
+	appendN(t, s, 6)
+	var h handled
+	var calls atomic.Int32
+	f := &faulty{Store: s}
+	sub := eventstore.Subscription{Name: "reclaim", Read: eventstore.ReadOptions{BatchSize: 2}}
+	sub.Handler = func(context.Context, eventstore.Batch) error {
+		if calls.Add(1) == 1 {
+			f.noRelease.Store(true) // the release after this failure is lost
+			return errors.New("storetest: the handler failed once")
+		}
+		f.noRelease.Store(false)
+		return nil
+	}
+	// A lease that outlives the test: only taking it back lets the
+	// runner go on.
+	startFaultyReplica(t, f, "reclaimer", time.Hour, sub, &h)
+	eventually(t, "the runner to go on after the failed release", func() bool { return h.count() >= 2+6 })
 }
