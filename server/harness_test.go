@@ -75,6 +75,11 @@ func start(t testing.TB, cfg server.Config) *env {
 	done := make(chan struct{})
 	go func() { e.srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { ts.Close(); cancel(); <-done; e.srv.Close() })
+	if c := e.srv.ReadCache(); c != nil {
+		// Its subscription to the hub is then counted, and subscribers
+		// leaves it out.
+		eventually(t, "the read cache to follow the log", c.Following)
+	}
 	return e
 }
 

@@ -159,7 +159,7 @@ func TestSubscriptionsOverSSE(t *testing.T) {
 	img := e.mustUpload("sse.png", pngBytes(8, 8))
 	body, _ := json.Marshal(map[string]any{"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type streamVersion } }`,
 		"variables": map[string]any{"id": img.ID}})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")

@@ -351,7 +351,7 @@ func TestWebsocketsAndSSEWorkWithTracing(t *testing.T) {
 	}
 	// Over SSE (flushed through the HTTP span).
 	body := `{"query":"subscription ($id: ID!) { imageEvents(imageId: $id) { type } }","variables":{"id":"` + img.ID + `"}}`
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
