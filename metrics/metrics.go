@@ -32,6 +32,9 @@ type Source struct {
 	// OldestWriteTx returns the age in seconds of the oldest open
 	// transaction that holds a transaction id (it holds back readers).
 	OldestWriteTx func(ctx context.Context) (float64, error)
+	// ReadCache returns how many image(id) answers came from the read
+	// cache (hits) and from the read model (misses) so far.
+	ReadCache func() (hits, misses uint64)
 }
 
 // Registry holds the service's metrics.
@@ -73,9 +76,19 @@ func New(log *slog.Logger) *Registry {
 }
 
 // Publish adds src's readings (subscription lag, job queue, oldest
-// transaction) to every scrape. Call it once.
+// transaction, read cache) to every scrape. Call it once.
 func (r *Registry) Publish(src Source) {
 	r.reg.MustRegister(&collector{src: src, log: r.log})
+	if src.ReadCache != nil {
+		r.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "imageservice_read_cache_hits_total", Help: "image(id) answers served from the read cache.",
+			}, func() float64 { hits, _ := src.ReadCache(); return float64(hits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "imageservice_read_cache_misses_total", Help: "image(id) answers read from the read model.",
+			}, func() float64 { _, misses := src.ReadCache(); return float64(misses) }),
+		)
+	}
 }
 
 // ObserveAppend records one append to the log; it is an

@@ -236,6 +236,8 @@ func TestMetrics(t *testing.T) {
 			`imageservice_oldest_write_transaction_seconds`,
 			`imageservice_dither_duration_seconds{quantile="0.5"}`,
 			`imageservice_append_duration_seconds_count{outcome="ok"}`,
+			`imageservice_read_cache_misses_total`,
+			`imageservice_read_cache_hits_total`,
 			// Every event in the log was appended by this process.
 			"imageservice_appended_events_total " + strconv.Itoa(e.eventCount()) + "\n",
 		} {

@@ -245,7 +245,11 @@ func assemble(st storage, cfg Config) (*Server, error) {
 		s.procs = procs
 	}
 	s.metrics = st.metrics
-	s.metrics.Publish(metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx})
+	src := metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx}
+	if s.cache != nil {
+		src.ReadCache = s.cache.Stats
+	}
+	s.metrics.Publish(src)
 	s.handler = s.routes(cfg)
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {
