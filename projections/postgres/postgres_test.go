@@ -13,6 +13,7 @@ import (
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
 	"github.com/imageservice/imageservice/projections/postgres"
+	"github.com/imageservice/imageservice/projections/projectiontest"
 )
 
 func TestMigrateIsIdempotent(t *testing.T) {
@@ -33,15 +34,15 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestDithersByImageOneQuery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startProjector(t)
-	var all []*image
+	e.StartProjector(t)
+	var all []*projectiontest.Image
 	for i := range 20 {
-		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), i%5))
+		all = append(all, e.Upload(t, t0.Add(time.Duration(i)*time.Second), i%5))
 	}
-	e.waitFor(t, lastPos(all...))
+	e.WaitFor(t, projectiontest.LastPos(all...))
 	unknown := uuid.New()
 	ctx, queries := e.tracer.counted()
-	pages, err := e.model.DithersByImage(ctx, append(ids(all...), unknown), 2)
+	pages, err := e.model.DithersByImage(ctx, append(projectiontest.IDs(all...), unknown), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +50,8 @@ func TestDithersByImageOneQuery(t *testing.T) {
 		t.Errorf("DithersByImage ran %d queries, want 1", n)
 	}
 	for _, img := range all {
-		want := projections.DithersFromState(e.replay(t, img.state.ID))
-		page := pages[img.state.ID]
+		want := projections.DithersFromState(e.Replay(t, img.State.ID))
+		page := pages[img.State.ID]
 		if !reflect.DeepEqual(page.Items, want[:min(2, len(want))]) || page.HasNext != (len(want) > 2) ||
 			len(page.Cursors) != len(page.Items) {
 			t.Errorf("image with %d dithers: page %+v", len(want), page)
@@ -60,7 +61,7 @@ func TestDithersByImageOneQuery(t *testing.T) {
 		t.Errorf("unknown image: page %+v, present %v", page, ok)
 	}
 	ctx, queries = e.tracer.counted()
-	if imgs, err := e.model.ImagesByID(ctx, ids(all...)); err != nil || len(imgs) != 20 || queries() != 1 {
+	if imgs, err := e.model.ImagesByID(ctx, projectiontest.IDs(all...)); err != nil || len(imgs) != 20 || queries() != 1 {
 		t.Errorf("ImagesByID: %d images, %v, %d queries", len(imgs), err, queries())
 	}
 }
@@ -74,29 +75,29 @@ func TestFailedBatchKeepsCheckpoint(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `ALTER TABLE image_view ADD CONSTRAINT no_poison CHECK (owner <> 'poison')`); err != nil {
 		t.Fatal(err)
 	}
-	e.startProjector(t)
-	good := e.upload(t, t0, 0)
-	e.waitFor(t, good.pos)
-	poison := &image{}
-	e.apply(t, poison)(images.Upload(images.UploadImage{ImageID: uuid.New(), Filename: "p.png",
+	e.StartProjector(t)
+	good := e.Upload(t, t0, 0)
+	e.WaitFor(t, good.Pos)
+	poison := &projectiontest.Image{}
+	e.Apply(t, poison)(images.Upload(images.UploadImage{ImageID: uuid.New(), Filename: "p.png",
 		ContentType: "image/png", ByteSize: 1, Width: 1, Height: 1, SHA256: keyA, Owner: "poison", Now: t0}))
-	later := e.upload(t, t0.Add(time.Second), 0)
+	later := e.Upload(t, t0.Add(time.Second), 0)
 	for range 5 { // the batch keeps failing: nothing moves
 		time.Sleep(100 * time.Millisecond)
-		if cp := e.checkpoint(t); cp != good.pos {
-			t.Fatalf("checkpoint moved to %s past a failed batch (want %s)", cp, good.pos)
+		if cp := e.Checkpoint(t); cp != good.Pos {
+			t.Fatalf("checkpoint moved to %s past a failed batch (want %s)", cp, good.Pos)
 		}
-		if _, err := e.model.Image(ctx, later.state.ID); !errors.Is(err, projections.ErrNotFound) {
+		if _, err := e.model.Image(ctx, later.State.ID); !errors.Is(err, projections.ErrNotFound) {
 			t.Fatalf("image of a failed batch is visible: %v", err)
 		}
 	}
 	if _, err := e.pool.Exec(ctx, `ALTER TABLE image_view DROP CONSTRAINT no_poison`); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, later.pos)
-	for _, img := range []*image{poison, later} {
-		if _, err := e.model.Image(ctx, img.state.ID); err != nil {
-			t.Errorf("image %s after recovery: %v", img.state.ID, err)
+	e.WaitFor(t, later.Pos)
+	for _, img := range []*projectiontest.Image{poison, later} {
+		if _, err := e.model.Image(ctx, img.State.ID); err != nil {
+			t.Errorf("image %s after recovery: %v", img.State.ID, err)
 		}
 	}
 }
@@ -107,15 +108,15 @@ func TestFailedBatchKeepsCheckpoint(t *testing.T) {
 func TestImageWithDithers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startProjector(t)
-	var all []*image
+	e.StartProjector(t)
+	var all []*projectiontest.Image
 	for i, n := range []int{0, 1, 3, 5} {
-		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), n))
+		all = append(all, e.Upload(t, t0.Add(time.Duration(i)*time.Second), n))
 	}
-	e.waitFor(t, lastPos(all...))
+	e.WaitFor(t, projectiontest.LastPos(all...))
 	ctx := context.Background()
 	for _, img := range all {
-		id := img.state.ID
+		id := img.State.ID
 		wantImg, err := e.model.Image(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -136,17 +137,17 @@ func TestImageWithDithers(t *testing.T) {
 			t.Errorf("image %s:\n got %+v\nwant %+v", id, gotImg, wantImg)
 		}
 		if !reflect.DeepEqual(gotPage, wantPage) {
-			t.Errorf("dithers of an image with %d:\n got %+v\nwant %+v", len(img.state.Dithers), gotPage, wantPage)
+			t.Errorf("dithers of an image with %d:\n got %+v\nwant %+v", len(img.State.Dithers), gotPage, wantPage)
 		}
 	}
 	// The checkpoint comes from the same snapshot as the rows.
-	if _, _, at, err := e.model.ImageWithDithersAt(ctx, all[0].state.ID, 3); err != nil || at != e.checkpoint(t) || at == (eventstore.Position{}) {
-		t.Errorf("ImageWithDithersAt's checkpoint = %v, %v; want the projection's %v", at, err, e.checkpoint(t))
+	if _, _, at, err := e.model.ImageWithDithersAt(ctx, all[0].State.ID, 3); err != nil || at != e.Checkpoint(t) || at == (eventstore.Position{}) {
+		t.Errorf("ImageWithDithersAt's checkpoint = %v, %v; want the projection's %v", at, err, e.Checkpoint(t))
 	}
 	if _, _, err := e.model.ImageWithDithers(ctx, uuid.New(), 3); !errors.Is(err, projections.ErrNotFound) {
 		t.Errorf("unknown image: %v, want ErrNotFound", err)
 	}
-	if _, _, err := e.model.ImageWithDithers(ctx, all[0].state.ID, 0); err == nil {
+	if _, _, err := e.model.ImageWithDithers(ctx, all[0].State.ID, 0); err == nil {
 		t.Error("a page of 0 was accepted")
 	}
 }

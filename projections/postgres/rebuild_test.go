@@ -6,33 +6,13 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
-	"github.com/imageservice/imageservice/projections"
 	"github.com/imageservice/imageservice/projections/postgres"
+	"github.com/imageservice/imageservice/projections/projectiontest"
 )
-
-// seed uploads n images with up to 3 dithers each and deletes every
-// seventh; it returns the images and how many are not deleted.
-func seed(t *testing.T, e *env, n int) ([]*image, int) {
-	t.Helper()
-	var all []*image
-	active := 0
-	for i := range n {
-		img := e.upload(t, t0.Add(time.Duration(i)*time.Second), i%4)
-		if i%7 == 3 {
-			e.remove(t, img)
-		} else {
-			active++
-		}
-		all = append(all, img)
-	}
-	return all, active
-}
 
 // TestRebuildWhileReading rebuilds under a live projector while a reader
 // keeps querying: the reader only ever sees the complete model, the
@@ -41,12 +21,12 @@ func seed(t *testing.T, e *env, n int) ([]*image, int) {
 func TestRebuildWhileReading(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, postgres.WithRebuildBatchSize(5))
-	e.startProjector(t)
-	all, active := seed(t, e, 30)
-	e.waitFor(t, lastPos(all...))
-	before, indexes, oid := e.snapshot(t, ids(all...)), indexNames(t, e), tableOID(t, e)
+	e.StartProjector(t)
+	all, active := projectiontest.Seed(t, e.Env, 30)
+	e.WaitFor(t, projectiontest.LastPos(all...))
+	before, indexes, oid := e.Snapshot(t, projectiontest.IDs(all...)), indexNames(t, e), tableOID(t, e)
 
-	stopReader, readerResult := e.readContinuously(t, active)
+	stopReader, readerResult := e.ReadContinuously(t, active)
 	var calls [][2]int64
 	progress := func(done, total int64, rate float64) { calls = append(calls, [2]int64{done, total}) }
 	runner := &eventstore.Runner{Holder: "test", LeaseTTL: 3 * time.Second}
@@ -57,7 +37,7 @@ func TestRebuildWhileReading(t *testing.T) {
 	if reads, err := readerResult(); err != nil || reads == 0 {
 		t.Errorf("reader during rebuild: %d reads, %v", reads, err)
 	}
-	if after := e.snapshot(t, ids(all...)); !reflect.DeepEqual(after, before) {
+	if after := e.Snapshot(t, projectiontest.IDs(all...)); !reflect.DeepEqual(after, before) {
 		t.Errorf("rebuilt model differs from the incremental one")
 	}
 	if got := indexNames(t, e); !slices.Equal(got, indexes) {
@@ -66,54 +46,12 @@ func TestRebuildWhileReading(t *testing.T) {
 	if tableOID(t, e) == oid {
 		t.Errorf("image_view was not replaced")
 	}
-	checkProgress(t, calls, 5)
-	if cp := e.checkpoint(t); cp != lastPos(all...) {
-		t.Errorf("checkpoint after rebuild %s, want %s", cp, lastPos(all...))
+	projectiontest.CheckProgress(t, calls, 5)
+	if cp := e.Checkpoint(t); cp != projectiontest.LastPos(all...) {
+		t.Errorf("checkpoint after rebuild %s, want %s", cp, projectiontest.LastPos(all...))
 	}
-	next := e.upload(t, t0.Add(time.Hour), 1)
-	e.waitFor(t, next.pos) // the live projector resumed
-}
-
-// readContinuously queries the model in a loop until stopped, checking
-// that it always sees exactly active images; the result reports the
-// number of reads and the first inconsistency.
-func (e *env) readContinuously(t *testing.T, active int) (stop func(), result func() (int64, error)) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var reads atomic.Int64
-	var firstErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			page, err := e.model.Images(ctx, projections.MaxPageSize, "")
-			if err == nil && len(page.Items) != active {
-				err = fmt.Errorf("saw %d images, want %d", len(page.Items), active)
-			}
-			if err != nil && ctx.Err() == nil {
-				firstErr = err
-				return
-			}
-			reads.Add(1)
-		}
-	})
-	return cancel, func() (int64, error) { wg.Wait(); return reads.Load(), firstErr }
-}
-
-// checkProgress checks the progress calls of a rebuild: one per batch,
-// done growing by at most a batch, and a last call with done == total.
-func checkProgress(t *testing.T, calls [][2]int64, batch int64) {
-	t.Helper()
-	if len(calls) < 3 {
-		t.Fatalf("progress called %d times", len(calls))
-	}
-	for i := 1; i < len(calls); i++ {
-		if step := calls[i][0] - calls[i-1][0]; step < 0 || step > batch {
-			t.Errorf("progress %v after %v: want steps of at most %d", calls[i], calls[i-1], batch)
-		}
-	}
-	if last := calls[len(calls)-1]; last[0] != last[1] || last[0] == 0 {
-		t.Errorf("last progress call %v: want done == total", last)
-	}
+	next := e.Upload(t, t0.Add(time.Hour), 1)
+	e.WaitFor(t, next.Pos) // the live projector resumed
 }
 
 // indexNames lists the read models' indexes.
@@ -180,10 +118,10 @@ func TestRebuildEmptyLogTwice(t *testing.T) {
 func TestConcurrentRebuilds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, postgres.WithRebuildBatchSize(3))
-	e.startProjector(t)
-	all, _ := seed(t, e, 8)
-	e.waitFor(t, lastPos(all...))
-	before := e.snapshot(t, ids(all...))
+	e.StartProjector(t)
+	all, _ := projectiontest.Seed(t, e.Env, 8)
+	e.WaitFor(t, projectiontest.LastPos(all...))
+	before := e.Snapshot(t, projectiontest.IDs(all...))
 	errs := make(chan error, 2)
 	for i := range 2 {
 		go func() {
@@ -195,7 +133,7 @@ func TestConcurrentRebuilds(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if after := e.snapshot(t, ids(all...)); !reflect.DeepEqual(after, before) {
+	if after := e.Snapshot(t, projectiontest.IDs(all...)); !reflect.DeepEqual(after, before) {
 		t.Errorf("model after concurrent rebuilds differs")
 	}
 }
@@ -205,10 +143,10 @@ func TestConcurrentRebuilds(t *testing.T) {
 func TestRebuildLosingLeaseKeepsModel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, postgres.WithRebuildBatchSize(2))
-	e.startProjector(t)
-	all, _ := seed(t, e, 3)
-	e.waitFor(t, lastPos(all...))
-	oid, cp := tableOID(t, e), e.checkpoint(t)
+	e.StartProjector(t)
+	all, _ := projectiontest.Seed(t, e.Env, 3)
+	e.WaitFor(t, projectiontest.LastPos(all...))
+	oid, cp := tableOID(t, e), e.Checkpoint(t)
 	steal := func(int64, int64, float64) {
 		_, err := e.pool.Exec(context.Background(), `UPDATE leases SET epoch = epoch + 1 WHERE subscription = $1`, e.model.Name())
 		if err != nil {
@@ -219,10 +157,10 @@ func TestRebuildLosingLeaseKeepsModel(t *testing.T) {
 	if !errors.Is(err, eventstore.ErrLeaseLost) {
 		t.Fatalf("Rebuild = %v, want ErrLeaseLost", err)
 	}
-	if tableOID(t, e) != oid || e.checkpoint(t) != cp {
+	if tableOID(t, e) != oid || e.Checkpoint(t) != cp {
 		t.Errorf("a failed rebuild replaced the model or moved the checkpoint")
 	}
-	if _, err := e.model.Image(context.Background(), all[0].state.ID); err != nil {
+	if _, err := e.model.Image(context.Background(), all[0].State.ID); err != nil {
 		t.Error(err)
 	}
 }

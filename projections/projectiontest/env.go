@@ -16,18 +16,20 @@ import (
 	"github.com/imageservice/imageservice/projections"
 )
 
-// env is one test's backend and the log lines of its model.
-type env struct {
+// Env is one test's backend and the log lines of its model, with helpers
+// that append decided events to the log and read the model. The suite's
+// cases use it, and so may a backend's own tests.
+type Env struct {
 	Backend
 	logs *syncBuffer
 }
 
-// newEnv makes a fresh backend that logs into the env's buffer.
-func newEnv(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) *env {
+// NewEnv makes a fresh backend, set up to log into the Env's buffer.
+func NewEnv(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) *Env {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return &env{Backend: newBackend(t, Config{Logger: logger, RebuildBatchSize: rebuildBatch}), logs: logs}
+	return &Env{Backend: newBackend(t, Config{Logger: logger, RebuildBatchSize: rebuildBatch}), logs: logs}
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -48,9 +50,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startProjector runs the projector under a runner until the returned
+// StartProjector runs the projector under a runner until the returned
 // function is called (or the test ends).
-func (e *env) startProjector(t *testing.T) (stop func()) {
+func (e *Env) StartProjector(t *testing.T) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	runner := &eventstore.Runner{Store: e.Store, LeaseTTL: 3 * time.Second, Logger: slog.New(slog.DiscardHandler)}
@@ -67,8 +69,8 @@ func (e *env) startProjector(t *testing.T) (stop func()) {
 	return stop
 }
 
-// waitFor waits, at most 20 s, for the projection to reach pos.
-func (e *env) waitFor(t *testing.T, pos eventstore.Position) {
+// WaitFor waits, at most 20 s, for the projection to reach pos.
+func (e *Env) WaitFor(t *testing.T, pos eventstore.Position) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -77,10 +79,10 @@ func (e *env) waitFor(t *testing.T, pos eventstore.Position) {
 	}
 }
 
-// image is a test image: its state as decided, and the last position written.
-type image struct {
-	state images.Image
-	pos   eventstore.Position
+// Image is a test image: its state as decided, and the last position written.
+type Image struct {
+	State images.Image
+	Pos   eventstore.Position
 }
 
 var (
@@ -89,19 +91,21 @@ var (
 	keyB = strings.Repeat("b", 64)
 )
 
-// apply returns a function that appends the events of a decision to the
+// Apply returns a function that appends the events of a decision to the
 // image's stream and folds them into its state.
-func (e *env) apply(t *testing.T, img *image) func(events []images.Event, err error) {
-	return func(events []images.Event, err error) { e.appendDecision(t, img, events, err) }
+func (e *Env) Apply(t *testing.T, img *Image) func(events []images.Event, err error) {
+	return func(events []images.Event, err error) { e.AppendDecision(t, img, events, err) }
 }
 
-func (e *env) appendDecision(t *testing.T, img *image, events []images.Event, err error) {
+// AppendDecision appends a decision's events to the image's stream and
+// folds them into its state; a decision that failed fails the test.
+func (e *Env) AppendDecision(t *testing.T, img *Image, events []images.Event, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := images.StreamID(img.state.ID)
-	if img.state.ID == uuid.Nil {
+	stream := images.StreamID(img.State.ID)
+	if img.State.ID == uuid.Nil {
 		stream = images.StreamID(events[0].(images.ImageUploaded).ImageID)
 	}
 	news := make([]eventstore.NewEvent, len(events))
@@ -112,48 +116,48 @@ func (e *env) appendDecision(t *testing.T, img *image, events []images.Event, er
 		}
 		news[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: data}
 	}
-	res, err := e.Store.Append(context.Background(), stream, eventstore.Exact(img.state.Version), news...)
+	res, err := e.Store.Append(context.Background(), stream, eventstore.Exact(img.State.Version), news...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, ev := range events {
-		img.state = images.Evolve(img.state, ev, images.EventMeta{StreamVersion: img.state.Version + 1})
-		img.pos = res.Positions[i]
+		img.State = images.Evolve(img.State, ev, images.EventMeta{StreamVersion: img.State.Version + 1})
+		img.Pos = res.Positions[i]
 	}
 }
 
-// upload appends a new image created at the given time with n dithers:
+// Upload appends a new image created at the given time with n dithers:
 // the first completed and synced, the second failed, the rest pending.
-func (e *env) upload(t *testing.T, at time.Time, n int) *image {
+func (e *Env) Upload(t *testing.T, at time.Time, n int) *Image {
 	t.Helper()
-	img := &image{}
-	e.apply(t, img)(images.Upload(images.UploadImage{ImageID: uuid.New(), Filename: "cat.png",
+	img := &Image{}
+	e.Apply(t, img)(images.Upload(images.UploadImage{ImageID: uuid.New(), Filename: "cat.png",
 		ContentType: "image/png", ByteSize: 1234, Width: 64, Height: 48, SHA256: keyA, Owner: "tester", Now: at}))
 	for i := range n {
 		id := uuid.New()
-		e.apply(t, img)(images.RequestDither(img.state, images.DitherRequest{DitherID: id,
+		e.Apply(t, img)(images.RequestDither(img.State, images.DitherRequest{DitherID: id,
 			Options: images.DitherInput{Levels: 2 + i, Algorithm: "ATKINSON"}, Now: at.Add(time.Duration(i+1) * time.Second)}))
 		switch i {
 		case 0:
-			e.apply(t, img)(images.CompleteDither(img.state, images.DitherResult{DitherID: id, ResultKey: keyB,
+			e.Apply(t, img)(images.CompleteDither(img.State, images.DitherResult{DitherID: id, ResultKey: keyB,
 				ByteSize: 99, Width: 64, Height: 48, Colours: 8, DurationMs: 12, CompletedAt: at.Add(time.Minute)}))
-			e.apply(t, img)(images.MarkDitherSynced(img.state, images.DitherCloudCopy{DitherID: id,
+			e.Apply(t, img)(images.MarkDitherSynced(img.State, images.DitherCloudCopy{DitherID: id,
 				SecureURL: "https://cloud.example/d.png", PublicID: "d"}))
 		case 1:
-			e.apply(t, img)(images.FailDither(img.state, images.DitherFailure{DitherID: id, Reason: "too big"}))
+			e.Apply(t, img)(images.FailDither(img.State, images.DitherFailure{DitherID: id, Reason: "too big"}))
 		}
 	}
 	return img
 }
 
-// remove deletes the image.
-func (e *env) remove(t *testing.T, img *image) {
+// Remove deletes the image.
+func (e *Env) Remove(t *testing.T, img *Image) {
 	t.Helper()
-	e.apply(t, img)(images.Delete(img.state, images.DeleteImage{Now: t0.Add(time.Hour)}))
+	e.Apply(t, img)(images.Delete(img.State, images.DeleteImage{Now: t0.Add(time.Hour)}))
 }
 
-// replay reads an image's stream back from the log and folds it.
-func (e *env) replay(t *testing.T, id uuid.UUID) images.Image {
+// Replay reads an image's stream back from the log and folds it.
+func (e *Env) Replay(t *testing.T, id uuid.UUID) images.Image {
 	t.Helper()
 	recorded, err := e.Store.ReadStream(context.Background(), images.StreamID(id), 0, 10000)
 	if err != nil {
@@ -171,14 +175,14 @@ func (e *env) replay(t *testing.T, id uuid.UUID) images.Image {
 	return images.Replay(rs...)
 }
 
-// snapshot is the whole read model as the Reader returns it.
-type snapshot struct {
+// Snapshot is the whole read model as the Reader returns it.
+type Snapshot struct {
 	images  map[uuid.UUID]projections.Image
 	dithers map[uuid.UUID]projections.Page[projections.Dither]
 }
 
-// snapshot reads the images with the given ids and their dithers.
-func (e *env) snapshot(t *testing.T, ids []uuid.UUID) snapshot {
+// Snapshot reads the images with the given ids and their dithers.
+func (e *Env) Snapshot(t *testing.T, ids []uuid.UUID) Snapshot {
 	t.Helper()
 	ctx := context.Background()
 	imgs, err := e.Model.ImagesByID(ctx, ids)
@@ -189,11 +193,11 @@ func (e *env) snapshot(t *testing.T, ids []uuid.UUID) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return snapshot{images: imgs, dithers: ds}
+	return Snapshot{images: imgs, dithers: ds}
 }
 
-// checkpoint returns the projection's stored checkpoint.
-func (e *env) checkpoint(t *testing.T) eventstore.Position {
+// Checkpoint returns the projection's stored checkpoint.
+func (e *Env) Checkpoint(t *testing.T) eventstore.Position {
 	t.Helper()
 	cp, err := e.Store.Checkpoint(context.Background(), eventstore.CheckpointKey{Subscription: e.Model.Name()})
 	if err != nil {
@@ -202,22 +206,22 @@ func (e *env) checkpoint(t *testing.T) eventstore.Position {
 	return cp
 }
 
-// lastPos returns the latest of the images' positions.
-func lastPos(imgs ...*image) eventstore.Position {
+// LastPos returns the latest of the images' positions.
+func LastPos(imgs ...*Image) eventstore.Position {
 	var p eventstore.Position
 	for _, img := range imgs {
-		if p.Less(img.pos) {
-			p = img.pos
+		if p.Less(img.Pos) {
+			p = img.Pos
 		}
 	}
 	return p
 }
 
-// ids returns the images' ids.
-func ids(imgs ...*image) []uuid.UUID {
+// IDs returns the images' ids.
+func IDs(imgs ...*Image) []uuid.UUID {
 	out := make([]uuid.UUID, len(imgs))
 	for i, img := range imgs {
-		out[i] = img.state.ID
+		out[i] = img.State.ID
 	}
 	return out
 }

@@ -54,7 +54,7 @@ const rebuildBatch = 5
 func Exercise(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) {
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, e *env)
+		fn   func(t *testing.T, e *Env)
 	}{
 		{"ViewsMatchReplay", testViewsMatchReplay},
 		{"NotFound", testNotFound},
@@ -72,7 +72,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.fn(t, newEnv(t, newBackend))
+			c.fn(t, NewEnv(t, newBackend))
 		})
 	}
 }

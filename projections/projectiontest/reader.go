@@ -19,28 +19,28 @@ import (
 // testViewsMatchReplay: the rows equal the fold of each stream by
 // images.Replay, for active, deleted and synced images and every dither
 // status.
-func testViewsMatchReplay(t *testing.T, e *env) {
-	e.startProjector(t)
-	a, b, c := e.upload(t, t0, 3), e.upload(t, t0.Add(time.Second), 0), e.upload(t, t0.Add(2*time.Second), 1)
-	e.apply(t, b)(images.MarkSynced(b.state, images.ImageCloudCopy{SecureURL: "https://cloud.example/b.png", PublicID: "b"}))
-	e.remove(t, c)
-	e.waitFor(t, lastPos(a, b, c))
+func testViewsMatchReplay(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	a, b, c := e.Upload(t, t0, 3), e.Upload(t, t0.Add(time.Second), 0), e.Upload(t, t0.Add(2*time.Second), 1)
+	e.Apply(t, b)(images.MarkSynced(b.State, images.ImageCloudCopy{SecureURL: "https://cloud.example/b.png", PublicID: "b"}))
+	e.Remove(t, c)
+	e.WaitFor(t, LastPos(a, b, c))
 	ctx := context.Background()
-	for _, img := range []*image{a, b, c} {
-		want := e.replay(t, img.state.ID)
-		got, err := e.Model.Image(ctx, img.state.ID)
+	for _, img := range []*Image{a, b, c} {
+		want := e.Replay(t, img.State.ID)
+		got, err := e.Model.Image(ctx, img.State.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if w := projections.ImageFromState(want); !reflect.DeepEqual(got, w) {
-			t.Errorf("image %s:\n got %+v\nwant %+v", img.state.ID, got, w)
+			t.Errorf("image %s:\n got %+v\nwant %+v", img.State.ID, got, w)
 		}
-		page, err := e.Model.Dithers(ctx, img.state.ID, 100, "")
+		page, err := e.Model.Dithers(ctx, img.State.ID, 100, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if w := projections.DithersFromState(want); !reflect.DeepEqual(page.Items, w) {
-			t.Errorf("dithers of %s:\n got %+v\nwant %+v", img.state.ID, page.Items, w)
+			t.Errorf("dithers of %s:\n got %+v\nwant %+v", img.State.ID, page.Items, w)
 		}
 		for _, w := range projections.DithersFromState(want) {
 			d, err := e.Model.Dither(ctx, w.ID)
@@ -54,15 +54,15 @@ func testViewsMatchReplay(t *testing.T, e *env) {
 
 // checkSpotValues checks literal values, so that the comparison with
 // replay does not rest on the conversion alone.
-func checkSpotValues(t *testing.T, e *env, a, b, c *image) {
+func checkSpotValues(t *testing.T, e *Env, a, b, c *Image) {
 	t.Helper()
 	ctx := context.Background()
-	img, _ := e.Model.Image(ctx, a.state.ID)
+	img, _ := e.Model.Image(ctx, a.State.ID)
 	if img.Filename != "cat.png" || img.Owner != "tester" || img.DitherCount != 3 || img.Version != 7 ||
 		img.Status != images.StatusActive || !img.CreatedAt.Equal(t0.Truncate(time.Microsecond)) {
 		t.Errorf("image a = %+v", img)
 	}
-	page, _ := e.Model.Dithers(ctx, a.state.ID, 100, "")
+	page, _ := e.Model.Dithers(ctx, a.State.ID, 100, "")
 	statuses := []images.DitherStatus{images.DitherStatusCompleted, images.DitherStatusFailed, images.DitherStatusPending}
 	for i, d := range page.Items {
 		if d.Seq != i+1 || d.Status != statuses[i] || d.Options.Algorithm != "atkinson" || d.Options.Levels != 2+i {
@@ -75,15 +75,15 @@ func checkSpotValues(t *testing.T, e *env, a, b, c *image) {
 	if d := page.Items[1]; d.Error != "too big" || d.CompletedAt == nil {
 		t.Errorf("failed dither = %+v", d)
 	}
-	if img, _ := e.Model.Image(ctx, b.state.ID); img.URL != "https://cloud.example/b.png" {
+	if img, _ := e.Model.Image(ctx, b.State.ID); img.URL != "https://cloud.example/b.png" {
 		t.Errorf("synced image url = %q", img.URL)
 	}
-	if img, _ := e.Model.Image(ctx, c.state.ID); img.Status != images.StatusDeleted || img.DeletedAt == nil {
+	if img, _ := e.Model.Image(ctx, c.State.ID); img.Status != images.StatusDeleted || img.DeletedAt == nil {
 		t.Errorf("deleted image = %+v", img)
 	}
 }
 
-func testNotFound(t *testing.T, e *env) {
+func testNotFound(t *testing.T, e *Env) {
 	ctx := context.Background()
 	if _, err := e.Model.Image(ctx, uuid.New()); !errors.Is(err, projections.ErrNotFound) {
 		t.Errorf("Image(unknown) = %v, want ErrNotFound", err)
@@ -99,40 +99,40 @@ func testNotFound(t *testing.T, e *env) {
 
 // testDeletedImages: Images leaves deleted images out, Image and
 // ImagesByID return them.
-func testDeletedImages(t *testing.T, e *env) {
-	e.startProjector(t)
-	kept, gone := e.upload(t, t0, 0), e.upload(t, t0.Add(time.Second), 0)
-	e.remove(t, gone)
-	e.waitFor(t, lastPos(kept, gone))
+func testDeletedImages(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	kept, gone := e.Upload(t, t0, 0), e.Upload(t, t0.Add(time.Second), 0)
+	e.Remove(t, gone)
+	e.WaitFor(t, LastPos(kept, gone))
 	ctx := context.Background()
 	page, err := e.Model.Images(ctx, 10, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Items) != 1 || page.Items[0].ID != kept.state.ID {
-		t.Errorf("Images = %+v; want only %s", page.Items, kept.state.ID)
+	if len(page.Items) != 1 || page.Items[0].ID != kept.State.ID {
+		t.Errorf("Images = %+v; want only %s", page.Items, kept.State.ID)
 	}
-	img, err := e.Model.Image(ctx, gone.state.ID)
+	img, err := e.Model.Image(ctx, gone.State.ID)
 	if err != nil || img.Status != images.StatusDeleted {
 		t.Errorf("Image(deleted) = %+v, %v", img, err)
 	}
-	byID, err := e.Model.ImagesByID(ctx, append(ids(kept, gone), uuid.New()))
-	if err != nil || len(byID) != 2 || byID[gone.state.ID].Status != images.StatusDeleted {
+	byID, err := e.Model.ImagesByID(ctx, append(IDs(kept, gone), uuid.New()))
+	if err != nil || len(byID) != 2 || byID[gone.State.ID].Status != images.StatusDeleted {
 		t.Errorf("ImagesByID = %+v, %v", byID, err)
 	}
 }
 
 // testImagesPagination pages through images newest first with page sizes
 // 1, 2 and 100; two images share a creation time, so the id breaks the tie.
-func testImagesPagination(t *testing.T, e *env) {
-	e.startProjector(t)
-	var all []*image
+func testImagesPagination(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	var all []*Image
 	for i := range 7 {
-		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), 0))
+		all = append(all, e.Upload(t, t0.Add(time.Duration(i)*time.Second), 0))
 	}
-	all = append(all, e.upload(t, t0.Add(3*time.Second), 0))
-	e.waitFor(t, lastPos(all...))
-	want := ids(all...)
+	all = append(all, e.Upload(t, t0.Add(3*time.Second), 0))
+	e.WaitFor(t, LastPos(all...))
+	want := IDs(all...)
 	slices.SortFunc(want, func(x, y uuid.UUID) int {
 		return compareImages(all, y, x) // newest first
 	})
@@ -145,10 +145,10 @@ func testImagesPagination(t *testing.T, e *env) {
 }
 
 // compareImages orders images by creation time, then id.
-func compareImages(all []*image, x, y uuid.UUID) int {
+func compareImages(all []*Image, x, y uuid.UUID) int {
 	created := func(id uuid.UUID) time.Time {
-		i := slices.IndexFunc(all, func(img *image) bool { return img.state.ID == id })
-		return all[i].state.CreatedAt
+		i := slices.IndexFunc(all, func(img *Image) bool { return img.State.ID == id })
+		return all[i].State.CreatedAt
 	}
 	if c := created(x).Compare(created(y)); c != 0 {
 		return c
@@ -157,7 +157,7 @@ func compareImages(all []*image, x, y uuid.UUID) int {
 }
 
 // pageAll follows Images' cursors to the end, checking the page flags.
-func pageAll(t *testing.T, e *env, first int) []uuid.UUID {
+func pageAll(t *testing.T, e *Env, first int) []uuid.UUID {
 	t.Helper()
 	var got []uuid.UUID
 	var after projections.Cursor
@@ -180,7 +180,7 @@ func pageAll(t *testing.T, e *env, first int) []uuid.UUID {
 	}
 }
 
-func testPageArgumentsRejected(t *testing.T, e *env) {
+func testPageArgumentsRejected(t *testing.T, e *Env) {
 	ctx := context.Background()
 	for _, first := range []int{0, -1, 101} {
 		if _, err := e.Model.Images(ctx, first, ""); !errors.Is(err, projections.ErrInvalidPage) {
@@ -206,16 +206,16 @@ func testPageArgumentsRejected(t *testing.T, e *env) {
 	}
 }
 
-func testDithersPagination(t *testing.T, e *env) {
-	e.startProjector(t)
-	img := e.upload(t, t0, 5)
-	e.waitFor(t, img.pos)
-	want := projections.DithersFromState(e.replay(t, img.state.ID))
+func testDithersPagination(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	img := e.Upload(t, t0, 5)
+	e.WaitFor(t, img.Pos)
+	want := projections.DithersFromState(e.Replay(t, img.State.ID))
 	ctx := context.Background()
 	var got []projections.Dither
 	var after projections.Cursor
 	for {
-		page, err := e.Model.Dithers(ctx, img.state.ID, 2, after)
+		page, err := e.Model.Dithers(ctx, img.State.ID, 2, after)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,22 +232,22 @@ func testDithersPagination(t *testing.T, e *env) {
 
 // testDithersByImage loads the first dithers of 20 images (and an
 // unknown one) at once.
-func testDithersByImage(t *testing.T, e *env) {
-	e.startProjector(t)
-	var all []*image
+func testDithersByImage(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	var all []*Image
 	for i := range 20 {
-		all = append(all, e.upload(t, t0.Add(time.Duration(i)*time.Second), i%5))
+		all = append(all, e.Upload(t, t0.Add(time.Duration(i)*time.Second), i%5))
 	}
-	e.waitFor(t, lastPos(all...))
+	e.WaitFor(t, LastPos(all...))
 	unknown := uuid.New()
 	ctx := context.Background()
-	pages, err := e.Model.DithersByImage(ctx, append(ids(all...), unknown), 2)
+	pages, err := e.Model.DithersByImage(ctx, append(IDs(all...), unknown), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, img := range all {
-		want := projections.DithersFromState(e.replay(t, img.state.ID))
-		page := pages[img.state.ID]
+		want := projections.DithersFromState(e.Replay(t, img.State.ID))
+		page := pages[img.State.ID]
 		if !reflect.DeepEqual(page.Items, want[:min(2, len(want))]) || page.HasNext != (len(want) > 2) ||
 			len(page.Cursors) != len(page.Items) {
 			t.Errorf("image with %d dithers: page %+v", len(want), page)
@@ -256,55 +256,55 @@ func testDithersByImage(t *testing.T, e *env) {
 	if page, ok := pages[unknown]; !ok || len(page.Items) != 0 {
 		t.Errorf("unknown image: page %+v, present %v", page, ok)
 	}
-	if imgs, err := e.Model.ImagesByID(ctx, ids(all...)); err != nil || len(imgs) != 20 {
+	if imgs, err := e.Model.ImagesByID(ctx, IDs(all...)); err != nil || len(imgs) != 20 {
 		t.Errorf("ImagesByID: %d images, %v", len(imgs), err)
 	}
 }
 
 // testWaitFor: WaitFor blocks until the projection has the position, and
 // gives up with ctx.
-func testWaitFor(t *testing.T, e *env) {
-	img := e.upload(t, t0, 1)
+func testWaitFor(t *testing.T, e *Env) {
+	img := e.Upload(t, t0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := e.Model.WaitFor(ctx, img.pos); !errors.Is(err, context.DeadlineExceeded) {
+	if err := e.Model.WaitFor(ctx, img.Pos); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitFor without a projector = %v, want DeadlineExceeded", err)
 	}
-	e.startProjector(t)
-	e.waitFor(t, img.pos)
-	if _, err := e.Model.Image(context.Background(), img.state.ID); err != nil {
+	e.StartProjector(t)
+	e.WaitFor(t, img.Pos)
+	if _, err := e.Model.Image(context.Background(), img.State.ID); err != nil {
 		t.Errorf("image not readable after WaitFor: %v", err)
 	}
-	e.waitFor(t, eventstore.Position{}) // the zero position is always reached
+	e.WaitFor(t, eventstore.Position{}) // the zero position is always reached
 }
 
 // testProjectorResumes: a projector stopped and started again carries on
 // from its checkpoint and applies every event exactly once.
-func testProjectorResumes(t *testing.T, e *env) {
-	stop := e.startProjector(t)
-	a := e.upload(t, t0, 1)
-	e.waitFor(t, a.pos)
+func testProjectorResumes(t *testing.T, e *Env) {
+	stop := e.StartProjector(t)
+	a := e.Upload(t, t0, 1)
+	e.WaitFor(t, a.Pos)
 	stop()
-	stopped := a.pos
-	e.apply(t, a)(images.RequestDither(a.state, images.DitherRequest{DitherID: uuid.New(), Now: t0}))
-	b := e.upload(t, t0.Add(time.Second), 2)
-	if cp := e.checkpoint(t); cp != stopped {
+	stopped := a.Pos
+	e.Apply(t, a)(images.RequestDither(a.State, images.DitherRequest{DitherID: uuid.New(), Now: t0}))
+	b := e.Upload(t, t0.Add(time.Second), 2)
+	if cp := e.Checkpoint(t); cp != stopped {
 		t.Fatalf("checkpoint after stop = %s, want %s", cp, stopped)
 	}
-	e.startProjector(t)
-	e.waitFor(t, lastPos(a, b))
-	if cp := e.checkpoint(t); cp != lastPos(a, b) {
-		t.Errorf("checkpoint = %s, want %s", cp, lastPos(a, b))
+	e.StartProjector(t)
+	e.WaitFor(t, LastPos(a, b))
+	if cp := e.Checkpoint(t); cp != LastPos(a, b) {
+		t.Errorf("checkpoint = %s, want %s", cp, LastPos(a, b))
 	}
-	want := []*image{a, b}
-	got := e.snapshot(t, ids(want...))
+	want := []*Image{a, b}
+	got := e.Snapshot(t, IDs(want...))
 	for _, img := range want {
-		r := e.replay(t, img.state.ID)
-		if g := got.images[img.state.ID]; !reflect.DeepEqual(g, projections.ImageFromState(r)) {
-			t.Errorf("image %s = %+v, want %+v", img.state.ID, g, projections.ImageFromState(r))
+		r := e.Replay(t, img.State.ID)
+		if g := got.images[img.State.ID]; !reflect.DeepEqual(g, projections.ImageFromState(r)) {
+			t.Errorf("image %s = %+v, want %+v", img.State.ID, g, projections.ImageFromState(r))
 		}
-		if g := got.dithers[img.state.ID].Items; !reflect.DeepEqual(g, projections.DithersFromState(r)) {
-			t.Errorf("dithers of %s = %+v", img.state.ID, g)
+		if g := got.dithers[img.State.ID].Items; !reflect.DeepEqual(g, projections.DithersFromState(r)) {
+			t.Errorf("dithers of %s = %+v", img.State.ID, g)
 		}
 	}
 }
@@ -312,11 +312,11 @@ func testProjectorResumes(t *testing.T, e *env) {
 // testSkipsForeignAndBadEvents: events of other streams are ignored,
 // unknown and malformed events are logged and skipped, and the events
 // after them are still applied.
-func testSkipsForeignAndBadEvents(t *testing.T, e *env) {
-	e.startProjector(t)
+func testSkipsForeignAndBadEvents(t *testing.T, e *Env) {
+	e.StartProjector(t)
 	ctx := context.Background()
-	img := e.upload(t, t0, 0)
-	stream := images.StreamID(img.state.ID)
+	img := e.Upload(t, t0, 0)
+	stream := images.StreamID(img.State.ID)
 	raw := func(typ string, v int, data string) eventstore.NewEvent {
 		return eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: []byte(data)}
 	}
@@ -324,10 +324,10 @@ func testSkipsForeignAndBadEvents(t *testing.T, e *env) {
 	mustAppend(t, e, "image-not-a-uuid", eventstore.Any, raw(images.TypeImageDeleted, 1, `{}`))
 	mustAppend(t, e, stream, eventstore.Exact(1),
 		raw("ImageRotated", 1, `{"degrees": 90}`), raw(images.TypeDitherRequested, 2, `{"dither_id": 5}`))
-	img.state.Version = 3
-	e.apply(t, img)(images.MarkSynced(img.state, images.ImageCloudCopy{SecureURL: "https://cloud.example/x.png", PublicID: "x"}))
-	e.waitFor(t, img.pos)
-	got, err := e.Model.Image(ctx, img.state.ID)
+	img.State.Version = 3
+	e.Apply(t, img)(images.MarkSynced(img.State, images.ImageCloudCopy{SecureURL: "https://cloud.example/x.png", PublicID: "x"}))
+	e.WaitFor(t, img.Pos)
+	got, err := e.Model.Image(ctx, img.State.ID)
 	if err != nil || got.URL != "https://cloud.example/x.png" || got.Version != 4 || got.DitherCount != 0 {
 		t.Errorf("image after bad events = %+v, %v", got, err)
 	}
@@ -342,7 +342,7 @@ func testSkipsForeignAndBadEvents(t *testing.T, e *env) {
 	}
 }
 
-func mustAppend(t *testing.T, e *env, stream string, v eventstore.ExpectedVersion, evs ...eventstore.NewEvent) {
+func mustAppend(t *testing.T, e *Env, stream string, v eventstore.ExpectedVersion, evs ...eventstore.NewEvent) {
 	t.Helper()
 	if _, err := e.Store.Append(context.Background(), stream, v, evs...); err != nil {
 		t.Fatal(err)

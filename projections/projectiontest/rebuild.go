@@ -12,16 +12,16 @@ import (
 	"github.com/imageservice/imageservice/projections"
 )
 
-// seed uploads n images with up to 3 dithers each and deletes every
+// Seed uploads n images with up to 3 dithers each and deletes every
 // seventh; it returns the images and how many are not deleted.
-func seed(t *testing.T, e *env, n int) ([]*image, int) {
+func Seed(t *testing.T, e *Env, n int) ([]*Image, int) {
 	t.Helper()
-	var all []*image
+	var all []*Image
 	active := 0
 	for i := range n {
-		img := e.upload(t, t0.Add(time.Duration(i)*time.Second), i%4)
+		img := e.Upload(t, t0.Add(time.Duration(i)*time.Second), i%4)
 		if i%7 == 3 {
-			e.remove(t, img)
+			e.Remove(t, img)
 		} else {
 			active++
 		}
@@ -31,7 +31,7 @@ func seed(t *testing.T, e *env, n int) ([]*image, int) {
 }
 
 // needRebuild skips the test for backends without Rebuild.
-func needRebuild(t *testing.T, e *env) {
+func needRebuild(t *testing.T, e *Env) {
 	t.Helper()
 	if e.Rebuild == nil {
 		t.Skip("the backend has no Rebuild")
@@ -42,14 +42,14 @@ func needRebuild(t *testing.T, e *env) {
 // keeps querying: the reader only ever sees the complete model, the
 // rebuilt model equals the incremental one, and the live projector
 // carries on afterwards.
-func testRebuildWhileReading(t *testing.T, e *env) {
+func testRebuildWhileReading(t *testing.T, e *Env) {
 	needRebuild(t, e)
-	e.startProjector(t)
-	all, active := seed(t, e, 30)
-	e.waitFor(t, lastPos(all...))
-	before := e.snapshot(t, ids(all...))
+	e.StartProjector(t)
+	all, active := Seed(t, e, 30)
+	e.WaitFor(t, LastPos(all...))
+	before := e.Snapshot(t, IDs(all...))
 
-	stopReader, readerResult := e.readContinuously(t, active)
+	stopReader, readerResult := e.ReadContinuously(t, active)
 	var calls [][2]int64
 	progress := func(done, total int64, rate float64) { calls = append(calls, [2]int64{done, total}) }
 	if err := e.Rebuild(context.Background(), progress); err != nil {
@@ -59,25 +59,25 @@ func testRebuildWhileReading(t *testing.T, e *env) {
 	if reads, err := readerResult(); err != nil || reads == 0 {
 		t.Errorf("reader during rebuild: %d reads, %v", reads, err)
 	}
-	if after := e.snapshot(t, ids(all...)); !reflect.DeepEqual(after, before) {
+	if after := e.Snapshot(t, IDs(all...)); !reflect.DeepEqual(after, before) {
 		t.Errorf("rebuilt model differs from the incremental one")
 	}
-	checkProgress(t, calls, rebuildBatch)
-	if cp := e.checkpoint(t); cp != lastPos(all...) {
-		t.Errorf("checkpoint after rebuild %s, want %s", cp, lastPos(all...))
+	CheckProgress(t, calls, rebuildBatch)
+	if cp := e.Checkpoint(t); cp != LastPos(all...) {
+		t.Errorf("checkpoint after rebuild %s, want %s", cp, LastPos(all...))
 	}
-	next := e.upload(t, t0.Add(time.Hour), 1)
-	e.waitFor(t, next.pos) // the live projector resumed
-	if got := e.snapshot(t, ids(next)); !reflect.DeepEqual(got.images[next.state.ID],
-		projections.ImageFromState(e.replay(t, next.state.ID))) {
-		t.Errorf("image written after the rebuild = %+v", got.images[next.state.ID])
+	next := e.Upload(t, t0.Add(time.Hour), 1)
+	e.WaitFor(t, next.Pos) // the live projector resumed
+	if got := e.Snapshot(t, IDs(next)); !reflect.DeepEqual(got.images[next.State.ID],
+		projections.ImageFromState(e.Replay(t, next.State.ID))) {
+		t.Errorf("image written after the rebuild = %+v", got.images[next.State.ID])
 	}
 }
 
-// readContinuously queries the model in a loop until stopped, checking
+// ReadContinuously queries the model in a loop until stopped, checking
 // that it always sees exactly active images; the result reports the
 // number of reads and the first inconsistency.
-func (e *env) readContinuously(t *testing.T, active int) (stop func(), result func() (int64, error)) {
+func (e *Env) ReadContinuously(t *testing.T, active int) (stop func(), result func() (int64, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var reads atomic.Int64
@@ -99,9 +99,9 @@ func (e *env) readContinuously(t *testing.T, active int) (stop func(), result fu
 	return cancel, func() (int64, error) { wg.Wait(); return reads.Load(), firstErr }
 }
 
-// checkProgress checks the progress calls of a rebuild: one per batch,
+// CheckProgress checks the progress calls of a rebuild: one per batch,
 // done growing by at most a batch, and a last call with done == total.
-func checkProgress(t *testing.T, calls [][2]int64, batch int64) {
+func CheckProgress(t *testing.T, calls [][2]int64, batch int64) {
 	t.Helper()
 	if len(calls) < 3 {
 		t.Fatalf("progress called %d times", len(calls))
@@ -118,7 +118,7 @@ func checkProgress(t *testing.T, calls [][2]int64, batch int64) {
 
 // testRebuildEmptyLogTwice: rebuilds of an empty log succeed and leave an
 // empty model.
-func testRebuildEmptyLogTwice(t *testing.T, e *env) {
+func testRebuildEmptyLogTwice(t *testing.T, e *Env) {
 	needRebuild(t, e)
 	for range 2 {
 		var last [2]int64
