@@ -23,7 +23,7 @@ type rateNoteKey struct{}
 // rateLimited answers a mutation refused for its rate, and notes it so
 // that an HTTP response carries status 429 and Retry-After.
 func rateLimited(ctx context.Context, wait time.Duration) graphql.ResponseHandler {
-	seconds := max(1, int(math.Ceil(wait.Seconds())))
+	seconds := RetryAfterSeconds(wait)
 	if note, ok := ctx.Value(rateNoteKey{}).(*rateNote); ok {
 		note.refused, note.retryAfterSeconds = true, seconds
 	}
@@ -77,3 +77,9 @@ func (w *rateStatusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *rateStatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// RetryAfterSeconds is a wait as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func RetryAfterSeconds(wait time.Duration) int {
+	return max(1, int(math.Ceil(wait.Seconds())))
+}

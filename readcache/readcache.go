@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,14 +72,14 @@ type Cache struct {
 	store eventstore.Store
 	opts  Options
 
-	mu      sync.Mutex
+	mu      sync.RWMutex        // read-locked on a hit, locked for every change
 	on      bool                // following the log: pos is meaningful
 	pos     eventstore.Position // the log as far as the cache has seen it
 	entries map[uuid.UUID]map[int]entry
 	size    int
 	pending map[uuid.UUID][]*fill
-	hits    uint64
-	misses  uint64
+	hits    atomic.Uint64
+	misses  atomic.Uint64
 }
 
 type entry struct {
@@ -114,20 +115,20 @@ func (c *Cache) ImageWithDithers(ctx context.Context, id uuid.UUID, first int) (
 	}
 	f, p0 := c.begin(id)
 	img, page, at, err := c.src.ImageWithDithersAt(ctx, id, first)
-	c.end(id, first, f, p0, err == nil && !at.Less(p0), entry{img: img, page: clonePage(page), at: time.Now()})
+	c.end(id, first, f, p0, err == nil && !at.Less(p0), entry{img: img, page: page, at: time.Now()})
 	return img, page, err
 }
 
 // lookup returns a fresh cached answer.
 func (c *Cache) lookup(id uuid.UUID, first int) (entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e, ok := c.entries[id][first]
 	if ok && c.on && time.Since(e.at) < c.opts.TTL {
-		c.hits++
+		c.hits.Add(1)
 		return e, true
 	}
-	c.misses++
+	c.misses.Add(1)
 	return entry{}, false
 }
 
@@ -144,8 +145,9 @@ func (c *Cache) begin(id uuid.UUID) (*fill, eventstore.Position) {
 	return f, c.pos
 }
 
-// end unregisters a read and keeps its answer when it is fit to keep:
-// complete up to p0 (complete), and no event of the image came meanwhile.
+// end unregisters a read and keeps a copy of its answer when it is fit
+// to keep: complete up to p0 (complete), and no event of the image came
+// meanwhile.
 func (c *Cache) end(id uuid.UUID, first int, f *fill, p0 eventstore.Position, complete bool, e entry) {
 	if f == nil {
 		return
@@ -172,6 +174,7 @@ func (c *Cache) end(id uuid.UUID, first int, f *fill, p0 eventstore.Position, co
 	if _, ok := byFirst[first]; !ok {
 		c.size++
 	}
+	e.page = clonePage(e.page)
 	byFirst[first] = e
 }
 
@@ -265,17 +268,15 @@ func (c *Cache) reset() {
 // Following reports whether the cache follows the log now (and so holds
 // one of the hub's subscriptions).
 func (c *Cache) Following() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.on
 }
 
 // Stats reports how many answers came from memory (hits) and from the
 // source (misses) so far.
 func (c *Cache) Stats() (hits, misses uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits, c.misses
+	return c.hits.Load(), c.misses.Load()
 }
 
 // clonePage copies a page's slices, so that no caller shares a cached one.

@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/graph"
 )
 
 // rateLimiter bounds the writes of each client: an API key, or the
@@ -51,7 +51,7 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 		key := clientKey(r)
 		if isWrite(r) {
 			if wait, ok := l.allow(key); !ok {
-				w.Header().Set("Retry-After", retryAfter(wait))
+				w.Header().Set("Retry-After", strconv.Itoa(graph.RetryAfterSeconds(wait)))
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusTooManyRequests)
 				_, _ = w.Write([]byte(`{"errors":[{"message":"too many writes; retry later","extensions":{"code":"RATE_LIMITED"}}],"error":{"code":"RATE_LIMITED","message":"too many writes; retry later"}}`))
@@ -80,11 +80,6 @@ func (l *rateLimiter) admitMutation(ctx context.Context) (time.Duration, bool) {
 		key = "id:" + p.KeyID
 	}
 	return l.allow(key)
-}
-
-// retryAfter is a Retry-After value: whole seconds, at least 1.
-func retryAfter(wait time.Duration) string {
-	return fmt.Sprint(max(1, int(math.Ceil(wait.Seconds()))))
 }
 
 // isWrite reports a request that writes: a multipart GraphQL post (an

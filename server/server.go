@@ -65,10 +65,8 @@ type Config struct {
 	// (per API key, or per address without one); 0 turns limiting off.
 	WriteRate  float64
 	WriteBurst int
-	// NoReadCache turns off the in-memory cache of image(id) answers;
-	// ReadCacheTTL bounds how long it serves one (default
-	// readcache.DefaultTTL).
-	NoReadCache  bool
+	// ReadCacheTTL bounds how long the in-memory cache of image(id)
+	// answers serves one (default readcache.DefaultTTL).
 	ReadCacheTTL time.Duration
 	// SubscriptionBuffer is how many events each GraphQL subscription may
 	// have waiting (default live.DefaultBuffer); a subscriber further
@@ -218,7 +216,7 @@ func logger(cfg Config) *slog.Logger {
 func assemble(st storage, cfg Config) (*Server, error) {
 	log := logger(cfg)
 	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, cfg.SubscriptionBuffer), log: log}
-	if src, ok := st.reads.(readcache.Source); ok && !cfg.NoReadCache {
+	if src, ok := st.reads.(readcache.Source); ok {
 		s.cache = readcache.New(src, s.hub, st.store, readcache.Options{Logger: log, TTL: cfg.ReadCacheTTL})
 	}
 	s.commands = commands.New(st.cmds, commands.Options{
@@ -370,7 +368,7 @@ func (s *Server) Store() eventstore.Store { return s.st.store }
 func (s *Server) ReadModel() ReadModel { return s.st.reads }
 
 // ReadCache returns the cache of image(id) answers, or nil when there is
-// none (NoReadCache, or a read model that cannot tell its checkpoint).
+// none (a read model that cannot tell its checkpoint, as on SQLite).
 func (s *Server) ReadCache() *readcache.Cache { return s.cache }
 
 // Reads returns the read models as the API reads them: through the cache
