@@ -206,26 +206,32 @@ func testSubscriberKilled(t *testing.T, b Backend) {
 	s := b.Store
 	all := appendN(t, s, 20)
 	var h1, h2 handled
-	var batches atomic.Int32
+	var batches, third atomic.Int32
 	victim := &faulty{Store: s}
 	sub := eventstore.Subscription{Name: "killed", Read: eventstore.ReadOptions{BatchSize: 3}}
 	killer := sub
 	killer.Handler = func(ctx context.Context, b eventstore.Batch) error {
 		if batches.Add(1) == 3 {
+			third.Store(int32(len(b.Events)))
 			victim.dead.Store(true) // dies before it can checkpoint
 		}
 		return nil
 	}
 	startFaultyReplica(t, victim, "victim", 500*time.Millisecond, killer, &h1)
 	eventually(t, "the victim to die", func() bool { return victim.dead.Load() })
-	startReplica(t, s, "heir", 500*time.Millisecond, sub, &h2)
-	eventually(t, "the heir to finish", func() bool { return h2.count() >= 14 })
-	if h1.count() != 9 {
-		t.Fatalf("victim handled %d events, want 9 (three batches)", h1.count())
+	// Batches may come back short while other transactions of the
+	// database hold the log's horizon back: the checkpoint is after the
+	// victim's first two batches, whatever their sizes.
+	checkpointed := h1.count() - int(third.Load())
+	if checkpointed <= 0 || h1.count() > 9 {
+		t.Fatalf("victim handled %d events in three batches, the last of %d", h1.count(), third.Load())
 	}
+	startReplica(t, s, "heir", 500*time.Millisecond, sub, &h2)
+	want := all[checkpointed:]
+	eventually(t, "the heir to finish", func() bool { return h2.count() >= len(want) })
 	got := h2.ids()
-	if len(got) != 14 || !equalIDs(got, all[6:]) {
-		t.Fatalf("heir handled %d events starting at %d, want the 14 after the last checkpoint", len(got), indexOf(all, got[0]))
+	if len(got) != len(want) || !equalIDs(got, want) {
+		t.Fatalf("heir handled %d events starting at %d, want the %d after the last checkpoint (%d)", len(got), indexOf(all, got[0]), len(want), checkpointed)
 	}
 }
 
