@@ -162,3 +162,53 @@ func TestEventTypesAllDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmarshalAcceptsWhatEncodingJSONAccepts: the log was written with
+// encoding/json, and an event it can read must stay readable: every
+// sample, and documents with names in another case, a repeated name or
+// invalid UTF-8, decode to what encoding/json decodes.
+func TestUnmarshalAcceptsWhatEncodingJSONAccepts(t *testing.T) {
+	type doc struct {
+		typ  string
+		data string
+	}
+	var docs []doc
+	for _, e := range sampleEvents() {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, doc{e.EventType(), string(data)})
+	}
+	docs = append(docs,
+		doc{images.TypeImageUploaded, `{"Image_ID":"` + imageID.String() + `","FILENAME":"a.png","filename":"b.png","Filename":"c.png"}`},
+		doc{images.TypeImageUploaded, "{\"filename\":\"bad \xff utf-8\",\"sha256\":\"" + keyA + "\"}"},
+		doc{images.TypeDitherRequested, `{"dither_id":"` + ditherID.String() + `","levels":3,"levels":5,"Channel_Levels":{"r":2,"G":3,"b":4},"notify":null}`},
+		doc{images.TypeDitherCompleted, `{"dither_id":"` + ditherID.String() + `","completed_at":"2026-11-30T10:00:00.123456789+01:00","extra":[1,{"x":null}]}`},
+	)
+	for _, d := range docs {
+		got, err := images.Unmarshal(d.typ, currentVersion(t, d.typ), []byte(d.data))
+		if err != nil {
+			t.Fatalf("Unmarshal(%s) = %v", d.data, err)
+		}
+		want := reflect.New(reflect.TypeOf(got))
+		if err := json.Unmarshal([]byte(d.data), want.Interface()); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if !reflect.DeepEqual(got, want.Elem().Interface()) {
+			t.Errorf("%s:\n got %#v\nwant %#v (encoding/json)", d.data, got, want.Elem().Interface())
+		}
+	}
+}
+
+// currentVersion is the schema version Marshal writes for the type.
+func currentVersion(t *testing.T, typ string) int {
+	t.Helper()
+	for _, e := range sampleEvents() {
+		if e.EventType() == typ {
+			return e.SchemaVersion()
+		}
+	}
+	t.Fatalf("no sample of %s", typ)
+	return 0
+}
