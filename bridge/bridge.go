@@ -167,13 +167,14 @@ const maxCachedStates = 10_000
 func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
 	m := b.Mapper.withDefaults()
 	msgs := make([]Message, 0, len(events)*2)
+	buf := new(buffers)
 	for _, e := range events {
 		before, err := b.stateBefore(ctx, e)
 		if err != nil {
 			return nil, err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		msgs, err = m.appendMessages(msgs, e, decoded, derr, before, derr == nil)
+		msgs, err = m.appendMessages(msgs, buf, e, decoded, derr, before, derr == nil)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}

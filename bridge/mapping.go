@@ -83,7 +83,7 @@ func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) 
 	if hasLegacy(e.Type) {
 		decoded, err = images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
 	}
-	return m.withDefaults().appendMessages(nil, e, decoded, err, before, false)
+	return m.withDefaults().appendMessages(nil, nil, e, decoded, err, before, false)
 }
 
 // hasLegacy reports whether events of the type have old-format messages.
@@ -98,15 +98,16 @@ func hasLegacy(eventType string) bool {
 // appendMessages appends the messages of Map to msgs, for an event already
 // decoded (decoded and decodeErr are what images.Unmarshal returned; they
 // are only read for the types of hasLegacy), on a Mapper with its
-// defaults filled in. validData says that e.Data is known to be valid
+// defaults filled in. The messages' bodies and headers come from buf
+// (nil: each its own). validData says that e.Data is known to be valid
 // JSON (images.Unmarshal, which parses all of it, accepted it; stores only
 // take valid JSON in the first place), so that it need not be checked again.
-func (m Mapper) appendMessages(msgs []Message, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
+func (m Mapper) appendMessages(msgs []Message, buf *buffers, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
 	imageID, perr := images.ParseStreamID(e.StreamID)
 	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
-		traceParent: eventTraceParent(e), validData: validData}
+		traceParent: eventTraceParent(e), validData: validData, buf: buf}
 	if perr == nil {
-		ev.key = imageID.String()
+		ev.key = imageKey(e.StreamID, imageID)
 	}
 	first := len(msgs)
 	msgs, err := m.legacy(msgs, ev, imageID, decoded, decodeErr, before)
@@ -137,6 +138,20 @@ type mappedEvent struct {
 	time        string // the recording time, RFC 3339 in UTC
 	traceParent string // the recorded W3C trace context, "" when none or malformed
 	validData   bool   // Data is known to be valid JSON
+	buf         *buffers
+}
+
+// imageKey is the canonical string of an image stream's uuid: the end of
+// the stream id, without a copy, when the stream id holds it in lower case
+// (as images.StreamID writes it).
+func imageKey(stream string, id uuid.UUID) string {
+	rest := stream[len(stream)-36:] // images.ParseStreamID took 36 characters
+	for i := 0; i < len(rest); i++ {
+		if 'A' <= rest[i] && rest[i] <= 'F' {
+			return id.String()
+		}
+	}
+	return rest
 }
 
 func (m Mapper) withDefaults() Mapper {
@@ -293,8 +308,8 @@ func (m Mapper) blobURL(key string) string { return m.PublicURL + "/blobs/" + ke
 // ce_traceparent (the distributed tracing extension) is among them when
 // the event recorded a trace context.
 func (m Mapper) old(e mappedEvent, topic, msgType string, body jsonBody) Message {
-	data := body.appendJSON(make([]byte, 0, 192))
-	headers := make([]Header, 0, 10)
+	data := e.buf.keepBytes(body.appendJSON(e.buf.bytesFor(192)))
+	headers := e.buf.headersFor(10)
 	headers = append(headers,
 		Header{"message_type", msgType},
 		Header{"version", LegacyVersion},
@@ -311,7 +326,7 @@ func (m Mapper) old(e mappedEvent, topic, msgType string, body jsonBody) Message
 	return Message{
 		Topic:   topic,
 		Key:     e.key,
-		Headers: append(headers, Header{"content-type", "application/json"}),
+		Headers: e.buf.keepHeaders(append(headers, Header{"content-type", "application/json"})),
 		Body:    data,
 	}
 }
@@ -364,8 +379,8 @@ func (m Mapper) structured(e mappedEvent) Message {
 	return Message{
 		Topic:   m.Topics.Events,
 		Key:     e.key,
-		Headers: []Header{{"content-type", "application/cloudevents+json"}},
-		Body:    m.cloudEventJSON(e),
+		Headers: e.buf.keepHeaders(append(e.buf.headersFor(1), Header{"content-type", "application/cloudevents+json"})),
+		Body:    e.buf.keepBytes(m.cloudEventJSON(e)),
 	}
 }
 
@@ -374,7 +389,8 @@ func (m Mapper) structured(e mappedEvent) Message {
 // time otherwise). Strings that need escaping and data that is not plain
 // compact-able JSON take json.Marshal's own path.
 func (m Mapper) cloudEventJSON(e mappedEvent) []byte {
-	b := make([]byte, 0, 320+len(e.Data))
+	b := e.buf.bytesFor(256 + len(e.id) + len(m.Source) + len(e.Type) + len(e.StreamID) + len(e.time) +
+		len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.traceParent) + len(e.Data))
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, e.id)
 	b = append(b, `,"source":`...)

@@ -2,6 +2,9 @@ package bridge
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -311,5 +314,58 @@ func TestOldBodiesAreMarshal(t *testing.T) {
 				t.Errorf("%T %q:\n%s\nwant\n%s", body, str, got, want)
 			}
 		}
+	}
+}
+
+// TestBatchMessagesAreMapsAndIndependent: a batch's messages, whose bodies
+// and headers share arrays, are what Map returns for each event, and
+// appending to one message's body or headers changes no other message.
+// The batch holds bodies larger than a shared array and a stream id in
+// upper case.
+func TestBatchMessagesAreMapsAndIndependent(t *testing.T) {
+	events := batchEvents(t, 40)
+	big := images.ImageUploaded{ImageID: testImage, Filename: strings.Repeat("x", 2*bufferChunk), SHA256: "abc"}
+	large := event(t, big, 1)
+	large.StreamID = strings.ToUpper(large.StreamID[:len(images.StreamPrefix)]) // still not an image stream
+	upper := event(t, big, 1)
+	upper.StreamID = images.StreamPrefix + strings.ToUpper(testImage.String())
+	upper.ID = testDither
+	events = append(events[:30], append([]eventstore.Event{large, upper}, events[30:]...)...)
+
+	br := &Bridge{Mapper: testMapper(), Sink: &recordingSink{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))} // the non-image stream is logged
+	got, err := br.messages(t.Context(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Message
+	states := map[string]images.Image{}
+	for _, e := range events {
+		msgs, _ := testMapper().Map(e, states[e.StreamID])
+		want = append(want, msgs...)
+		if d, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data); err == nil {
+			states[e.StreamID] = images.Evolve(states[e.StreamID], d, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("batch messages differ from Map's")
+	}
+	for _, m := range got {
+		if strings.HasPrefix(m.ID, upper.ID.String()) && m.Key != testImage.String() {
+			t.Fatalf("message %s of an upper-case stream id: key %q, want the canonical uuid", m.ID, m.Key)
+		}
+	}
+	for i := range got {
+		got[i].Body = append(got[i].Body, "garbage"...)
+		got[i].Headers = append(got[i].Headers, Header{"x", "y"})
+		for j := range got {
+			if j == i {
+				continue
+			}
+			if !reflect.DeepEqual(got[j], want[j]) {
+				t.Fatalf("appending to message %d changed message %d: %s", i, j, got[j].Body)
+			}
+		}
+		got[i] = want[i]
 	}
 }

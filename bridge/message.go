@@ -92,3 +92,59 @@ func PingerOf(s Sink) (Pinger, bool) {
 // ErrNotAcknowledged is returned (wrapped) by sinks when the broker did
 // not acknowledge a message.
 var ErrNotAcknowledged = errors.New("bridge: message not acknowledged")
+
+// buffers lend the bodies and headers of a batch's messages from a few
+// shared arrays, so that mapping a batch makes a handful of large
+// allocations rather than two small ones per message. Each message keeps
+// its part (capped: an append to it copies) for as long as it lives. A
+// nil *buffers allocates each body and header list on its own.
+type buffers struct {
+	bytes   []byte
+	headers []Header
+}
+
+// bufferChunk is the size of a buffers array, in elements.
+const bufferChunk = 32 << 10
+
+// bytesFor returns an empty slice with room for at least n bytes, at the
+// free end of the shared array, to append one body to; keepBytes then
+// claims what was appended.
+func (b *buffers) bytesFor(n int) []byte {
+	if b == nil {
+		return make([]byte, 0, n)
+	}
+	if cap(b.bytes)-len(b.bytes) < n {
+		b.bytes = make([]byte, 0, max(bufferChunk, n))
+	}
+	return b.bytes[len(b.bytes):]
+}
+
+// keepBytes claims body, built by appending to bytesFor's slice, and
+// returns it capped. A body that outgrew its room was moved by append to
+// an array of its own, and the shared array stays as it was.
+func (b *buffers) keepBytes(body []byte) []byte {
+	if b == nil || cap(body) != cap(b.bytes)-len(b.bytes) {
+		return body
+	}
+	b.bytes = b.bytes[:len(b.bytes)+len(body)]
+	return body[:len(body):len(body)]
+}
+
+// headersFor and keepHeaders are bytesFor and keepBytes for header lists.
+func (b *buffers) headersFor(n int) []Header {
+	if b == nil {
+		return make([]Header, 0, n)
+	}
+	if cap(b.headers)-len(b.headers) < n {
+		b.headers = make([]Header, 0, max(bufferChunk/32, n))
+	}
+	return b.headers[len(b.headers):]
+}
+
+func (b *buffers) keepHeaders(h []Header) []Header {
+	if b == nil || cap(h) != cap(b.headers)-len(b.headers) {
+		return h
+	}
+	b.headers = b.headers[:len(b.headers)+len(h)]
+	return h[:len(h):len(h)]
+}
