@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
@@ -51,6 +52,8 @@ type Bridge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// failures counts consecutive failed batches (one handler runs at a time).
 	failures int
+	// free holds the buffers of published batches, for later batches.
+	free sync.Pool
 	// states are image states folded from the events mapped so far, by
 	// stream, so that Map rarely needs to read a stream. Only prepare
 	// touches them, one batch at a time.
@@ -96,7 +99,14 @@ func (b *Bridge) Lag(ctx context.Context) (eventstore.Lag, error) {
 // prepare maps a batch, on the runner's reading goroutine while the
 // previous batch is published.
 func (b *Bridge) prepare(ctx context.Context, events []eventstore.Event) (any, error) {
-	return b.messages(ctx, events)
+	buf, _ := b.free.Get().(*buffers)
+	if buf == nil {
+		buf = new(buffers)
+	}
+	if err := b.messages(ctx, buf, events); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // handle publishes one batch's messages, as prepared. After a failure it
@@ -104,13 +114,16 @@ func (b *Bridge) prepare(ctx context.Context, events []eventstore.Event) (any, e
 // returning the error, so that the runner's re-delivery from the
 // checkpoint does not hammer a broker that is down.
 func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
-	msgs, ok := batch.Prepared.([]Message)
+	buf, ok := batch.Prepared.(*buffers)
 	if !ok {
 		return fmt.Errorf("bridge %s: batch of %d events not prepared", b.Name(), len(batch.Events))
 	}
+	msgs := buf.msgs
 	err := b.Sink.Publish(ctx, msgs)
 	if err == nil {
 		b.failures = 0
+		buf.reset() // acknowledged: the sink no longer uses them
+		b.free.Put(buf)
 		return nil
 	}
 	err = fmt.Errorf("bridge %s: publish %d messages: %w", b.Name(), len(msgs), err)
@@ -160,27 +173,26 @@ func (b *Bridge) log() *slog.Logger {
 // maxCachedStates bounds the image states a bridge keeps between events.
 const maxCachedStates = 10_000
 
-// messages maps a batch's events. An event that cannot be mapped in the
-// old format is logged and forwarded on the events topic only: one bad
-// event must not stop the bridge. Each event is decoded once, for both
-// its messages and the cached state of its image.
-func (b *Bridge) messages(ctx context.Context, events []eventstore.Event) ([]Message, error) {
+// messages maps a batch's events to buf.msgs, their bodies and headers in
+// buf. An event that cannot be mapped in the old format is logged and
+// forwarded on the events topic only: one bad event must not stop the
+// bridge. Each event is decoded once, for both its messages and the
+// cached state of its image.
+func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore.Event) error {
 	m := b.Mapper.withDefaults()
-	msgs := make([]Message, 0, len(events)*2)
-	buf := new(buffers)
 	for _, e := range events {
 		before, err := b.stateBefore(ctx, e)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		msgs, err = m.appendMessages(msgs, buf, e, decoded, derr, before, derr == nil)
+		buf.msgs, err = m.appendMessages(buf.msgs, buf, e, decoded, derr, before, derr == nil)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
 		}
 		b.remember(e, decoded, derr, before)
 	}
-	return msgs, nil
+	return nil
 }
 
 // stateBefore returns the image's state just before the event when Map

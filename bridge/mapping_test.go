@@ -321,10 +321,10 @@ func TestOldBodiesAreMarshal(t *testing.T) {
 // and headers share arrays, are what Map returns for each event, and
 // appending to one message's body or headers changes no other message.
 // The batch holds bodies larger than a shared array and a stream id in
-// upper case.
+// upper case. After a reset, mapping the batch again reuses the arrays.
 func TestBatchMessagesAreMapsAndIndependent(t *testing.T) {
 	events := batchEvents(t, 40)
-	big := images.ImageUploaded{ImageID: testImage, Filename: strings.Repeat("x", 2*bufferChunk), SHA256: "abc"}
+	big := images.ImageUploaded{ImageID: testImage, Filename: strings.Repeat("x", 2*byteChunk), SHA256: "abc"}
 	large := event(t, big, 1)
 	large.StreamID = strings.ToUpper(large.StreamID[:len(images.StreamPrefix)]) // still not an image stream
 	upper := event(t, big, 1)
@@ -334,10 +334,11 @@ func TestBatchMessagesAreMapsAndIndependent(t *testing.T) {
 
 	br := &Bridge{Mapper: testMapper(), Sink: &recordingSink{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))} // the non-image stream is logged
-	got, err := br.messages(t.Context(), events)
-	if err != nil {
+	buf := new(buffers)
+	if err := br.messages(t.Context(), buf, events); err != nil {
 		t.Fatal(err)
 	}
+	got := buf.msgs
 	var want []Message
 	states := map[string]images.Image{}
 	for _, e := range events {
@@ -367,5 +368,19 @@ func TestBatchMessagesAreMapsAndIndependent(t *testing.T) {
 			}
 		}
 		got[i] = want[i]
+	}
+
+	arrays, first := len(buf.bytes.arrays), &buf.bytes.arrays[0][0]
+	buf.reset()
+	br.states = nil
+	if err := br.messages(t.Context(), buf, events); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(buf.msgs, want) {
+		t.Fatalf("batch messages mapped again into reused buffers differ from Map's")
+	}
+	if len(buf.bytes.arrays) != arrays || &buf.msgs[0].Body[0] != first {
+		t.Fatalf("mapping again used %d arrays (%d before), first body not in the first array: %t",
+			len(buf.bytes.arrays), arrays, &buf.msgs[0].Body[0] != first)
 	}
 }

@@ -60,7 +60,9 @@ type Sink interface {
 	Name() string
 	// Publish sends the messages, in order, and returns nil only once the
 	// broker has acknowledged every one of them. A repeated message (the
-	// same ID) must be harmless.
+	// same ID) must be harmless. Once it has returned nil, Publish must
+	// not use msgs, their bodies or their headers again (as io.Writer must
+	// not keep p): the bridge reuses their memory for later batches.
 	Publish(ctx context.Context, msgs []Message) error
 	// Close releases the sink's connections.
 	Close() error
@@ -93,41 +95,48 @@ func PingerOf(s Sink) (Pinger, bool) {
 // not acknowledge a message.
 var ErrNotAcknowledged = errors.New("bridge: message not acknowledged")
 
-// buffers lend the bodies and headers of a batch's messages from a few
-// shared arrays, so that mapping a batch makes a handful of large
-// allocations rather than two small ones per message. Each message keeps
-// its part (capped: an append to it copies) for as long as it lives. A
-// nil *buffers allocates each body and header list on its own.
+// buffers lend the bodies and headers of a batch's messages, and the
+// list that holds them, from a few large arrays, so that mapping a batch
+// makes no allocation per message; once the broker has acknowledged the
+// batch, reset lets a later batch reuse them. Each message keeps its part
+// (capped: an append to it copies). A nil *buffers allocates each body
+// and header list on its own.
 type buffers struct {
-	bytes   []byte
-	headers []Header
+	bytes   chunks[byte]
+	headers chunks[Header]
+	msgs    []Message
 }
 
-// bufferChunk is the size of a buffers array, in elements.
-const bufferChunk = 32 << 10
+// Sizes of the arrays that buffers allocate, in elements.
+const (
+	byteChunk   = 32 << 10
+	headerChunk = 1 << 10
+)
 
-// bytesFor returns an empty slice with room for at least n bytes, at the
-// free end of the shared array, to append one body to; keepBytes then
-// claims what was appended.
+// reset makes all of the arrays free for the next batch's messages.
+func (b *buffers) reset() {
+	b.bytes.reset()
+	b.headers.reset()
+	clear(b.msgs) // drop the references to bodies that had arrays of their own
+	b.msgs = b.msgs[:0]
+}
+
+// bytesFor returns an empty slice with room for at least n bytes, to
+// append one body to; keepBytes then claims what was appended.
 func (b *buffers) bytesFor(n int) []byte {
 	if b == nil {
 		return make([]byte, 0, n)
 	}
-	if cap(b.bytes)-len(b.bytes) < n {
-		b.bytes = make([]byte, 0, max(bufferChunk, n))
-	}
-	return b.bytes[len(b.bytes):]
+	return b.bytes.room(n, byteChunk)
 }
 
 // keepBytes claims body, built by appending to bytesFor's slice, and
-// returns it capped. A body that outgrew its room was moved by append to
-// an array of its own, and the shared array stays as it was.
+// returns it capped.
 func (b *buffers) keepBytes(body []byte) []byte {
-	if b == nil || cap(body) != cap(b.bytes)-len(b.bytes) {
+	if b == nil {
 		return body
 	}
-	b.bytes = b.bytes[:len(b.bytes)+len(body)]
-	return body[:len(body):len(body)]
+	return b.bytes.keep(body)
 }
 
 // headersFor and keepHeaders are bytesFor and keepBytes for header lists.
@@ -135,16 +144,52 @@ func (b *buffers) headersFor(n int) []Header {
 	if b == nil {
 		return make([]Header, 0, n)
 	}
-	if cap(b.headers)-len(b.headers) < n {
-		b.headers = make([]Header, 0, max(bufferChunk/32, n))
-	}
-	return b.headers[len(b.headers):]
+	return b.headers.room(n, headerChunk)
 }
 
 func (b *buffers) keepHeaders(h []Header) []Header {
-	if b == nil || cap(h) != cap(b.headers)-len(b.headers) {
+	if b == nil {
 		return h
 	}
-	b.headers = b.headers[:len(b.headers)+len(h)]
-	return h[:len(h):len(h)]
+	return b.headers.keep(h)
+}
+
+// chunks hands out consecutive parts of a few large arrays.
+type chunks[T any] struct {
+	arrays [][]T // in use: arrays[:cur+1]
+	cur    int
+}
+
+// room returns an empty slice with room for at least n elements at the
+// free end of the current array, moving on to the next array (or a new
+// one of at least size elements) when that one has less room.
+func (c *chunks[T]) room(n, size int) []T {
+	for c.cur < len(c.arrays) && cap(c.arrays[c.cur])-len(c.arrays[c.cur]) < n {
+		c.cur++
+	}
+	if c.cur == len(c.arrays) {
+		c.arrays = append(c.arrays, make([]T, 0, max(size, n)))
+	}
+	a := c.arrays[c.cur]
+	return a[len(a):]
+}
+
+// keep claims part, built by appending to room's slice, and returns it
+// capped. A part that outgrew its room was moved by append to an array of
+// its own, and the current array stays as it was.
+func (c *chunks[T]) keep(part []T) []T {
+	a := c.arrays[c.cur]
+	if cap(part) != cap(a)-len(a) {
+		return part
+	}
+	c.arrays[c.cur] = a[:len(a)+len(part)]
+	return part[:len(part):len(part)]
+}
+
+// reset makes every array free again.
+func (c *chunks[T]) reset() {
+	for i := range c.arrays {
+		c.arrays[i] = c.arrays[i][:0]
+	}
+	c.cur = 0
 }
