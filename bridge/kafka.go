@@ -137,9 +137,10 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 	var wg sync.WaitGroup
 	var once sync.Once
 	var first error
-	for _, m := range msgs {
+	recs := kafkaRecords(msgs)
+	for i, m := range msgs {
 		wg.Add(1)
-		k.cl.Produce(ctx, kafkaRecord(m), func(r *kgo.Record, err error) {
+		k.cl.Produce(ctx, &recs[i], func(r *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
 				once.Do(func() {
@@ -157,13 +158,34 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 	return first
 }
 
-// kafkaRecord builds the Kafka record of m.
-func kafkaRecord(m Message) *kgo.Record {
-	r := &kgo.Record{Topic: m.Topic, Key: []byte(m.Key), Value: m.Body, Headers: make([]kgo.RecordHeader, len(m.Headers))}
-	for i, h := range m.Headers {
-		r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)}
+// kafkaRecords builds the Kafka records of msgs in three allocations: the
+// records, their headers, and one array for the bytes of keys and header
+// values. The records are the producer's until their promises are called.
+func kafkaRecords(msgs []Message) []kgo.Record {
+	headers, size := 0, 0
+	for _, m := range msgs {
+		headers += len(m.Headers)
+		size += len(m.Key)
+		for _, h := range m.Headers {
+			size += len(h.Value)
+		}
 	}
-	return r
+	recs := make([]kgo.Record, len(msgs))
+	hs := make([]kgo.RecordHeader, 0, headers)
+	bs := make([]byte, 0, size)
+	bytesOf := func(s string) []byte {
+		start := len(bs)
+		bs = append(bs, s...)
+		return bs[start:len(bs):len(bs)]
+	}
+	for i, m := range msgs {
+		start := len(hs)
+		for _, h := range m.Headers {
+			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: bytesOf(h.Value)})
+		}
+		recs[i] = kgo.Record{Topic: m.Topic, Key: bytesOf(m.Key), Value: m.Body, Headers: hs[start:len(hs):len(hs)]}
+	}
+	return recs
 }
 
 // ensureTopics creates missing topics once, when configured to.
