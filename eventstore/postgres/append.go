@@ -277,21 +277,31 @@ FROM events WHERE `+horizon+` ORDER BY transaction_id DESC, global_position DESC
 
 func scanEvents(rows pgx.Rows, limit int) ([]eventstore.Event, error) {
 	defer rows.Close()
-	events := make([]eventstore.Event, 0, min(limit, 1024))
+	// One row is scanned at a time into these, through one list of
+	// destinations, and then copied into the result: scanning into each
+	// event's own fields would allocate the event and the list per row.
+	var (
+		e      eventstore.Event
+		schema int32
+		data   []byte
+		id     pgtype.UUID // uuid.UUID is an sql.Scanner: pgx would format it as text and parse it back
+	)
+	m := &e.Metadata
+	dest := []any{&e.Position.Global, &e.Position.TransactionID, &e.StreamID, &e.StreamVersion,
+		&id, &e.Type, &schema, &data, &e.RecordedAt,
+		&m.CorrelationID, &m.CausationID, &m.Actor, &m.IdempotencyKey, &m.TraceParent}
+	events := []eventstore.Event{}
 	for rows.Next() {
-		var e eventstore.Event
-		var schema int32
-		var data []byte
-		var id pgtype.UUID // uuid.UUID is an sql.Scanner: pgx would format it as text and parse it back
-		m := &e.Metadata
-		if err := rows.Scan(&e.Position.Global, &e.Position.TransactionID, &e.StreamID, &e.StreamVersion,
-			&id, &e.Type, &schema, &data, &e.RecordedAt,
-			&m.CorrelationID, &m.CausationID, &m.Actor, &m.IdempotencyKey, &m.TraceParent); err != nil {
+		data = nil // pgx copies each value into a new slice
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		e.ID = id.Bytes
 		e.SchemaVersion = int(schema)
 		e.Data = data
+		if cap(events) == 0 {
+			events = make([]eventstore.Event, 0, min(limit, 1024))
+		}
 		events = append(events, e)
 	}
 	return events, rows.Err()
