@@ -143,6 +143,8 @@ func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
 		}
 		return nil
 	}
+	// After a failure the sink may still hold some messages (a retry in
+	// flight): their buffers are left to the garbage collector.
 	err = fmt.Errorf("bridge %s: publish %d messages: %w", b.Name(), len(msgs), err)
 	if ctx.Err() == nil {
 		d := b.backoff()
