@@ -29,6 +29,12 @@ func BenchmarkBridge(b *testing.B) {
 	b.Run("kafka", func(b *testing.B) {
 		benchSink(b, func(tb testing.TB) bridge.Sink { return startKafka(tb).sink(tb) })
 	})
+	// The broker in a process of its own, as brokers run: in the test's
+	// process, kfake's goroutines share its two Ps and its garbage
+	// collector with the publisher.
+	b.Run("kafka-process", func(b *testing.B) {
+		benchSink(b, func(tb testing.TB) bridge.Sink { return kafkaSink(tb, []string{startKafkaProcess(tb)}) })
+	})
 }
 
 // benchBatch is the bridge's batch size in events, and the direct

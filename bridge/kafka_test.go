@@ -38,9 +38,13 @@ func startKafka(t testing.TB) *fakeKafka {
 	return k
 }
 
-func (k *fakeKafka) sink(t testing.TB) *bridge.Kafka {
+func (k *fakeKafka) sink(t testing.TB) *bridge.Kafka { return kafkaSink(t, k.c.ListenAddrs()) }
+
+// kafkaSink is a Kafka sink of the test topics on the brokers, closed
+// when the test ends.
+func kafkaSink(t testing.TB, brokers []string) *bridge.Kafka {
 	t.Helper()
-	s, err := bridge.NewKafka(bridge.KafkaOptions{Brokers: k.c.ListenAddrs(), Topics: testTopics.All(),
+	s, err := bridge.NewKafka(bridge.KafkaOptions{Brokers: brokers, Topics: testTopics.All(),
 		CreateTopics: true, DeliveryTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
