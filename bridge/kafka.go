@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,7 @@ type Kafka struct {
 
 	mu      sync.Mutex // guards created
 	created bool
+	records recordsCache
 }
 
 // NewKafka creates the client. It does not wait for the brokers.
@@ -134,34 +136,46 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 	if err := k.ensureTopics(ctx); err != nil {
 		return err
 	}
+	recs := k.records.get()
+	defer k.records.put(recs)
+	recs.build(msgs)
 	var wg sync.WaitGroup
 	var once sync.Once
 	var first error
-	recs := kafkaRecords(msgs)
-	for i, m := range msgs {
-		wg.Add(1)
-		k.cl.Produce(ctx, &recs[i], func(r *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				once.Do(func() {
-					first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", m.ID, r.Topic, ErrNotAcknowledged, err)
-				})
-			}
-		})
+	promise := func(r *kgo.Record, err error) {
+		defer wg.Done()
+		if err != nil {
+			once.Do(func() {
+				first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", msgs[recs.index(r)].ID, r.Topic, ErrNotAcknowledged, err)
+			})
+		}
+	}
+	wg.Add(len(msgs))
+	for i := range recs.recs {
+		k.cl.Produce(ctx, &recs.recs[i], promise)
 	}
 	// The whole batch is buffered: send it now rather than after the linger.
-	if err := k.cl.Flush(ctx); err != nil {
-		wg.Wait()
+	err := k.cl.Flush(ctx)
+	wg.Wait() // every promise was called: the producer is done with the records
+	if err != nil {
 		return fmt.Errorf("kafka sink: flush: %w", err)
 	}
-	wg.Wait()
 	return first
 }
 
-// kafkaRecords builds the Kafka records of msgs in three allocations: the
-// records, their headers, and one array for the bytes of keys and header
-// values. The records are the producer's until their promises are called.
-func kafkaRecords(msgs []Message) []kgo.Record {
+// kafkaRecords are the Kafka records of a batch, their headers, and one
+// array for the bytes of their keys and header values. The records are
+// the producer's until their promises are called; then a later batch
+// reuses the arrays.
+type kafkaRecords struct {
+	recs    []kgo.Record
+	headers []kgo.RecordHeader
+	bytes   []byte
+}
+
+// build makes the records of msgs, growing the arrays only when they are
+// too small.
+func (k *kafkaRecords) build(msgs []Message) {
 	headers, size := 0, 0
 	for _, m := range msgs {
 		headers += len(m.Headers)
@@ -170,22 +184,61 @@ func kafkaRecords(msgs []Message) []kgo.Record {
 			size += len(h.Value)
 		}
 	}
-	recs := make([]kgo.Record, len(msgs))
-	hs := make([]kgo.RecordHeader, 0, headers)
-	bs := make([]byte, 0, size)
-	bytesOf := func(s string) []byte {
-		start := len(bs)
-		bs = append(bs, s...)
-		return bs[start:len(bs):len(bs)]
-	}
+	k.recs = slices.Grow(k.recs[:0], len(msgs))[:len(msgs)]
+	k.headers = slices.Grow(k.headers[:0], headers)
+	k.bytes = slices.Grow(k.bytes[:0], size)
 	for i, m := range msgs {
-		start := len(hs)
+		start := len(k.headers)
 		for _, h := range m.Headers {
-			hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: bytesOf(h.Value)})
+			k.headers = append(k.headers, kgo.RecordHeader{Key: h.Key, Value: k.bytesOf(h.Value)})
 		}
-		recs[i] = kgo.Record{Topic: m.Topic, Key: bytesOf(m.Key), Value: m.Body, Headers: hs[start:len(hs):len(hs)]}
+		k.recs[i] = kgo.Record{Topic: m.Topic, Key: k.bytesOf(m.Key), Value: m.Body, Headers: k.headers[start:len(k.headers):len(k.headers)]}
 	}
-	return recs
+}
+
+// bytesOf copies s to the bytes array, which has room for it.
+func (k *kafkaRecords) bytesOf(s string) []byte {
+	start := len(k.bytes)
+	k.bytes = append(k.bytes, s...)
+	return k.bytes[start:len(k.bytes):len(k.bytes)]
+}
+
+// index returns the index of the record r points to.
+func (k *kafkaRecords) index(r *kgo.Record) int {
+	for i := range k.recs {
+		if &k.recs[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// clear drops the references to the messages' strings and bodies.
+func (k *kafkaRecords) clear() {
+	clear(k.recs)
+}
+
+// recordsCache keeps one batch's record arrays between publishes.
+type recordsCache struct {
+	mu    sync.Mutex
+	spare *kafkaRecords
+}
+
+func (c *recordsCache) get() *kafkaRecords {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.spare; r != nil {
+		c.spare = nil
+		return r
+	}
+	return new(kafkaRecords)
+}
+
+func (c *recordsCache) put(r *kafkaRecords) {
+	r.clear()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spare = r
 }
 
 // ensureTopics creates missing topics once, when configured to.
