@@ -146,7 +146,7 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 		defer wg.Done()
 		if err != nil {
 			once.Do(func() {
-				first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", msgs[recs.index(r)].ID, r.Topic, ErrNotAcknowledged, err)
+				first = fmt.Errorf("kafka sink: record %s to %s: %w: %w", recs.messageID(msgs, r), r.Topic, ErrNotAcknowledged, err)
 			})
 		}
 	}
@@ -203,14 +203,15 @@ func (k *kafkaRecords) bytesOf(s string) []byte {
 	return k.bytes[start:len(k.bytes):len(k.bytes)]
 }
 
-// index returns the index of the record r points to.
-func (k *kafkaRecords) index(r *kgo.Record) int {
+// messageID returns the ID of the message whose record r points to (a
+// search, for the error of a failed record only).
+func (k *kafkaRecords) messageID(msgs []Message, r *kgo.Record) string {
 	for i := range k.recs {
 		if &k.recs[i] == r {
-			return i
+			return msgs[i].ID
 		}
 	}
-	return -1
+	return "(unknown)"
 }
 
 // clear drops the references to the messages' strings and bodies.
