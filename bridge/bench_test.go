@@ -33,7 +33,14 @@ func BenchmarkBridge(b *testing.B) {
 	// process, kfake's goroutines share its two Ps and its garbage
 	// collector with the publisher.
 	b.Run("kafka-process", func(b *testing.B) {
-		benchSink(b, func(tb testing.TB) bridge.Sink { return kafkaSink(tb, []string{startKafkaProcess(tb)}) })
+		benchSink(b, func(tb testing.TB) bridge.Sink { return kafkaSink(tb, []string{startKafkaProcess(tb, 0)}) })
+	})
+	// And answering each produce request after 1 ms, as a broker across a
+	// network that waits for its replicas (acks=all) would at best.
+	b.Run("kafka-process-1ms", func(b *testing.B) {
+		benchSink(b, func(tb testing.TB) bridge.Sink {
+			return kafkaSink(tb, []string{startKafkaProcess(tb, time.Millisecond)})
+		})
 	})
 }
 
