@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
@@ -52,10 +51,8 @@ type Bridge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// failures counts consecutive failed batches (one handler runs at a time).
 	failures int
-	// free holds the buffers of published batches, for later batches (a
-	// sync.Pool would drop them at every garbage collection).
-	free     chan *buffers
-	freeOnce sync.Once
+	// free holds the buffers of published batches, for later batches.
+	free freeList[buffers]
 	// states are image states folded from the events mapped so far, by
 	// stream, so that Map rarely needs to read a stream. Only prepare
 	// touches them, one batch at a time.
@@ -101,26 +98,11 @@ func (b *Bridge) Lag(ctx context.Context) (eventstore.Lag, error) {
 // prepare maps a batch, on the runner's reading goroutine while the
 // previous batch is published.
 func (b *Bridge) prepare(ctx context.Context, events []eventstore.Event) (any, error) {
-	var buf *buffers
-	select {
-	case buf = <-b.freeBuffers():
-	default:
-		buf = new(buffers)
-	}
+	buf := b.free.get()
 	if err := b.messages(ctx, buf, events); err != nil {
 		return nil, err
 	}
 	return buf, nil
-}
-
-// keptBuffers is how many published batches' buffers a bridge keeps: one
-// for each batch in the pipeline (published, prepared, being prepared),
-// and one to spare.
-const keptBuffers = 4
-
-func (b *Bridge) freeBuffers() chan *buffers {
-	b.freeOnce.Do(func() { b.free = make(chan *buffers, keptBuffers) })
-	return b.free
 }
 
 // handle publishes one batch's messages, as prepared. After a failure it
@@ -137,10 +119,7 @@ func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
 	if err == nil {
 		b.failures = 0
 		buf.reset() // acknowledged: the sink no longer uses them
-		select {
-		case b.freeBuffers() <- buf:
-		default: // enough are kept
-		}
+		b.free.put(buf)
 		return nil
 	}
 	// After a failure the sink may still hold some messages (a retry in

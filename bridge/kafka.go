@@ -58,7 +58,8 @@ type Kafka struct {
 
 	mu      sync.Mutex // guards created
 	created bool
-	records recordsCache
+	// records are the arrays of the last batch's records, for the next.
+	records freeList[kafkaRecords]
 }
 
 // NewKafka creates the client. It does not wait for the brokers.
@@ -137,7 +138,7 @@ func (k *Kafka) Publish(ctx context.Context, msgs []Message) error {
 		return err
 	}
 	recs := k.records.get()
-	defer k.records.put(recs)
+	defer func() { recs.clear(); k.records.put(recs) }()
 	recs.build(msgs)
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -217,29 +218,6 @@ func (k *kafkaRecords) messageID(msgs []Message, r *kgo.Record) string {
 // clear drops the references to the messages' strings and bodies.
 func (k *kafkaRecords) clear() {
 	clear(k.recs)
-}
-
-// recordsCache keeps one batch's record arrays between publishes.
-type recordsCache struct {
-	mu    sync.Mutex
-	spare *kafkaRecords
-}
-
-func (c *recordsCache) get() *kafkaRecords {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r := c.spare; r != nil {
-		c.spare = nil
-		return r
-	}
-	return new(kafkaRecords)
-}
-
-func (c *recordsCache) put(r *kafkaRecords) {
-	r.clear()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.spare = r
 }
 
 // ensureTopics creates missing topics once, when configured to.

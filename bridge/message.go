@@ -15,6 +15,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"sync"
 )
 
 // Header is one message header.
@@ -192,4 +193,41 @@ func (c *chunks[T]) reset() {
 		c.arrays[i] = c.arrays[i][:0]
 	}
 	c.cur = 0
+}
+
+// freeList keeps up to keptFree values for reuse, in a buffered channel:
+// unlike a sync.Pool, which every garbage collection empties (and a busy
+// bridge collects every few milliseconds), it keeps them. The zero
+// freeList is ready to use.
+type freeList[T any] struct {
+	once sync.Once
+	ch   chan *T
+}
+
+// keptFree is how many values a freeList keeps: enough for the bridge's
+// pipeline (a batch published, one prepared, one being prepared) and one
+// to spare.
+const keptFree = 4
+
+// get returns a kept value, or a new one when none is kept.
+func (f *freeList[T]) get() *T {
+	select {
+	case v := <-f.list():
+		return v
+	default:
+		return new(T)
+	}
+}
+
+// put keeps v, unless keptFree values are kept already.
+func (f *freeList[T]) put(v *T) {
+	select {
+	case f.list() <- v:
+	default:
+	}
+}
+
+func (f *freeList[T]) list() chan *T {
+	f.once.Do(func() { f.ch = make(chan *T, keptFree) })
+	return f.ch
 }
