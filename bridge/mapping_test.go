@@ -320,13 +320,14 @@ func TestOldBodiesAreMarshal(t *testing.T) {
 // TestBatchMessagesAreMapsAndIndependent: a batch's messages, whose bodies
 // and headers share arrays, are what Map returns for each event, and
 // appending to one message's body or headers changes no other message.
-// The batch holds bodies larger than a shared array and a stream id in
-// upper case. After a reset, mapping the batch again reuses the arrays.
+// The batch holds bodies larger than a shared array, one of a stream
+// that is not an image's, and an image stream id in upper case. After a
+// reset, mapping the batch again reuses the arrays.
 func TestBatchMessagesAreMapsAndIndependent(t *testing.T) {
 	events := batchEvents(t, 40)
 	big := images.ImageUploaded{ImageID: testImage, Filename: strings.Repeat("x", 2*byteChunk), SHA256: "abc"}
 	large := event(t, big, 1)
-	large.StreamID = strings.ToUpper(large.StreamID[:len(images.StreamPrefix)]) // still not an image stream
+	large.StreamID = "other-stream"
 	upper := event(t, big, 1)
 	upper.StreamID = images.StreamPrefix + strings.ToUpper(testImage.String())
 	upper.ID = testDither
