@@ -518,18 +518,9 @@ func (g *loadGen) upload(key string, seed int) (mutation, bool) {
 		}
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		req.Header.Set("GraphQL-Require-Preflight", "1")
-		var res struct {
-			UploadImage struct {
-				Image, Dither *struct{ ID string }
-				UserErrors    []struct{ Code, Message string }
-			}
-		}
-		if err := g.do(req, &res); err != nil {
+		p, err := g.mutate(req, "uploadImage")
+		if err != nil {
 			return mutation{}, err
-		}
-		p := res.UploadImage
-		if len(p.UserErrors) > 0 {
-			return mutation{}, fmt.Errorf("%w: %+v", errRefused, p.UserErrors)
 		}
 		if p.Image == nil || p.Dither == nil {
 			return mutation{}, fmt.Errorf("no image or dither in the answer: %+v", p)
@@ -550,24 +541,35 @@ func (g *loadGen) requestDither(imageID, key string, levels int) (mutation, bool
 			return mutation{}, err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		var res struct {
-			RequestDither struct {
-				Dither     *struct{ ID string }
-				UserErrors []struct{ Code, Message string }
-			}
-		}
-		if err := g.do(req, &res); err != nil {
+		p, err := g.mutate(req, "requestDither")
+		if err != nil {
 			return mutation{}, err
-		}
-		p := res.RequestDither
-		if len(p.UserErrors) > 0 {
-			return mutation{}, fmt.Errorf("%w: %+v", errRefused, p.UserErrors)
 		}
 		if p.Dither == nil {
 			return mutation{}, errors.New("no dither in the answer")
 		}
 		return mutation{Key: key, Kind: "dither", ImageID: imageID, DitherID: p.Dither.ID}, nil
 	})
+}
+
+// mutationPayload is what the load's mutations answer.
+type mutationPayload struct {
+	Image, Dither *struct{ ID string }
+	UserErrors    []struct{ Code, Message string }
+}
+
+// mutate sends a GraphQL mutation and returns the payload of field; user
+// errors are errRefused (not to retry).
+func (g *loadGen) mutate(req *http.Request, field string) (mutationPayload, error) {
+	var data map[string]mutationPayload
+	if err := g.do(req, &data); err != nil {
+		return mutationPayload{}, err
+	}
+	p := data[field]
+	if len(p.UserErrors) > 0 {
+		return mutationPayload{}, fmt.Errorf("%w: %+v", errRefused, p.UserErrors)
+	}
+	return p, nil
 }
 
 // do sends a GraphQL request and decodes its data; a failed request, a

@@ -31,6 +31,19 @@ func startServe(t *testing.T, env map[string]string) (string, func() int) {
 // the service's log instead of failing the test.
 func tryServe(t *testing.T, env map[string]string) (string, func() int, string) {
 	t.Helper()
+	base, stop, logs, err := serveInProcess(t, env)
+	if err != nil {
+		return "", nil, fmt.Sprintf("%v: %s", err, logs.String())
+	}
+	return base, stop, ""
+}
+
+// serveInProcess runs "imageservice serve" in-process with the environment set
+// and returns its base URL, a function that stops it (once; later calls
+// return the same exit code) and its log. The service is stopped when the
+// test ends, if it was not before.
+func serveInProcess(t *testing.T, env map[string]string) (string, func() int, *syncBuffer, error) {
+	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -38,17 +51,18 @@ func tryServe(t *testing.T, env map[string]string) (string, func() int, string) 
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	code := make(chan int, 1)
-	var logs syncBuffer
-	go func() { code <- run(ctx, []string{"serve"}, w, &logs); w.Close() }()
+	logs := new(syncBuffer)
+	go func() { code <- run(ctx, []string{"serve"}, w, logs); w.Close() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		cancel()
-		return "", nil, fmt.Sprintf("exit %d: %v: %s", <-code, err, logs.String())
+		return "", nil, logs, fmt.Errorf("exit %d: %w", <-code, err)
 	}
 	go io.Copy(io.Discard, out)
 	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
-	stop := func() int { cancel(); return <-code }
-	return base, stop, ""
+	stop := sync.OnceValue(func() int { cancel(); return <-code })
+	t.Cleanup(func() { stop() })
+	return base, stop, logs, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.

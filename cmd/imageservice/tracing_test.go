@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,25 +27,14 @@ func TestServeExportsTraces(t *testing.T) {
 		secret  = "s3cret-collector-token"
 	)
 	col := tracingtest.New(t)
-	for k, v := range map[string]string{
-		"DATABASE_URL": "", "POSTGRES_HOST": "", "DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0",
+	base, stop, logs, err := serveInProcess(t, map[string]string{
+		"DATABASE_URL": "", "POSTGRES_HOST": "", "DATA_DIR": t.TempDir(),
 		"OTEL_EXPORTER_OTLP_ENDPOINT": col.BaseURL(), "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=" + secret,
 		"OTEL_SERVICE_NAME": "imageservice-test",
-	} {
-		t.Setenv(k, v)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, w := io.Pipe()
-	code := make(chan int, 1)
-	var logs syncBuffer
-	go func() { code <- run(ctx, []string{"serve"}, w, &logs); w.Close() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
+	})
 	if err != nil {
 		t.Fatalf("serve did not start: %v: %s", err, logs.String())
 	}
-	go io.Copy(io.Discard, out)
-	base := strings.Fields(line[strings.Index(line, "http://"):])[0]
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -92,9 +80,8 @@ func TestServeExportsTraces(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel() // serve stops its work, then flushes the spans
-
-	if c := <-code; c != 0 {
+	// serve stops its work, then flushes the spans
+	if c := stop(); c != 0 {
 		t.Fatalf("serve exited %d: %s", c, logs.String())
 	}
 
