@@ -248,6 +248,24 @@ func (e *env) mustUpload(filename string, data []byte) imageJSON {
 	return *res.UploadImage.Image
 }
 
+// openSSE starts a subscription over server-sent events and returns the
+// stream's response, closed when the test ends.
+func (e *env) openSSE(query string, vars map[string]any) *http.Response {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	e.t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // eventCount is the number of events in the log.
 func (e *env) eventCount() int {
 	e.t.Helper()

@@ -157,18 +157,7 @@ func TestSubscriptionsOverSSE(t *testing.T) {
 	// the requested one to be the first event after the subscription.
 	e := start(t, server.Config{AutoDither: true, NoProcessors: true})
 	img := e.mustUpload("sse.png", pngBytes(8, 8))
-	body, _ := json.Marshal(map[string]any{"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type streamVersion } }`,
-		"variables": map[string]any{"id": img.ID}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := e.openSSE(`subscription ($id: ID!) { imageEvents(imageId: $id) { type streamVersion } }`, map[string]any{"id": img.ID})
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Fatalf("content type %q", ct)
 	}

@@ -152,13 +152,7 @@ func TestOneTraceFollowsAnUploadThroughTheDitherAndTheBridge(t *testing.T) {
 	t.Cleanup(func() { _ = sink.Close() })
 	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider(), Sinks: []bridge.Sink{sink}})
 
-	req := e.uploadRequest("cat.png", pngBytes(32, 24), nil)
-	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
-	var res uploadResult
-	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
-		t.Fatalf("upload: %+v %+v", r.Errors, res.UploadImage.UserErrors)
-	}
-	imageID := res.UploadImage.Image.ID
+	imageID := tracedUpload(e, "cat.png", pngBytes(32, 24))
 
 	// The dither completes and the bridge publishes its DITHER_UPLOADED.
 	var ditherUploaded *jetstream.RawStreamMsg
@@ -350,17 +344,7 @@ func TestWebsocketsAndSSEWorkWithTracing(t *testing.T) {
 		}
 	}
 	// Over SSE (flushed through the HTTP span).
-	body := `{"query":"subscription ($id: ID!) { imageEvents(imageId: $id) { type } }","variables":{"id":"` + img.ID + `"}}`
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/query", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := e.openSSE(`subscription ($id: ID!) { imageEvents(imageId: $id) { type } }`, map[string]any{"id": img.ID})
 	eventually(t, "the SSE subscription to open", func() bool { return e.subscribers() == 2 })
 	e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 4}) { userErrors { code } } }`, map[string]any{"id": img.ID}, nil)
 	lines, found := bufio.NewScanner(resp.Body), false
@@ -446,13 +430,7 @@ func TestCloudSyncJoinsTheTrace(t *testing.T) {
 	cfg := cloud.Config()
 	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{Cloud: &cfg},
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
-	req := e.uploadRequest("cloud.png", pngBytes(16, 16), nil)
-	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
-	var res uploadResult
-	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
-		t.Fatalf("upload: %+v %+v", r.Errors, res.UploadImage.UserErrors)
-	}
-	id := res.UploadImage.Image.ID
+	id := tracedUpload(e, "cloud.png", pngBytes(16, 16))
 	byName := map[string]sdktrace.ReadOnlySpan{}
 	eventually(t, "both syncs' spans to end", func() bool {
 		for _, s := range rec.Ended() {
@@ -529,4 +507,17 @@ func TestNotificationJoinsTheTrace(t *testing.T) {
 	if !found {
 		t.Error("no NotificationFailed recorded")
 	}
+}
+
+// tracedUpload uploads a file in the client's trace (clientTraceID) and
+// returns the image's id.
+func tracedUpload(e *env, filename string, data []byte) string {
+	e.t.Helper()
+	req := e.uploadRequest(filename, data, nil)
+	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
+	var res uploadResult
+	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
+		e.t.Fatalf("upload %s: %+v %+v", filename, r.Errors, res.UploadImage.UserErrors)
+	}
+	return res.UploadImage.Image.ID
 }
