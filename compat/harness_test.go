@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -144,13 +145,7 @@ func wantError(t *testing.T, method, url string, body io.Reader, contentType str
 // eventually polls cond until it holds, failing the test after a minute.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, time.Minute, what, cond)
 }
 
 // pngBytes returns a w x h PNG with a colour gradient.

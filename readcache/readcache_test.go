@@ -13,6 +13,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/live"
 	"github.com/imageservice/imageservice/projections"
 )
@@ -92,13 +93,7 @@ func (c *Cache) seen(pos eventstore.Position) bool {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, time.Minute, what, cond)
 }
 
 // appendTo appends one event to the image's stream (or another stream)

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -279,13 +280,7 @@ func (e *env) eventCount() int {
 // eventually polls cond until it holds, failing the test after a minute.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, time.Minute, what, cond)
 }
 
 // gradient returns a w x h test image with a colour gradient.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/internal/testwait"
 )
 
 // Backend is one fresh, empty store and the means to reproduce races on it.
@@ -151,11 +152,5 @@ func mustAppend(t *testing.T, s eventstore.Store, stream string, expected events
 // deadline is generous because CI runs every package at once on 2 cores.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 3*time.Minute, what, cond)
 }
