@@ -111,6 +111,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 		srv.AroundOperations(traceOperations(opts.TracerProvider.Tracer("github.com/imageservice/imageservice/graph")))
 	}
 	srv.AroundOperations(guard(opts))
+	srv.AroundOperations(shareLoads)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.SetErrorPresenter(presentError(r.Logger))

@@ -85,13 +85,13 @@ func (r *Resolver) deleteImage(ctx context.Context, in model.DeleteImageInput) (
 }
 
 // notifications resolves Dither.notifications, replaying the image's
-// stream when the dither came from a read model (which keeps no
-// notifications).
+// stream (once per query) when the dither came from a read model, which
+// keeps no notifications.
 func (r *Resolver) notifications(ctx context.Context, d *model.Dither) ([]model.Notification, error) {
 	if d.KnownNotifications != nil {
 		return d.KnownNotifications, nil
 	}
-	img, err := r.Commands.Load(ctx, d.ImageID)
+	img, err := r.loadState(ctx, d.ImageID)
 	if err != nil {
 		return nil, fmt.Errorf("notifications of dither %s: %w", d.UUID, err)
 	}

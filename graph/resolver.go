@@ -56,7 +56,7 @@ func (r *Resolver) image(ctx context.Context, id uuid.UUID) (*model.Image, error
 	if !errors.Is(err, projections.ErrNotFound) {
 		return nil, err
 	}
-	state, err := r.Commands.Load(ctx, id)
+	state, err := r.loadState(ctx, id)
 	if errors.Is(err, images.ErrNotFound) {
 		return nil, nil
 	}

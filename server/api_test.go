@@ -336,6 +336,46 @@ func TestNoNPlusOne(t *testing.T) {
 	}
 }
 
+// The notifications of an image's dithers, which the read model does not
+// keep, replay the image's stream once per query, not once per dither.
+func TestNotificationsReplayOncePerQuery(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true})
+	img := e.mustUpload("many.png", pngBytes(3, 3))
+	for range 5 {
+		e.mustDo(`mutation ($id: ID!) { requestDither(input: {imageId: $id, levels: 3}) { dither { id } } }`,
+			map[string]any{"id": img.ID}, nil)
+	}
+	const dithers = `query ($id: ID!) { image(id: $id) { dithers { edges { node { id %s } } } } }`
+	type page struct {
+		Image struct {
+			Dithers struct {
+				Edges []struct {
+					Node struct{ Notifications []notificationJSON }
+				}
+			}
+		}
+	}
+	vars := map[string]any{"id": img.ID}
+	eventually(t, "the read model to hold the 6 dithers", func() bool {
+		var p page
+		e.mustDo(fmt.Sprintf(dithers, ""), vars, &p)
+		return len(p.Image.Dithers.Edges) == 6
+	})
+	count := func(fields string) int64 {
+		e.queries.Store(0)
+		var p page
+		e.mustDo(fmt.Sprintf(dithers, fields), vars, &p)
+		if len(p.Image.Dithers.Edges) != 6 {
+			t.Fatalf("%d dithers, want 6", len(p.Image.Dithers.Edges))
+		}
+		return e.queries.Load()
+	}
+	without, with := count(""), count("notifications { channel status }")
+	if with-without != 1 {
+		t.Fatalf("the notifications of 6 dithers ran %d more SQL statements, want 1 (one replay of the stream)", with-without)
+	}
+}
+
 // GET answers queries (never mutations); errors follow the GraphQL over
 // HTTP spec for both media types; GraphiQL is served.
 func TestHTTPTransports(t *testing.T) {
