@@ -140,6 +140,7 @@ func (n *natsProc) start() {
 	n.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), natsChildEnv+"="+n.dir, natsPortEnv+"="+strconv.Itoa(n.port))
+	dieWithTest(cmd)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -77,6 +77,7 @@ func startChild(t *testing.T, dir string, env []string) *replica {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Dir = dir
 	cmd.Env = append(env, childEnv+"=1", "HTTP_ADDR=127.0.0.1:0")
+	dieWithTest(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
