@@ -74,10 +74,11 @@ type Notifier struct {
 	webhooks  *notify.Webhooks
 }
 
-// NewNotifier returns a notifier on the command service.
-func NewNotifier(cmds *commands.Service, cfg notify.Config, publicURL string, log *slog.Logger) *Notifier {
+// NewNotifier returns a notifier on the command service; webhook requests
+// get client spans of tp (which may be nil).
+func NewNotifier(cmds *commands.Service, cfg notify.Config, publicURL string, log *slog.Logger, tp trace.TracerProvider) *Notifier {
 	return &Notifier{Commands: cmds, Config: cfg, PublicURL: strings.TrimRight(publicURL, "/"), Logger: log,
-		webhooks: notify.NewWebhooks(cfg.WebhookSecret, cfg.AllowPrivate)}
+		webhooks: notify.NewWebhooks(cfg.WebhookSecret, cfg.AllowPrivate, tp)}
 }
 
 // notifyWorker runs one channel's jobs.

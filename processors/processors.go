@@ -117,9 +117,9 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger, Tracer: tracer,
 	})
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Concurrency}, notifyQueue: {MaxWorkers: 4}}
-	addNotifyWorkers(workers, NewNotifier(cmds, cfg.Notify, cfg.PublicURL, cfg.Logger), tracer)
+	addNotifyWorkers(workers, NewNotifier(cmds, cfg.Notify, cfg.PublicURL, cfg.Logger, cfg.TracerProvider), tracer)
 	if cfg.Cloud != nil {
-		cloud, err := cloudsync.NewClient(*cfg.Cloud, nil)
+		cloud, err := cloudsync.NewClient(*cfg.Cloud, tracing.ClientTransport(cfg.TracerProvider, nil, "cloudinary"))
 		if err != nil {
 			return nil, fmt.Errorf("cloudinary: %w", err)
 		}

@@ -240,8 +240,23 @@ type hookServer struct {
 	*httptest.Server
 	mu       sync.Mutex
 	bodies   [][]byte
+	last     http.Header // of the last delivery
 	badSig   atomic.Int64
 	requests atomic.Int64
+}
+
+// delivered counts the deliveries with a good signature.
+func (h *hookServer) delivered() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.bodies)
+}
+
+// header returns a header of the last delivery.
+func (h *hookServer) header(name string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last.Get(name)
 }
 
 func newHookServer(t *testing.T, secret string) *hookServer {
@@ -258,7 +273,7 @@ func newHookServer(t *testing.T, secret string) *hookServer {
 			return
 		}
 		h.mu.Lock()
-		h.bodies = append(h.bodies, body)
+		h.bodies, h.last = append(h.bodies, body), r.Header.Clone()
 		h.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))

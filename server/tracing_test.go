@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/imageservice/imageservice/bridge"
@@ -152,7 +153,7 @@ func TestOneTraceFollowsAnUploadThroughTheDitherAndTheBridge(t *testing.T) {
 	t.Cleanup(func() { _ = sink.Close() })
 	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider(), Sinks: []bridge.Sink{sink}})
 
-	imageID := tracedUpload(e, "cat.png", pngBytes(32, 24))
+	imageID := tracedUpload(e, "cat.png", pngBytes(32, 24), nil)
 
 	// The dither completes and the bridge publishes its DITHER_UPLOADED.
 	var ditherUploaded *jetstream.RawStreamMsg
@@ -252,6 +253,46 @@ func TestOneTraceFollowsAnUploadThroughTheDitherAndTheBridge(t *testing.T) {
 	}
 	if got := ditherUploaded.Header.Get("ce_traceparent"); got != completed.Metadata.TraceParent {
 		t.Errorf("DITHER_UPLOADED ce_traceparent %q, want DitherCompleted's %q", got, completed.Metadata.TraceParent)
+	}
+}
+
+// A webhook delivery has a client span, a child of its job's span in the
+// upload's trace, that names the receiver's host but never the URL's
+// token; the receiver gets no trace context.
+func TestWebhookDeliveryIsTraced(t *testing.T) {
+	col := tracingtest.New(t)
+	tp := tracedProvider(t, col.URL())
+	hook := newHookServer(t, "s3cret")
+	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider(), Processors: processors.Config{
+		Notify: notify.Config{WebhookSecret: "s3cret", AllowPrivate: true}}})
+	tracedUpload(e, "cat.png", pngBytes(8, 8), map[string]any{"notify": map[string]any{"webhookUrl": hook.URL + "/hook?token=abc"}})
+	eventually(t, "the webhook to be delivered", func() bool { return hook.delivered() == 1 })
+	var spans spanSet
+	eventually(t, "the webhook's spans to be exported", func() bool {
+		if err := tp.ForceFlush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		spans = col.Trace(clientTraceID)
+		names := map[string]bool{}
+		for _, s := range spans {
+			names[s.Name] = true
+		}
+		return names["POST webhook"] && names["process notify_webhook"]
+	})
+	job := spans.one(t, "process notify_webhook")
+	post := spans.one(t, "POST webhook")
+	host, _, _ := net.SplitHostPort(hook.Listener.Addr().String())
+	if post.ParentSpanID != job.SpanID || post.Kind != tracepb.Span_SPAN_KIND_CLIENT ||
+		post.Attributes["server.address"] != host || post.Attributes["http.response.status_code"] != "204" {
+		t.Errorf("webhook span %+v, want a client span, child of the job's span %s", post, job.SpanID)
+	}
+	for k, v := range post.Attributes {
+		if strings.Contains(v, "token") || strings.Contains(v, "/hook") {
+			t.Errorf("webhook span attribute %s = %q holds the URL's path or query", k, v)
+		}
+	}
+	if tp := hook.header("traceparent"); tp != "" {
+		t.Errorf("the webhook receiver got traceparent %q", tp)
 	}
 }
 
@@ -430,7 +471,7 @@ func TestCloudSyncJoinsTheTrace(t *testing.T) {
 	cfg := cloud.Config()
 	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{Cloud: &cfg},
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
-	id := tracedUpload(e, "cloud.png", pngBytes(16, 16))
+	id := tracedUpload(e, "cloud.png", pngBytes(16, 16), nil)
 	byName := map[string]sdktrace.ReadOnlySpan{}
 	eventually(t, "both syncs' spans to end", func() bool {
 		for _, s := range rec.Ended() {
@@ -462,6 +503,16 @@ func TestCloudSyncJoinsTheTrace(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not recorded: %v", want)
+	}
+	// Each sync's upload to Cloudinary has a client span, a child of its job's.
+	calls := map[string]int{}
+	for _, s := range rec.Ended() {
+		if s.Name() == "POST cloudinary" && s.SpanKind() == trace.SpanKindClient {
+			calls[s.Parent().SpanID().String()]++
+		}
+	}
+	if calls[spanID("process cloud_sync_image")] != 1 || calls[spanID("process cloud_sync_dither")] != 1 {
+		t.Errorf("Cloudinary client spans by parent %v, want one under each sync job's span", calls)
 	}
 }
 
@@ -511,9 +562,9 @@ func TestNotificationJoinsTheTrace(t *testing.T) {
 
 // tracedUpload uploads a file in the client's trace (clientTraceID) and
 // returns the image's id.
-func tracedUpload(e *env, filename string, data []byte) string {
+func tracedUpload(e *env, filename string, data []byte, input map[string]any) string {
 	e.t.Helper()
-	req := e.uploadRequest(filename, data, nil)
+	req := e.uploadRequest(filename, data, input)
 	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
 	var res uploadResult
 	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {

@@ -43,7 +43,7 @@ func TestWebhookRefusesLoopbackAtTheDialer(t *testing.T) {
 	defer srv.Close()
 	// A name that resolves to loopback is refused as well as a literal.
 	for _, target := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
-		err := notify.NewWebhooks("k", false).Post(context.Background(), target+"/x?token=t", "d", []byte("{}"))
+		err := notify.NewWebhooks("k", false, nil).Post(context.Background(), target+"/x?token=t", "d", []byte("{}"))
 		if err == nil || notify.Retryable(err) || !strings.Contains(err.Error(), "loopback") || strings.Contains(err.Error(), "token") {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -62,7 +62,7 @@ func TestWebhookStatuses(t *testing.T) {
 		w.WriteHeader(status)
 	}))
 	defer srv.Close()
-	w := notify.NewWebhooks("k", true)
+	w := notify.NewWebhooks("k", true, nil)
 	for code, retry := range map[int]bool{200: false, 204: false, 500: true, 503: true, 429: true, 400: false, 404: false, 410: false, 302: false} {
 		status = code
 		err := w.Post(context.Background(), srv.URL, "d", []byte("{}"))

@@ -16,6 +16,10 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/imageservice/imageservice/tracing"
 )
 
 // Webhook headers. The signature is "sha256=" and the hex HMAC-SHA256,
@@ -55,8 +59,9 @@ type Webhooks struct {
 // its dialer refuses loopback, private, link-local, multicast and
 // unspecified addresses: the check runs on the address actually connected
 // to, so DNS rebinding cannot get round it. No proxy is used and
-// redirects are not followed.
-func NewWebhooks(secret string, allowPrivate bool) *Webhooks {
+// redirects are not followed. Each request gets a client span of tp
+// ("POST webhook", see tracing.ClientTransport); tp may be nil.
+func NewWebhooks(secret string, allowPrivate bool, tp trace.TracerProvider) *Webhooks {
 	dialer := &net.Dialer{Timeout: WebhookTimeout}
 	if !allowPrivate {
 		dialer.Control = func(_, address string, _ syscall.RawConn) error { return checkDialAddress(address) }
@@ -66,7 +71,7 @@ func NewWebhooks(secret string, allowPrivate bool) *Webhooks {
 		MaxIdleConns: 10, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: WebhookTimeout,
 	}
 	return &Webhooks{secret: []byte(secret), now: time.Now, client: &http.Client{
-		Transport: transport, Timeout: WebhookTimeout,
+		Transport: tracing.ClientTransport(tp, transport, "webhook"), Timeout: WebhookTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
