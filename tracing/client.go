@@ -10,12 +10,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// ClientTransport returns base with a client span around every request,
-// until its answer's headers arrive, named "<METHOD> <peer>" ("POST
-// webhook"), a child of the request context's span. The span names the server's host, never the URL's path
-// or query (webhook URLs often hold tokens), and no trace context is sent
-// to the server: peer is a third party, not one of our services. With a
-// provider that records nothing (Enabled false) it returns base.
+// ClientTransport returns base (nil: http.DefaultTransport) with a client
+// span around every request, until its answer's headers arrive, named
+// "<METHOD> <peer>" ("POST webhook"), a child of the request context's
+// span. The span names the server's host, never the URL's path or query
+// (webhook URLs often hold tokens), and no trace context is sent to the
+// server: peer is a third party, not one of our services. With a provider
+// that records nothing (Enabled false) it returns base as it is.
 func ClientTransport(tp trace.TracerProvider, base http.RoundTripper, peer string) http.RoundTripper {
 	if !Enabled(tp) {
 		return base
