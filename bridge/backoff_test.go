@@ -57,3 +57,33 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 		}
 	}
 }
+
+// TestObservePublish: the observer hears of every batch, failed or not,
+// with its messages.
+func TestObservePublish(t *testing.T) {
+	type call struct {
+		sink     string
+		messages int
+		failed   bool
+	}
+	var calls []call
+	b := &Bridge{Sink: &failingSink{n: 1}, sleep: func(context.Context, time.Duration) error { return nil },
+		ObservePublish: func(sink string, messages int, d time.Duration, err error) {
+			calls = append(calls, call{sink, messages, err != nil})
+		}}
+	events := []eventstore.Event{event(t, images.ImageUploaded{ImageID: testImage}, 1)}
+	prepared, err := b.prepare(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(prepared.(*buffers).msgs)
+	batch := eventstore.Batch{Events: events, Prepared: prepared}
+	_ = b.handle(context.Background(), batch)
+	if err := b.handle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{"failing", n, true}, {"failing", n, false}}
+	if len(calls) != 2 || calls[0] != want[0] || calls[1] != want[1] {
+		t.Fatalf("observed %+v, want %+v", calls, want)
+	}
+}

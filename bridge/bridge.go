@@ -46,6 +46,9 @@ type Bridge struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives failures (default slog.Default()).
 	Logger *slog.Logger
+	// ObservePublish, when set, is told of every batch published to the
+	// sink: how many messages, how long it took, and the error, if any.
+	ObservePublish PublishObserver
 
 	// sleep waits for d or until ctx ends (a test hook).
 	sleep func(ctx context.Context, d time.Duration) error
@@ -58,6 +61,11 @@ type Bridge struct {
 	// touches them, one batch at a time.
 	states map[string]images.Image
 }
+
+// PublishObserver is told of each batch a bridge published to its sink
+// (named by Sink.Name): its messages, how long the sink took to get every
+// acknowledgement or fail, and the error (nil when all were acknowledged).
+type PublishObserver func(sink string, messages int, d time.Duration, err error)
 
 // Name is the bridge's subscription name: SubscriptionPrefix + the sink's name.
 func (b *Bridge) Name() string { return SubscriptionPrefix + b.Sink.Name() }
@@ -115,7 +123,11 @@ func (b *Bridge) handle(ctx context.Context, batch eventstore.Batch) error {
 		return fmt.Errorf("bridge %s: batch of %d events not prepared", b.Name(), len(batch.Events))
 	}
 	msgs := buf.msgs
+	start := time.Now()
 	err := b.Sink.Publish(ctx, msgs)
+	if b.ObservePublish != nil {
+		b.ObservePublish(b.Sink.Name(), len(msgs), time.Since(start), err)
+	}
 	if err == nil {
 		b.failures = 0
 		buf.reset() // acknowledged: the sink no longer uses them

@@ -45,6 +45,8 @@ type Registry struct {
 	ops      *prometheus.HistogramVec
 	appends  *prometheus.HistogramVec
 	appended prometheus.Counter
+	publish  *prometheus.HistogramVec
+	sent     *prometheus.CounterVec
 }
 
 // New returns a registry of the HTTP, GraphQL and append metrics and the
@@ -69,8 +71,15 @@ func New(log *slog.Logger) *Registry {
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "imageservice_appended_events_total", Help: "Events appended to the log.",
 		}),
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "imageservice_bridge_publish_duration_seconds", Help: "Batches published by the bridges, by sink and outcome (ok, error).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"sink", "outcome"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imageservice_bridge_published_messages_total", Help: "Messages the bridges' brokers acknowledged, by sink.",
+		}, []string{"sink"}),
 	}
-	r.reg.MustRegister(r.requests, r.ops, r.appends, r.appended, prometheus.NewGoCollector(),
+	r.reg.MustRegister(r.requests, r.ops, r.appends, r.appended, r.publish, r.sent, prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return r
 }
@@ -105,6 +114,18 @@ func (r *Registry) ObserveAppend(events int, d time.Duration, err error) {
 		r.appended.Add(float64(events))
 	}
 	r.appends.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// ObservePublish records one batch published by a bridge; it is a
+// bridge.PublishObserver.
+func (r *Registry) ObservePublish(sink string, messages int, d time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	} else {
+		r.sent.WithLabelValues(sink).Add(float64(messages))
+	}
+	r.publish.WithLabelValues(sink, outcome).Observe(d.Seconds())
 }
 
 // Handler serves the metrics in Prometheus's text format.

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -247,6 +248,30 @@ func TestMetrics(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// /metrics counts the messages each bridge's broker acknowledged and
+// times its batches by outcome.
+func TestBridgeMetrics(t *testing.T) {
+	natsURL := startNATS(t)
+	sink, err := bridge.NewNATS(bridge.NATSOptions{URL: natsURL, Subjects: bridge.Topics{
+		Image: bridge.DefaultImageTopic, Dither: bridge.DefaultDitherTopic, Events: bridge.DefaultEventsTopic}.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	e := start(t, server.Config{NoProcessors: true, Sinks: []bridge.Sink{sink}})
+	e.mustUpload("m.png", pngBytes(8, 8))
+	// ImageUploaded: IMAGE_UPLOADED and its CloudEvent.
+	want := `imageservice_bridge_published_messages_total{sink="nats"} 2` + "\n"
+	eventually(t, "the bridge's metrics", func() bool {
+		_, _, body := get(t, e.http.URL+"/metrics")
+		return strings.Contains(string(body), want) &&
+			strings.Contains(string(body), `imageservice_bridge_publish_duration_seconds_count{outcome="ok",sink="nats"}`)
+	})
+	if n := len(natsMessages(t, natsURL)); n != 2 {
+		t.Fatalf("the stream holds %d messages, the metric says 2", n)
+	}
 }
 
 // Uploads beyond a client's write rate are answered 429 with Retry-After,

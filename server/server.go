@@ -251,7 +251,8 @@ func assemble(st storage, cfg Config) (*Server, error) {
 	s.handler = s.routes(cfg)
 	mapper := bridge.Mapper{PublicURL: cfg.PublicURL, Topics: cfg.BridgeTopics}
 	for _, sink := range cfg.Sinks {
-		s.bridges = append(s.bridges, &bridge.Bridge{Store: st.store, Sink: bridge.Traced(sink, cfg.TracerProvider), Mapper: mapper, Logger: log})
+		s.bridges = append(s.bridges, &bridge.Bridge{Store: st.store, Sink: bridge.Traced(sink, cfg.TracerProvider), Mapper: mapper,
+			Logger: log, ObservePublish: s.metrics.ObservePublish})
 	}
 	return s, nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -53,22 +54,25 @@ func faultEnv(dbURL, logPath string, extra ...string) []string {
 	}, extra...)...)
 }
 
-// loggedTrouble reports whether the service's log has a warning or an
-// error about the subscription (or one of its partitions).
-func loggedTrouble(t *testing.T, logPath, subscription string) bool {
-	t.Helper()
-	data, err := os.ReadFile(logPath)
+// failedPublishes reads from the service's /metrics how many batches the
+// bridge to sink failed to publish.
+func failedPublishes(base, sink string) (int, error) {
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
-	for line := range strings.Lines(string(data)) {
-		var rec struct{ Level, Subscription string }
-		if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Subscription, subscription) &&
-			(rec.Level == "WARN" || rec.Level == "ERROR") {
-			return true
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	series := `imageservice_bridge_publish_duration_seconds_count{outcome="error",sink="` + sink + `"} `
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
-	return false
+	return 0, nil
 }
 
 // runLoad runs clients (their keys start with the phase's name) that each
@@ -454,8 +458,7 @@ func TestNATSCrash(t *testing.T) {
 	t.Parallel()
 	dbURL, _ := pgtest.URL(t)
 	broker := startNATSProc(t)
-	logPath := childLog(t)
-	r := startChild(t, "", faultEnv(dbURL, logPath, "NATS_URL="+broker.url(), "NATS_DUPLICATE_WINDOW=1h"))
+	r := startChild(t, "", faultEnv(dbURL, childLog(t), "NATS_URL="+broker.url(), "NATS_DUPLICATE_WINDOW=1h"))
 	g := newLoadGen(t, r.base, 3*time.Minute)
 	waitReady(t, r.base, http.StatusOK, map[string]string{"database": "up", "migrations": "up", "nats": "up"})
 
@@ -480,7 +483,8 @@ func TestNATSCrash(t *testing.T) {
 	// while the NATS client also sends what it buffered meanwhile: the
 	// stream must drop the repeats.
 	eventually(t, "the bridge reports a failed publish", time.Minute, func() (bool, string) {
-		return loggedTrouble(t, logPath, "bridge-nats"), "no warning about bridge-nats in the log"
+		n, err := failedPublishes(r.base, "nats")
+		return n > 0, fmt.Sprintf("%d failed batches in /metrics (%v)", n, err)
 	})
 	broker.start()
 	t.Logf("NATS started again at %d acknowledged mutations", g.ackedN.Load())
