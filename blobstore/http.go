@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -8,12 +9,20 @@ import (
 	"strings"
 )
 
+// HandlerOptions tune Handler.
+type HandlerOptions struct {
+	// Withdrawn, when set, reports whether a blob must no longer be served
+	// (every image that used it was deleted): it is then answered as an
+	// unknown key is. An error is answered 500.
+	Withdrawn func(ctx context.Context, key string) (bool, error)
+}
+
 // Handler serves blobs by key: GET and HEAD /<key> (mount it under a prefix
 // with http.StripPrefix). Responses carry the stored content type, an ETag of
 // the key, immutable caching and nosniff; range requests and If-None-Match
-// are handled by http.ServeContent. A malformed key is 400, an unknown one
-// 404, both with a short JSON error.
-func Handler(store Store) http.Handler {
+// are handled by http.ServeContent. A malformed key is 400, an unknown or
+// withdrawn one 404, both with a short JSON error.
+func Handler(store Store, opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -24,6 +33,18 @@ func Handler(store Store) http.Handler {
 		if !ValidKey(key) {
 			writeError(w, http.StatusBadRequest, "malformed blob key")
 			return
+		}
+		if opts.Withdrawn != nil {
+			gone, err := opts.Withdrawn(r.Context(), key)
+			switch {
+			case err != nil:
+				slog.ErrorContext(r.Context(), "serve blob", "key", key, "err", err)
+				writeError(w, http.StatusInternalServerError, "internal error")
+				return
+			case gone:
+				writeError(w, http.StatusNotFound, "blob not found")
+				return
+			}
 		}
 		rd, blob, err := store.Open(r.Context(), key)
 		switch {

@@ -26,7 +26,7 @@ func newServer(t *testing.T) (*httptest.Server, blobstore.Blob) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/blobs/", http.StripPrefix("/blobs", blobstore.Handler(s)))
+	mux.Handle("/blobs/", http.StripPrefix("/blobs", blobstore.Handler(s, blobstore.HandlerOptions{})))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, b
@@ -120,7 +120,7 @@ func (brokenStore) Open(context.Context, string) (blobstore.Reader, blobstore.Bl
 
 func TestHandlerInternalError(t *testing.T) {
 	rec := httptest.NewRecorder()
-	blobstore.Handler(brokenStore{}).ServeHTTP(rec, httptest.NewRequest("GET", "/"+blobstore.KeyOf(nil), nil))
+	blobstore.Handler(brokenStore{}, blobstore.HandlerOptions{}).ServeHTTP(rec, httptest.NewRequest("GET", "/"+blobstore.KeyOf(nil), nil))
 	if rec.Code != 500 || bytes.Contains(rec.Body.Bytes(), []byte("hunter2")) {
 		t.Fatalf("status %d body %q", rec.Code, rec.Body)
 	}
@@ -162,5 +162,39 @@ func TestReadAll(t *testing.T) {
 	}
 	if b, err := blobstore.ReadAll(bytes.NewReader(make([]byte, 4)), 4); err != nil || len(b) != 4 {
 		t.Fatalf("at limit: %d, %v", len(b), err)
+	}
+}
+
+// A withdrawn blob is answered as an unknown one, a failed check 500
+// without its error, and the check sees the blob's key.
+func TestHandlerWithdrawn(t *testing.T) {
+	s, err := blobfs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Put(context.Background(), "image/png", strings.NewReader("0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		gone   bool
+		err    error
+		status int
+		body   string
+	}{
+		{false, nil, http.StatusOK, "0123456789"},
+		{true, nil, http.StatusNotFound, `{"error":"blob not found"}`},
+		{false, errors.New("database password is hunter2"), http.StatusInternalServerError, `{"error":"internal error"}`},
+	} {
+		var asked string
+		h := blobstore.Handler(s, blobstore.HandlerOptions{Withdrawn: func(_ context.Context, key string) (bool, error) {
+			asked = key
+			return c.gone, c.err
+		}})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/"+b.Key, nil))
+		if rec.Code != c.status || strings.TrimSpace(rec.Body.String()) != c.body || asked != b.Key {
+			t.Errorf("withdrawn %t, %v: %d %q (asked about %q)", c.gone, c.err, rec.Code, rec.Body, asked)
+		}
 	}
 }

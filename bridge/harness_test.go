@@ -54,7 +54,7 @@ func newWorld(t testing.TB) *world {
 	t.Cleanup(store.Close)
 	blobs := blobpg.New(pool)
 	mux := http.NewServeMux()
-	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs)))
+	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs, blobstore.HandlerOptions{})))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &world{t: t, store: store, blobs: blobs,

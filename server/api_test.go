@@ -224,6 +224,62 @@ func TestHistoryAndImageAt(t *testing.T) {
 	}
 }
 
+// Once every image that used a blob is deleted, the blob (original or
+// result) and its thumbnails are answered 404, as an unknown key is; while
+// another image uses the same bytes they are served, and an upload of them
+// serves them again.
+func TestDeletedImagesBlobsAreWithdrawn(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true})
+	data := pngBytes(6, 6)
+	first, twin := e.mustUpload("w.png", data), e.mustUpload("twin.png", data)
+	// Both get the same automatic dither: the same result bytes.
+	var results []string
+	for _, img := range []imageJSON{first, twin} {
+		eventually(t, "the dither of "+img.Filename+" to complete", func() bool {
+			var q struct{ Image imageJSON }
+			e.mustDo(`query ($id: ID!) { image(id: $id) { dithers { edges { node { status url } } } } }`,
+				map[string]any{"id": img.ID}, &q)
+			edges := q.Image.Dithers.Edges
+			if len(edges) != 1 || edges[0].Node.Status != "COMPLETED" {
+				return false
+			}
+			results = append(results, *edges[0].Node.URL)
+			return true
+		})
+	}
+	if results[0] != results[1] || first.URL != twin.URL {
+		t.Fatalf("the twins' blobs differ: %v, %s, %s", results, first.URL, twin.URL)
+	}
+	urls := []string{first.URL, results[0], e.http.URL + "/thumbs/" + first.Sha256 + "?w=160"}
+	expect := func(when string, want int) {
+		t.Helper()
+		for _, u := range urls {
+			status, _, body := get(t, u)
+			if status != want || (want == http.StatusNotFound && !strings.Contains(string(body), "blob not found")) {
+				t.Errorf("%s: GET %s = %d %.80q, want %d", when, u, status, body, want)
+			}
+		}
+	}
+	deleteImage := func(img imageJSON) {
+		t.Helper()
+		e.mustDo(`mutation ($id: ID!) { deleteImage(input: {id: $id}) { deletedImageId } }`, map[string]any{"id": img.ID}, nil)
+		eventually(t, "the read model to hold the deletion of "+img.Filename, func() bool {
+			var q struct{ Image imageJSON }
+			e.mustDo(`query ($id: ID!) { image(id: $id) { status } }`, map[string]any{"id": img.ID}, &q)
+			return q.Image.Status == "DELETED"
+		})
+	}
+	expect("both images live", http.StatusOK)
+	deleteImage(first)
+	expect("the twin still live", http.StatusOK)
+	deleteImage(twin)
+	expect("both images deleted", http.StatusNotFound)
+	e.mustUpload("again.png", data)
+	if status, _, _ := get(t, first.URL); status != http.StatusOK {
+		t.Errorf("the original uploaded again answers %d", status)
+	}
+}
+
 func TestDelete(t *testing.T) {
 	e := start(t, server.Config{AutoDither: false})
 	img := e.mustUpload("d.png", pngBytes(3, 3))

@@ -80,6 +80,7 @@ func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
 		},
 		subscriptions: append([]eventstore.CheckpointKey{{Subscription: projsqlite.DefaultName}},
 			processors.InlineSubscriptions(cfg.Processors)...),
-		close: func() { _ = store.Close() },
+		readModel: eventstore.CheckpointKey{Subscription: projsqlite.DefaultName},
+		close:     func() { _ = store.Close() },
 	}, cfg)
 }

@@ -149,7 +149,9 @@ type storage struct {
 	oldestTx func(ctx context.Context) (float64, error)
 	// subscriptions are the background readers whose lag is published.
 	subscriptions []eventstore.CheckpointKey
-	close         func()
+	// readModel is the checkpoint of the reads' projector.
+	readModel eventstore.CheckpointKey
+	close     func()
 	// metrics is the registry the store reports its appends to.
 	metrics *metrics.Registry
 }
@@ -201,6 +203,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 			return age, err
 		},
 		subscriptions: []eventstore.CheckpointKey{{Subscription: projpg.DefaultName}, {Subscription: processors.EnqueuerName}},
+		readModel:     eventstore.CheckpointKey{Subscription: projpg.DefaultName},
 		close:         store.Close,
 	}, cfg)
 }
@@ -276,9 +279,10 @@ func (s *Server) routes(cfg Config) http.Handler {
 		TracerProvider: cfg.TracerProvider,
 	}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
-	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs)))
+	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs, blobstore.HandlerOptions{Withdrawn: s.withdrawn})))
 	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
-	mux.Handle("/thumbs/", http.StripPrefix("/thumbs/", thumbs.New(s.st.blobs, thumbs.Options{Limits: limits, Logger: s.log})))
+	mux.Handle("/thumbs/", http.StripPrefix("/thumbs/", thumbs.New(s.st.blobs,
+		thumbs.Options{Limits: limits, Logger: s.log, Withdrawn: s.withdrawn})))
 	mux.Handle("/", web.Handler())
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
 		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
@@ -291,6 +295,26 @@ func (s *Server) routes(cfg Config) http.Handler {
 	outer.Handle("GET /metrics", s.metrics.Handler())
 	outer.Handle("/", limiter.middleware(s.keys.Middleware(s.log)(mux)))
 	return tracing.Middleware(cfg.TracerProvider, s.metrics.Middleware("all", securityHeaders(outer)))
+}
+
+// withdrawn reports whether every image that used a blob is deleted, so
+// that its bytes (and thumbnails) are no longer served. While the read
+// model is behind the log it cannot tell (an upload of the same bytes may
+// not be folded in yet), and the blob is served.
+func (s *Server) withdrawn(ctx context.Context, key string) (bool, error) {
+	users, ok := s.st.reads.(projections.BlobUser)
+	if !ok {
+		return false, nil
+	}
+	use, err := users.BlobUse(ctx, key)
+	if err != nil || !use.Withdrawn() {
+		return false, err
+	}
+	lag, err := eventstore.SubscriptionLag(ctx, s.st.store, s.st.readModel)
+	if err != nil {
+		return false, fmt.Errorf("lag of the read model: %w", err)
+	}
+	return lag.Events == 0, nil
 }
 
 // lags reads the lag of every background subscription.

@@ -62,16 +62,21 @@ type Options struct {
 	Concurrency int
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
+	// Withdrawn, when set, reports whether an original must no longer be
+	// served (every image that used it was deleted): its thumbnails are
+	// then answered as those of an unknown key are.
+	Withdrawn func(ctx context.Context, key string) (bool, error)
 }
 
 // Handler serves thumbnails of the blobs of a store.
 type Handler struct {
-	store  blobstore.Store
-	limits imagefile.Limits
-	cache  *lru
-	group  singleflight.Group
-	slots  chan struct{}
-	log    *slog.Logger
+	store     blobstore.Store
+	withdrawn func(ctx context.Context, key string) (bool, error)
+	limits    imagefile.Limits
+	cache     *lru
+	group     singleflight.Group
+	slots     chan struct{}
+	log       *slog.Logger
 }
 
 // New returns a Handler of the blobs of store.
@@ -86,14 +91,15 @@ func New(store blobstore.Store, opts Options) *Handler {
 		opts.Logger = slog.Default()
 	}
 	return &Handler{
-		store: store, limits: opts.Limits, cache: newLRU(opts.CacheSize),
+		store: store, withdrawn: opts.Withdrawn, limits: opts.Limits, cache: newLRU(opts.CacheSize),
 		slots: make(chan struct{}, opts.Concurrency), log: opts.Logger,
 	}
 }
 
 // ServeHTTP answers GET and HEAD /<sha256>?w=N with the thumbnail, an ETag
 // of its key, immutable caching and nosniff. A malformed key or a width not
-// in Widths is 400, an unknown key 404, a blob that is no image 415.
+// in Widths is 400, an unknown or withdrawn key 404, a blob that is no
+// image 415.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -152,6 +158,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, src source, err e
 // open returns a reader of the thumbnail of src, making it when it is not
 // known or its blob is gone.
 func (h *Handler) open(ctx context.Context, src source) (blobstore.Reader, blobstore.Blob, error) {
+	if h.withdrawn != nil {
+		gone, err := h.withdrawn(ctx, src.key)
+		if err != nil {
+			return nil, blobstore.Blob{}, fmt.Errorf("check original %s: %w", src.key, err)
+		}
+		if gone {
+			return nil, blobstore.Blob{}, fmt.Errorf("original %s: its images are deleted: %w", src.key, blobstore.ErrNotFound)
+		}
+	}
 	if key, ok := h.cache.get(src); ok {
 		rd, blob, err := h.store.Open(ctx, key)
 		if !errors.Is(err, blobstore.ErrNotFound) {

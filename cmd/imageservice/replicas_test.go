@@ -387,4 +387,32 @@ func TestEmbeddedDefault(t *testing.T) {
 	if code := run(context.Background(), []string{"replay"}, io.Discard, &errs); code != 0 || !strings.Contains(errs.String(), "5 events replayed") {
 		t.Fatalf("replay: %d %s", code, errs.String())
 	}
+
+	// Once the image is deleted, its original is no longer served.
+	r = startChild(t, dir, nil)
+	var img struct{ Image struct{ Sha256 string } }
+	r.graphql(t, `query ($id: ID!) { image(id: $id) { sha256 } }`, map[string]any{"id": imageID}, &img)
+	original := r.base + "/blobs/" + img.Image.Sha256
+	if status := getStatus(t, original); status != http.StatusOK {
+		t.Fatalf("GET the original: %d", status)
+	}
+	var deleted struct {
+		DeleteImage struct{ DeletedImageID string }
+	}
+	r.graphql(t, `mutation ($id: ID!) { deleteImage(input: {id: $id}) { deletedImageId } }`, map[string]any{"id": imageID}, &deleted)
+	eventually(t, "the deleted image's original to be withdrawn", time.Minute, func() (bool, string) {
+		status := getStatus(t, original)
+		return status == http.StatusNotFound, fmt.Sprintf("GET the original: %d", status)
+	})
+}
+
+// getStatus returns the status of a GET of url.
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -55,7 +55,10 @@ type ReadModel struct {
 	advanced eventstore.Signal
 }
 
-var _ projections.Reader = (*ReadModel)(nil)
+var (
+	_ projections.Reader   = (*ReadModel)(nil)
+	_ projections.BlobUser = (*ReadModel)(nil)
+)
 
 // Option configures a ReadModel.
 type Option func(*ReadModel)

@@ -286,3 +286,22 @@ func prefixed(prefix, columns string) string {
 	}
 	return strings.Join(cols, ", ")
 }
+
+// blobUseSQL counts the images using a blob, each once: as its original
+// or through a dither's result.
+const blobUseSQL = `SELECT count(*) FILTER (WHERE status <> 'DELETED'), count(*) FILTER (WHERE status = 'DELETED')
+FROM (
+    SELECT i.id, i.status FROM image_view i WHERE i.sha256 = $1
+    UNION
+    SELECT i.id, i.status FROM dither_view d JOIN image_view i ON i.id = d.image_id
+    WHERE d.result_key = $1 AND d.result_key <> ''
+) uses`
+
+// BlobUse implements projections.BlobUser.
+func (m *ReadModel) BlobUse(ctx context.Context, key string) (projections.BlobUse, error) {
+	var u projections.BlobUse
+	if err := m.pool.QueryRow(ctx, blobUseSQL, key).Scan(&u.Live, &u.Deleted); err != nil {
+		return projections.BlobUse{}, fmt.Errorf("query the images using blob %s: %w", key, err)
+	}
+	return u, nil
+}

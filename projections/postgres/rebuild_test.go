@@ -71,8 +71,8 @@ WHERE schemaname = current_schema() AND tablename IN ('image_view', 'dither_view
 		}
 		names = append(names, n)
 	}
-	if len(names) != 4 {
-		t.Errorf("indexes %v: want 4", names)
+	if len(names) != 6 {
+		t.Errorf("indexes %v: want 6", names)
 	}
 	return names
 }

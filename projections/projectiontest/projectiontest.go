@@ -17,6 +17,7 @@ import (
 // WaitFor.
 type Model interface {
 	projections.Reader
+	projections.BlobUser
 	// Name is the projector's subscription name, which names its checkpoint.
 	Name() string
 	// Projector is the subscription that keeps the model up to date.
@@ -59,6 +60,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) {
 		{"ViewsMatchReplay", testViewsMatchReplay},
 		{"NotFound", testNotFound},
 		{"DeletedImages", testDeletedImages},
+		{"BlobUse", testBlobUse},
 		{"ImagesPagination", testImagesPagination},
 		{"PageArgumentsRejected", testPageArgumentsRejected},
 		{"DithersPagination", testDithersPagination},

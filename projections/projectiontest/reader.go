@@ -122,6 +122,41 @@ func testDeletedImages(t *testing.T, e *Env) {
 	}
 }
 
+// testBlobUse: BlobUse counts each image using a blob once, as original
+// or as a result, live and deleted apart; a blob is withdrawn once every
+// image using it is deleted.
+func testBlobUse(t *testing.T, e *Env) {
+	e.StartProjector(t)
+	// Both use keyA as their original and keyB as a result; b also uses
+	// keyA as a result, and still counts once for it.
+	a, b := e.Upload(t, t0, 1), e.Upload(t, t0, 1)
+	e.Apply(t, b)(images.RequestDither(b.State, images.DitherRequest{DitherID: uuid.New(),
+		Options: images.DitherInput{Levels: 2, Algorithm: "ATKINSON"}, Now: t0}))
+	e.Apply(t, b)(images.CompleteDither(b.State, images.DitherResult{DitherID: b.State.Dithers[1].ID,
+		ResultKey: keyA, ByteSize: 9, Width: 4, Height: 4, Colours: 2, CompletedAt: t0}))
+	ctx := context.Background()
+	check := func(when, key string, want projections.BlobUse) {
+		t.Helper()
+		if got, err := e.Model.BlobUse(ctx, key); err != nil || got != want {
+			t.Errorf("%s: BlobUse(%.8s) = %+v, %v; want %+v", when, key, got, err, want)
+		}
+	}
+	e.WaitFor(t, LastPos(a, b))
+	check("both live", keyA, projections.BlobUse{Live: 2})
+	check("both live", keyB, projections.BlobUse{Live: 2})
+	check("both live", strings.Repeat("c", 64), projections.BlobUse{})
+	check("both live", "", projections.BlobUse{}) // the result key of dithers without one
+	e.Remove(t, a)
+	e.WaitFor(t, a.Pos)
+	check("a deleted", keyA, projections.BlobUse{Live: 1, Deleted: 1})
+	e.Remove(t, b)
+	e.WaitFor(t, b.Pos)
+	check("both deleted", keyB, projections.BlobUse{Deleted: 2})
+	if u, _ := e.Model.BlobUse(ctx, keyA); !u.Withdrawn() {
+		t.Errorf("BlobUse(keyA) = %+v is not withdrawn once both images are deleted", u)
+	}
+}
+
 // testImagesPagination pages through images newest first with page sizes
 // 1, 2 and 100; two images share a creation time, so the id breaks the tie.
 func testImagesPagination(t *testing.T, e *Env) {

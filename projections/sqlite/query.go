@@ -230,3 +230,22 @@ func optionalTime(us sql.NullInt64) *time.Time {
 	t := fromMicros(us.Int64)
 	return &t
 }
+
+// blobUseSQL counts the images using a blob, each once: as its original
+// or through a dither's result.
+const blobUseSQL = `SELECT coalesce(sum(status <> 'DELETED'), 0), coalesce(sum(status = 'DELETED'), 0)
+FROM (
+    SELECT i.id, i.status FROM image_view i WHERE i.sha256 = ?1
+    UNION
+    SELECT i.id, i.status FROM dither_view d JOIN image_view i ON i.id = d.image_id
+    WHERE d.result_key = ?1 AND d.result_key <> ''
+)`
+
+// BlobUse implements projections.BlobUser.
+func (m *ReadModel) BlobUse(ctx context.Context, key string) (projections.BlobUse, error) {
+	var u projections.BlobUse
+	if err := m.store.ReadDB().QueryRowContext(ctx, blobUseSQL, key).Scan(&u.Live, &u.Deleted); err != nil {
+		return projections.BlobUse{}, fmt.Errorf("query the images using blob %s: %w", key, err)
+	}
+	return u, nil
+}
