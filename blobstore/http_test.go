@@ -15,7 +15,8 @@ import (
 	blobfs "github.com/imageservice/imageservice/blobstore/fs"
 )
 
-func newServer(t *testing.T) (*httptest.Server, blobstore.Blob) {
+// newStore returns a store holding one blob, "0123456789".
+func newStore(t *testing.T) (blobstore.Store, blobstore.Blob) {
 	t.Helper()
 	s, err := blobfs.New(t.TempDir())
 	if err != nil {
@@ -25,6 +26,12 @@ func newServer(t *testing.T) (*httptest.Server, blobstore.Blob) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, b
+}
+
+func newServer(t *testing.T) (*httptest.Server, blobstore.Blob) {
+	t.Helper()
+	s, b := newStore(t)
 	mux := http.NewServeMux()
 	mux.Handle("/blobs/", http.StripPrefix("/blobs", blobstore.Handler(s, blobstore.HandlerOptions{})))
 	srv := httptest.NewServer(mux)
@@ -168,14 +175,7 @@ func TestReadAll(t *testing.T) {
 // A withdrawn blob is answered as an unknown one, a failed check 500
 // without its error, and the check sees the blob's key.
 func TestHandlerWithdrawn(t *testing.T) {
-	s, err := blobfs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Put(context.Background(), "image/png", strings.NewReader("0123456789"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, b := newStore(t)
 	for _, c := range []struct {
 		gone   bool
 		err    error

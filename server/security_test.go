@@ -254,13 +254,7 @@ func TestMetrics(t *testing.T) {
 // times its batches by outcome.
 func TestBridgeMetrics(t *testing.T) {
 	natsURL := startNATS(t)
-	sink, err := bridge.NewNATS(bridge.NATSOptions{URL: natsURL, Subjects: bridge.Topics{
-		Image: bridge.DefaultImageTopic, Dither: bridge.DefaultDitherTopic, Events: bridge.DefaultEventsTopic}.All()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Close() })
-	e := start(t, server.Config{NoProcessors: true, Sinks: []bridge.Sink{sink}})
+	e := start(t, server.Config{NoProcessors: true, Sinks: []bridge.Sink{natsSink(t, natsURL)}})
 	e.mustUpload("m.png", pngBytes(8, 8))
 	// ImageUploaded: IMAGE_UPLOADED and its CloudEvent.
 	want := `imageservice_bridge_published_messages_total{sink="nats"} 2` + "\n"

@@ -53,6 +53,19 @@ func startNATS(t *testing.T) string {
 	return srv.ClientURL()
 }
 
+// natsSink returns a NATS sink to url on the default topics, closed when
+// the test ends.
+func natsSink(t *testing.T, url string) bridge.Sink {
+	t.Helper()
+	sink, err := bridge.NewNATS(bridge.NATSOptions{URL: url, Subjects: bridge.Topics{
+		Image: bridge.DefaultImageTopic, Dither: bridge.DefaultDitherTopic, Events: bridge.DefaultEventsTopic}.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	return sink
+}
+
 // natsMessages returns the messages in the bridge's stream with their headers.
 func natsMessages(t *testing.T, url string) []*jetstream.RawStreamMsg {
 	t.Helper()
@@ -145,13 +158,7 @@ func TestOneTraceFollowsAnUploadThroughTheDitherAndTheBridge(t *testing.T) {
 	col := tracingtest.New(t)
 	tp := tracedProvider(t, col.URL())
 	natsURL := startNATS(t)
-	sink, err := bridge.NewNATS(bridge.NATSOptions{URL: natsURL, Subjects: bridge.Topics{
-		Image: bridge.DefaultImageTopic, Dither: bridge.DefaultDitherTopic, Events: bridge.DefaultEventsTopic}.All()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Close() })
-	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider(), Sinks: []bridge.Sink{sink}})
+	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider(), Sinks: []bridge.Sink{natsSink(t, natsURL)}})
 
 	imageID := tracedUpload(e, "cat.png", pngBytes(32, 24), nil)
 
