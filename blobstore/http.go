@@ -9,12 +9,16 @@ import (
 	"strings"
 )
 
+// Withdrawn reports whether the blob with key must no longer be served,
+// though it may still be stored (imageservice withdraws a blob once every
+// image that used it is deleted).
+type Withdrawn func(ctx context.Context, key string) (bool, error)
+
 // HandlerOptions tune Handler.
 type HandlerOptions struct {
-	// Withdrawn, when set, reports whether a blob must no longer be served
-	// (every image that used it was deleted): it is then answered as an
-	// unknown key is. An error is answered 500.
-	Withdrawn func(ctx context.Context, key string) (bool, error)
+	// Withdrawn, when set, is asked about every blob before it is served:
+	// a withdrawn blob is answered as an unknown key is, and an error 500.
+	Withdrawn Withdrawn
 }
 
 // Handler serves blobs by key: GET and HEAD /<key> (mount it under a prefix

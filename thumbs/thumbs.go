@@ -62,16 +62,16 @@ type Options struct {
 	Concurrency int
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
-	// Withdrawn, when set, reports whether an original must no longer be
-	// served (every image that used it was deleted): its thumbnails are
-	// then answered as those of an unknown key are.
-	Withdrawn func(ctx context.Context, key string) (bool, error)
+	// Withdrawn, when set, is asked about every original before its
+	// thumbnail is served: the thumbnails of a withdrawn original are
+	// answered as those of an unknown key are.
+	Withdrawn blobstore.Withdrawn
 }
 
 // Handler serves thumbnails of the blobs of a store.
 type Handler struct {
 	store     blobstore.Store
-	withdrawn func(ctx context.Context, key string) (bool, error)
+	withdrawn blobstore.Withdrawn
 	limits    imagefile.Limits
 	cache     *lru
 	group     singleflight.Group
