@@ -39,6 +39,8 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/blobstore"
+	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/graph"
@@ -205,6 +207,41 @@ func alternate(b *testing.B, nSides, workers int, op func(side int, i int64) err
 		rates[i] = float64(ops[i]) / spent[i].Seconds()
 	}
 	return rates
+}
+
+// BenchmarkBlobs serves an image's original from the service's /blobs/
+// (its middleware, and the check that some image not deleted still uses
+// the blob) and from the bare blobstore.Handler on the same PostgreSQL
+// blob store, the peer, alternately.
+func BenchmarkBlobs(b *testing.B) {
+	e := start(b, server.Config{NoProcessors: true, Logger: quietLogger()})
+	img := e.mustUpload("blob.png", pngBytes(64, 48))
+	bare := httptest.NewServer(http.StripPrefix("/blobs/", blobstore.Handler(blobpg.New(e.pool), blobstore.HandlerOptions{})))
+	b.Cleanup(bare.Close)
+	urls := []string{img.URL, bare.URL + "/blobs/" + img.Sha256}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128}}
+	rates := alternate(b, len(urls), 4*runtime.GOMAXPROCS(0), func(side int, _ int64) error {
+		resp, err := hc.Get(urls[side])
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", urls[side], resp.Status)
+		}
+		return nil
+	})
+	b.ReportMetric(rates[0], "service-req/s")
+	b.ReportMetric(rates[1], "bare-req/s")
+	b.ReportMetric(rates[0]/rates[1], "service/bare")
+	b.ReportMetric(0, "ns/op")
+	if b.N >= rounds {
+		fmt.Printf("BenchmarkBlobs N=%d: service %6.0f req/s, bare blob handler %6.0f req/s, service/bare %.2f\n",
+			b.N, rates[0], rates[1], rates[0]/rates[1])
+	}
 }
 
 // seed uploads n small images, each with its automatic dither, completes

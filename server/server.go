@@ -171,6 +171,8 @@ type Server struct {
 	// cache answers image(id) with its dithers from memory, where the
 	// read model can tell its checkpoint (nil otherwise).
 	cache *readcache.Cache
+	// live are the blobs recently found in use (see withdrawn).
+	live liveBlobs
 }
 
 // New assembles the service on a PostgreSQL pool, whose database must be
@@ -300,21 +302,55 @@ func (s *Server) routes(cfg Config) http.Handler {
 // withdrawn reports whether every image that used a blob is deleted, so
 // that its bytes (and thumbnails) are no longer served. While the read
 // model is behind the log it cannot tell (an upload of the same bytes may
-// not be folded in yet), and the blob is served.
+// not be folded in yet), and the blob is served. A blob found in use is
+// not asked about again for liveBlobTTL: a deletion takes effect within
+// that time of its projection.
 func (s *Server) withdrawn(ctx context.Context, key string) (bool, error) {
 	users, ok := s.st.reads.(projections.BlobUser)
-	if !ok {
+	if !ok || s.live.has(key) {
 		return false, nil
 	}
 	use, err := users.BlobUse(ctx, key)
-	if err != nil || !use.Withdrawn() {
+	if err != nil {
 		return false, err
+	}
+	if !use.Withdrawn() {
+		s.live.add(key)
+		return false, nil
 	}
 	lag, err := eventstore.SubscriptionLag(ctx, s.st.store, s.st.readModel)
 	if err != nil {
 		return false, fmt.Errorf("lag of the read model: %w", err)
 	}
 	return lag.Events == 0, nil
+}
+
+// liveBlobTTL is how long a blob found in use is served without asking
+// the read model again, and maxLiveBlobs how many such answers are kept.
+const (
+	liveBlobTTL  = 5 * time.Second
+	maxLiveBlobs = 10_000
+)
+
+// liveBlobs remembers the blobs found in use, each for liveBlobTTL.
+type liveBlobs struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (l *liveBlobs) has(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Now().Before(l.until[key])
+}
+
+func (l *liveBlobs) add(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.until == nil || len(l.until) >= maxLiveBlobs {
+		l.until = make(map[string]time.Time) // forgetting only costs queries
+	}
+	l.until[key] = time.Now().Add(liveBlobTTL)
 }
 
 // lags reads the lag of every background subscription.
