@@ -38,10 +38,12 @@ function stats(d) {
 
 /**
  * ditherItem renders one dither. selected tells whether it is the one
- * compared; onCompare(d) is called by its Compare button.
+ * compared; onCompare(d) is called by its Compare button. withdrawn says
+ * that its image was deleted: its result is no longer served.
  */
-export function ditherItem(d, { filename, selected, onCompare }) {
-  const done = d.status === 'COMPLETED' && d.url;
+export function ditherItem(d, { filename, selected, onCompare, withdrawn = false }) {
+  // The result of a deleted image is no longer served: no preview, no links.
+  const done = d.status === 'COMPLETED' && d.url && !withdrawn;
   const url = done ? sitePath(d.url) : null;
   const label = ditherLabel(d);
   return h('li', { class: 'dither', 'data-id': d.id, 'data-status': d.status, 'data-selected': String(selected) },

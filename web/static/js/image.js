@@ -154,7 +154,11 @@ class ImagePage {
     this.list = h('ol', { class: 'dithers', 'aria-label': 'Dithers, in the order requested' });
     this.history = historySection();
     this.announcer = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
-    this.deletedNote = h('p', { class: 'notice', role: 'status', hidden: true }, 'This image was deleted. Its history is kept.');
+    this.deletedNote = h('p', { class: 'notice', role: 'status', hidden: true },
+      'This image was deleted: its files are no longer served. Its history is kept.');
+    this.downloadOriginal = h('a', { class: 'button', href: `/blobs/${img.sha256}`, download: img.filename }, 'Download original');
+    this.compareSection = h('section', { class: 'card wide', 'aria-labelledby': 'compare-title' },
+      h('h2', { id: 'compare-title' }, 'Compare'), this.compare.el);
     this.formSection = h('section', { class: 'card', 'aria-labelledby': 'new-dither-title' },
       h('h2', { id: 'new-dither-title' }, 'New dither'),
       ditherForm(this.id, (d) => this.onRequested(d)));
@@ -165,13 +169,10 @@ class ImagePage {
         h('div', {},
           h('h1', { tabindex: -1 }, img.filename),
           h('p', { class: 'meta' }, `${img.width}×${img.height} · ${img.contentType} · ${fmtBytes(img.byteSize)} · uploaded ${fmtDate(img.createdAt)}`)),
-        h('div', { class: 'actions' },
-          h('a', { class: 'button', href: `/blobs/${img.sha256}`, download: img.filename }, 'Download original'),
-          this.deleteButton)),
+        h('div', { class: 'actions' }, this.downloadOriginal, this.deleteButton)),
       this.deletedNote,
       h('div', { class: 'layout' },
-        h('section', { class: 'card wide', 'aria-labelledby': 'compare-title' },
-          h('h2', { id: 'compare-title' }, 'Compare'), this.compare.el),
+        this.compareSection,
         h('section', { class: 'card', 'aria-labelledby': 'dithers-title' },
           h('h2', { id: 'dithers-title' }, 'Dithers'), this.list),
         this.formSection,
@@ -182,24 +183,27 @@ class ImagePage {
   }
 
   render() {
+    const events = [...this.events.values()].sort((a, b) => a.streamVersion - b.streamVersion);
+    // A deleted image's files are withdrawn (404): offer none of them.
+    const deleted = this.image.status === 'DELETED' || events.some((e) => e.type === 'ImageDeleted');
     const sorted = [...this.dithers.values()].sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
     const completed = sorted.filter((d) => d.status === 'COMPLETED' && d.url);
     if (!completed.some((d) => d.id === this.selected)) this.selected = completed.at(-1)?.id ?? null;
     this.list.replaceChildren(...sorted.map((d) => ditherItem(d, {
-      filename: this.image.filename, selected: d.id === this.selected, onCompare: (x) => this.select(x.id),
+      filename: this.image.filename, selected: d.id === this.selected, onCompare: (x) => this.select(x.id), withdrawn: deleted,
     })));
     if (!sorted.length) this.list.append(h('li', { class: 'muted' }, 'No dithers yet.'));
     const shown = this.dithers.get(this.selected);
-    if (shown !== this.shown) {
+    if (!deleted && shown !== this.shown) {
       this.shown = shown;
       this.compare.show(shown ? sitePath(shown.url) : null, shown ? ditherLabel(shown) : '', shown ? downloadName(this.image.filename, shown) : '');
     }
-    const events = [...this.events.values()].sort((a, b) => a.streamVersion - b.streamVersion);
     this.history.set(events);
-    const deleted = this.image.status === 'DELETED' || events.some((e) => e.type === 'ImageDeleted');
     this.deletedNote.hidden = !deleted;
     this.formSection.hidden = deleted;
     this.deleteButton.hidden = deleted;
+    this.downloadOriginal.hidden = deleted;
+    this.compareSection.hidden = deleted;
   }
 
   select(ditherId) {
@@ -210,6 +214,9 @@ class ImagePage {
   onRequested(d) {
     this.mine.add(d.id);
     this.merge(d);
+    // A quick dither's outcome can arrive over the websocket before the
+    // mutation's answer: show it as onDither would have.
+    if (this.dithers.get(d.id).status === 'COMPLETED') this.selected = d.id;
     this.announcer.textContent = `${ditherLabel(d)} requested.`;
     this.render();
   }
