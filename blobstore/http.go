@@ -30,12 +30,12 @@ func Handler(store Store, opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 			return
 		}
 		key := strings.TrimPrefix(r.URL.Path, "/")
 		if !ValidKey(key) {
-			writeError(w, http.StatusBadRequest, "malformed blob key")
+			WriteError(w, http.StatusBadRequest, "malformed blob key")
 			return
 		}
 		if opts.Withdrawn != nil {
@@ -43,35 +43,44 @@ func Handler(store Store, opts HandlerOptions) http.Handler {
 			switch {
 			case err != nil:
 				slog.ErrorContext(r.Context(), "serve blob", "key", key, "err", err)
-				writeError(w, http.StatusInternalServerError, "internal error")
+				WriteError(w, http.StatusInternalServerError, "internal error")
 				return
 			case gone:
-				writeError(w, http.StatusNotFound, "blob not found")
+				WriteError(w, http.StatusNotFound, "blob not found")
 				return
 			}
 		}
 		rd, blob, err := store.Open(r.Context(), key)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			writeError(w, http.StatusNotFound, "blob not found")
+			WriteError(w, http.StatusNotFound, "blob not found")
 			return
 		case err != nil:
 			slog.ErrorContext(r.Context(), "serve blob", "key", key, "err", err)
-			writeError(w, http.StatusInternalServerError, "internal error")
+			WriteError(w, http.StatusInternalServerError, "internal error")
 			return
 		}
 		defer rd.Close()
-		h := w.Header()
-		h.Set("Content-Type", blob.ContentType)
-		h.Set("ETag", `"`+blob.Key+`"`)
-		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-		http.ServeContent(w, r, "", blob.CreatedAt, rd)
+		Serve(w, r, rd, blob)
 	})
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
+// Serve answers r with a blob read from a store: its stored content type,
+// an ETag of its key, immutable caching (a key names its content), nosniff
+// and a sandboxing Content-Security-Policy; ranges and conditional requests
+// are handled by http.ServeContent.
+func Serve(w http.ResponseWriter, r *http.Request, rd Reader, blob Blob) {
+	h := w.Header()
+	h.Set("Content-Type", blob.ContentType)
+	h.Set("ETag", `"`+blob.Key+`"`)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	http.ServeContent(w, r, "", blob.CreatedAt, rd)
+}
+
+// WriteError answers status with the JSON {"error": msg}, not to be cached.
+func WriteError(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -12,7 +12,6 @@ package thumbs
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -103,12 +102,12 @@ func New(store blobstore.Store, opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		blobstore.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	src, msg := parse(r)
 	if msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
+		blobstore.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	rd, blob, err := h.open(r.Context(), src)
@@ -117,13 +116,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
-	hdr := w.Header()
-	hdr.Set("Content-Type", blob.ContentType)
-	hdr.Set("ETag", `"`+blob.Key+`"`)
-	hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	http.ServeContent(w, r, "", blob.CreatedAt, rd)
+	blobstore.Serve(w, r, rd, blob)
 }
 
 // parse reads the original's key and the width of a request, or returns
@@ -144,14 +137,14 @@ func parse(r *http.Request) (source, string) {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, src source, err error) {
 	switch {
 	case errors.Is(err, blobstore.ErrNotFound):
-		writeError(w, http.StatusNotFound, "blob not found")
+		blobstore.WriteError(w, http.StatusNotFound, "blob not found")
 	case errors.Is(err, ErrNotImage):
-		writeError(w, http.StatusUnsupportedMediaType, "blob is not an image")
+		blobstore.WriteError(w, http.StatusUnsupportedMediaType, "blob is not an image")
 	case r.Context().Err() != nil:
-		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		blobstore.WriteError(w, http.StatusServiceUnavailable, "request cancelled")
 	default:
 		h.log.ErrorContext(r.Context(), "serve thumbnail", "key", src.key, "width", src.width, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
+		blobstore.WriteError(w, http.StatusInternalServerError, "internal error")
 	}
 }
 
@@ -282,13 +275,4 @@ func wrap(err error, what string) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
