@@ -78,9 +78,8 @@ func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
 			}
 			return nil
 		},
-		subscriptions: append([]eventstore.CheckpointKey{{Subscription: projsqlite.DefaultName}},
-			processors.InlineSubscriptions(cfg.Processors)...),
-		readModel: eventstore.CheckpointKey{Subscription: projsqlite.DefaultName},
-		close:     func() { _ = store.Close() },
+		readModel:     eventstore.CheckpointKey{Subscription: projsqlite.DefaultName},
+		subscriptions: processors.InlineSubscriptions(cfg.Processors),
+		close:         func() { _ = store.Close() },
 	}, cfg)
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -147,11 +146,12 @@ type storage struct {
 	// oldestTx, when set, reports the age in seconds of the oldest open
 	// writing transaction, which holds back every reader of the log.
 	oldestTx func(ctx context.Context) (float64, error)
-	// subscriptions are the background readers whose lag is published.
+	// readModel is the checkpoint of the reads' projector, and
+	// subscriptions the other background readers; the lag of each is
+	// published.
+	readModel     eventstore.CheckpointKey
 	subscriptions []eventstore.CheckpointKey
-	// readModel is the checkpoint of the reads' projector.
-	readModel eventstore.CheckpointKey
-	close     func()
+	close         func()
 	// metrics is the registry the store reports its appends to.
 	metrics *metrics.Registry
 }
@@ -204,8 +204,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 				FROM pg_stat_activity WHERE backend_xid IS NOT NULL`).Scan(&age)
 			return age, err
 		},
-		subscriptions: []eventstore.CheckpointKey{{Subscription: projpg.DefaultName}, {Subscription: processors.EnqueuerName}},
 		readModel:     eventstore.CheckpointKey{Subscription: projpg.DefaultName},
+		subscriptions: []eventstore.CheckpointKey{{Subscription: processors.EnqueuerName}},
 		close:         store.Close,
 	}, cfg)
 }
@@ -355,7 +355,7 @@ func (l *liveBlobs) add(key string) {
 
 // lags reads the lag of every background subscription.
 func (s *Server) lags(ctx context.Context) (map[string][2]float64, error) {
-	keys := slices.Clone(s.st.subscriptions)
+	keys := append([]eventstore.CheckpointKey{s.st.readModel}, s.st.subscriptions...)
 	for _, b := range s.bridges {
 		keys = append(keys, eventstore.CheckpointKey{Subscription: b.Name()})
 	}
