@@ -46,13 +46,12 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx, span := t.tracer.Start(req.Context(), req.Method+" "+t.peer,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	defer span.End()
 	resp, err := t.base.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		// A transport's error names the address at most; http.Client adds
 		// the URL later, outside this span.
 		span.SetAttributes(attribute.String("error.type", errorType(err)))
-		span.SetStatus(codes.Error, err.Error())
+		End(span, err)
 		return nil, err
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
@@ -60,6 +59,7 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		span.SetAttributes(attribute.String("error.type", strconv.Itoa(resp.StatusCode)))
 		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
 	}
+	span.End()
 	return resp, nil
 }
 
