@@ -393,7 +393,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	var img struct{ Image struct{ Sha256 string } }
 	r.graphql(t, `query ($id: ID!) { image(id: $id) { sha256 } }`, map[string]any{"id": imageID}, &img)
 	original := r.base + "/blobs/" + img.Image.Sha256
-	if status := getStatus(t, original); status != http.StatusOK {
+	if status, _ := get(t, original); status != http.StatusOK {
 		t.Fatalf("GET the original: %d", status)
 	}
 	var deleted struct {
@@ -401,18 +401,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 	r.graphql(t, `mutation ($id: ID!) { deleteImage(input: {id: $id}) { deletedImageId } }`, map[string]any{"id": imageID}, &deleted)
 	eventually(t, "the deleted image's original to be withdrawn", time.Minute, func() (bool, string) {
-		status := getStatus(t, original)
+		status, _ := get(t, original)
 		return status == http.StatusNotFound, fmt.Sprintf("GET the original: %d", status)
 	})
-}
-
-// getStatus returns the status of a GET of url.
-func getStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
