@@ -302,7 +302,9 @@ func (s *Server) routes(cfg Config) http.Handler {
 // withdrawn reports whether every image that used a blob is deleted, so
 // that its bytes (and thumbnails) are no longer served. While the read
 // model is behind the log it cannot tell (an upload of the same bytes may
-// not be folded in yet), and the blob is served. A blob found in use is
+// not be folded in yet), and the blob is served; an upload that the log's
+// horizon still hides (another transaction is open) is not seen, and its
+// blob is refused until readers see it. A blob found in use is
 // not asked about again for liveBlobTTL: a deletion takes effect within
 // that time of its projection.
 func (s *Server) withdrawn(ctx context.Context, key string) (bool, error) {
