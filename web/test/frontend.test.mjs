@@ -168,7 +168,7 @@ describe('frontend', { skip, timeout: 10 * 60 * 1000 }, () => {
   // bytes (server/api_test.go tests it); the page offers none of them.
   it("shows a deleted image's history without offering its files", async () => {
     await page.evaluate((id) => { window.location.hash = `#/images/${id}`; }, imageId);
-    await page.getByText('This image was deleted: its files are no longer served.').waitFor(WAIT);
+    await page.getByText('This image was deleted: its files are no longer offered.').waitFor(WAIT);
     await page.locator('summary', { hasText: 'History' }).waitFor(WAIT);
     assert.equal(await page.getByRole('link', { name: 'Download original' }).isVisible(), false);
     assert.equal(await page.getByRole('heading', { name: 'Compare' }).isVisible(), false);

@@ -155,7 +155,7 @@ class ImagePage {
     this.history = historySection();
     this.announcer = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
     this.deletedNote = h('p', { class: 'notice', role: 'status', hidden: true },
-      'This image was deleted: its files are no longer served. Its history is kept.');
+      'This image was deleted: its files are no longer offered. Its history is kept.');
     this.downloadOriginal = h('a', { class: 'button', href: `/blobs/${img.sha256}`, download: img.filename }, 'Download original');
     this.compareSection = h('section', { class: 'card wide', 'aria-labelledby': 'compare-title' },
       h('h2', { id: 'compare-title' }, 'Compare'), this.compare.el);
