@@ -60,6 +60,7 @@ func (s *source) count() int {
 
 type fixture struct {
 	store *essqlite.Store
+	hub   *live.Hub
 	src   *source
 	cache *Cache
 }
@@ -81,7 +82,7 @@ func start(t *testing.T, buffer int) *fixture {
 	wg.Go(func() { _ = c.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait(); store.Close() })
 	eventually(t, "the cache to follow the log", c.Following)
-	return &fixture{store: store, src: src, cache: c}
+	return &fixture{store: store, hub: hub, src: src, cache: c}
 }
 
 // seen reports whether the cache has seen the log up to pos.
@@ -213,16 +214,30 @@ func TestLostFeedEmptiesTheCache(t *testing.T) {
 	f := start(t, 1)
 	id, _ := f.upload(t)
 	f.get(t, id)
+	f.cache.mu.Lock()
+	cached := f.cache.size
+	f.cache.mu.Unlock()
+	if cached == 0 {
+		t.Fatal("the answer was not cached")
+	}
 	// Three events of other streams in one append: more than the feed's
-	// buffer of one, so the hub closes it.
+	// buffer of one. The cache is held (as a slow consumer would be) from
+	// the first event on, so that the hub surely closes its feed: the
+	// cache could otherwise keep up with three events.
 	batch := make([]eventstore.NewEvent, 3)
 	for i := range batch {
 		batch[i] = eventstore.NewEvent{ID: eventstore.NewEventID(), Type: "Touched", SchemaVersion: 1, Data: json.RawMessage(`{}`)}
 	}
-	res, err := f.store.Append(context.Background(), "elsewhere", eventstore.Any, batch...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := func() eventstore.AppendResult {
+		f.cache.mu.Lock()
+		defer f.cache.mu.Unlock()
+		res, err := f.store.Append(context.Background(), "elsewhere", eventstore.Any, batch...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the hub to close the feed", func() bool { return f.hub.Subscribers() == 0 })
+		return res
+	}()
 	eventually(t, "the cache to be emptied", func() bool {
 		f.cache.mu.Lock()
 		defer f.cache.mu.Unlock()
