@@ -24,9 +24,22 @@ import (
 	"github.com/imageservice/imageservice/tracing"
 )
 
+// newLogger writes JSON lines to w, with durations as Go writes them
+// ("1.5s", "100ms") rather than as counts of nanoseconds.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		},
+	}))
+}
+
 // runServe runs the service until ctx ends (SIGINT or SIGTERM).
 func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := newLogger(stderr)
 	cfg, err := loadServeConfig()
 	if err != nil {
 		return err

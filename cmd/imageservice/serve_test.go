@@ -203,3 +203,13 @@ func TestMigrateReplayAndEvents(t *testing.T) {
 		t.Fatal("events accepted a malformed image id")
 	}
 }
+
+// The service's JSON log lines give durations in Go's notation, which a
+// reader can take in at a glance, not as counts of nanoseconds.
+func TestLogDurations(t *testing.T) {
+	var out bytes.Buffer
+	newLogger(&out).Warn("retrying", "retry_in", 1500*time.Millisecond)
+	if !strings.Contains(out.String(), `"retry_in":"1.5s"`) {
+		t.Fatalf("log line %s, want retry_in 1.5s", out.String())
+	}
+}
