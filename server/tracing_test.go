@@ -304,13 +304,7 @@ func TestWebhookDeliveryIsTraced(t *testing.T) {
 }
 
 func TestServiceWorksWithTheCollectorDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there any more
-	tp := tracedProvider(t, "http://"+addr+"/v1/traces")
+	tp := tracedProvider(t, tracingtest.ClosedURL(t)+"/v1/traces")
 	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider()})
 	req := e.uploadRequest("cat.png", pngBytes(16, 16), nil)
 	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/imageservice/imageservice/tracing"
+	"github.com/imageservice/imageservice/tracing/tracingtest"
 )
 
 // TestClientTransport: each request gets a client span, child of the
@@ -75,16 +76,10 @@ func TestClientTransport(t *testing.T) {
 // TestClientTransportError: a request that gets no answer ends its span
 // with an error status and the error's type.
 func TestClientTransportError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there any more
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	client := &http.Client{Transport: tracing.ClientTransport(tp, nil, "cloudinary")}
-	if _, err := client.Post("http://"+addr+"/v1_1/demo/image/upload", "text/plain", nil); err == nil {
+	if _, err := client.Post(tracingtest.ClosedURL(t)+"/v1_1/demo/image/upload", "text/plain", nil); err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
 	s := rec.Ended()[0]

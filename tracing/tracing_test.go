@@ -254,14 +254,9 @@ func TestExportsOverGRPC(t *testing.T) {
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
 func TestUnreachableCollectorDoesNotBlock(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	collector := tracingtest.ClosedURL(t)
 	var logs bytes.Buffer
-	p, err := tracing.New(context.Background(), tracing.Options{Getenv: envOf(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr}),
+	p, err := tracing.New(context.Background(), tracing.Options{Getenv: envOf(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector}),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
