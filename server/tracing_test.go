@@ -24,6 +24,7 @@ import (
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/testnet"
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/processors/cloudsync/cloudsynctest"
 	"github.com/imageservice/imageservice/processors/notify"
@@ -304,7 +305,7 @@ func TestWebhookDeliveryIsTraced(t *testing.T) {
 }
 
 func TestServiceWorksWithTheCollectorDown(t *testing.T) {
-	tp := tracedProvider(t, tracingtest.ClosedURL(t)+"/v1/traces")
+	tp := tracedProvider(t, "http://"+testnet.FreeAddr(t)+"/v1/traces")
 	e := start(t, server.Config{AutoDither: true, TracerProvider: tp.TracerProvider()})
 	req := e.uploadRequest("cat.png", pngBytes(16, 16), nil)
 	req.Header.Set("traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")

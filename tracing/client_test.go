@@ -14,8 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/imageservice/imageservice/internal/testnet"
 	"github.com/imageservice/imageservice/tracing"
-	"github.com/imageservice/imageservice/tracing/tracingtest"
 )
 
 // TestClientTransport: each request gets a client span, child of the
@@ -79,7 +79,7 @@ func TestClientTransportError(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	client := &http.Client{Transport: tracing.ClientTransport(tp, nil, "cloudinary")}
-	if _, err := client.Post(tracingtest.ClosedURL(t)+"/v1_1/demo/image/upload", "text/plain", nil); err == nil {
+	if _, err := client.Post("http://"+testnet.FreeAddr(t)+"/v1_1/demo/image/upload", "text/plain", nil); err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
 	s := rec.Ended()[0]

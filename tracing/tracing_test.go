@@ -19,6 +19,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 
+	"github.com/imageservice/imageservice/internal/testnet"
 	"github.com/imageservice/imageservice/tracing"
 	"github.com/imageservice/imageservice/tracing/tracingtest"
 )
@@ -254,7 +255,7 @@ func TestExportsOverGRPC(t *testing.T) {
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
 func TestUnreachableCollectorDoesNotBlock(t *testing.T) {
-	collector := tracingtest.ClosedURL(t)
+	collector := "http://" + testnet.FreeAddr(t) // nothing listens there
 	var logs bytes.Buffer
 	p, err := tracing.New(context.Background(), tracing.Options{Getenv: envOf(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector}),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})

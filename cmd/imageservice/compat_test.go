@@ -3,24 +3,12 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/testnet"
 )
-
-// freeAddr returns a local address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // With UPLOAD_COMPAT_ADDR and DITHER_COMPAT_ADDR set, the old services
 // answer at the root of their own addresses, besides under /compat.
@@ -32,7 +20,7 @@ func TestServeCompatListeners(t *testing.T) {
 	var up, di, base string
 	var stop func() int
 	for attempt := 0; stop == nil; attempt++ {
-		up, di = freeAddr(t), freeAddr(t)
+		up, di = testnet.FreeAddr(t), testnet.FreeAddr(t)
 		var logs string
 		base, stop, logs = tryServe(t, map[string]string{"DATABASE_URL": dbURL, "UPLOAD_COMPAT_ADDR": up, "DITHER_COMPAT_ADDR": di})
 		if stop == nil && (attempt == 2 || !strings.Contains(logs, "address already in use")) {

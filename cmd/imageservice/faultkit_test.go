@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imageservice/imageservice/bridge"
+	"github.com/imageservice/imageservice/internal/testnet"
 )
 
 // eventually polls cond until it holds, failing the test with cond's last
@@ -313,7 +314,7 @@ func startPGCluster(t *testing.T) *pgCluster {
 	}
 	// A free port, tried again when another process takes it first.
 	for attempt := 1; ; attempt++ {
-		c.port = freePort(t)
+		c.port = testnet.FreePort(t)
 		out, err := c.startOnce()
 		if err == nil {
 			break
@@ -400,17 +401,6 @@ func (c *pgCluster) url() string {
 func (c *pgCluster) serverLog() string {
 	data, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
 	return string(data[max(len(data)-4000, 0):])
-}
-
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // ---- the load ----
