@@ -197,9 +197,11 @@ func (e *engine) diffusePaletteRow(d *diffusion, dir int) {
 			continue
 		}
 		p := (x + pad) * 3
+		// Clamped: error the palette cannot absorb (its colours need not
+		// span the range) would otherwise grow without bound.
 		var v [3]int32
 		for ch := range v {
-			v[ch] = e.work[3*x+ch] + d.div(cur[p+ch])
+			v[ch] = clampWork(e.work[3*x+ch] + d.div(cur[p+ch]))
 		}
 		k := e.pq.nearest(v[0], v[1], v[2])
 		e.idx[x] = uint8(k)
@@ -409,9 +411,9 @@ func (e *engine) floydSteinbergPaletteRow(d *diffusion, dir int) {
 		var er, eg, eb int32
 		if e.opaqueAt(x) {
 			w, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
-			vr := w[0] + (c[0]+fr+8)>>4
-			vg := w[1] + (c[1]+fg+8)>>4
-			vb := w[2] + (c[2]+fb+8)>>4
+			vr := clampWork(w[0] + (c[0]+fr+8)>>4) // as in diffusePaletteRow
+			vg := clampWork(w[1] + (c[1]+fg+8)>>4)
+			vb := clampWork(w[2] + (c[2]+fb+8)>>4)
 			k := pq.nearest(vr, vg, vb)
 			idx[x] = uint8(k)
 			pc := &pq.work[k]

@@ -539,3 +539,39 @@ func TestWavefrontSameResult(t *testing.T) {
 		t.Error("negative workers accepted")
 	}
 }
+
+// TestPaletteErrorStaysBounded dithers flat colours that a palette cannot
+// reach: the error left over at every pixel must not pile up until far
+// colours are chosen (or the sums overflow).
+func TestPaletteErrorStaysBounded(t *testing.T) {
+	cases := []struct {
+		palette string
+		fill    color.NRGBA
+		far     func(c color.Color) bool // a colour no pixel may take
+	}{
+		{"cga", color.NRGBA{255, 0, 0, 255}, func(c color.Color) bool {
+			_, g, b, _ := c.RGBA()
+			return g > 0x5555 || b > 0x5555
+		}},
+		{"gameboy", color.NRGBA{255, 255, 255, 255}, func(c color.Color) bool {
+			r, _, _, _ := c.RGBA()
+			return r < 0x8b8b
+		}},
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, 1200, 1200))
+	for _, c := range cases {
+		draw.Draw(img, img.Bounds(), image.NewUniform(c.fill), image.Point{}, draw.Src)
+		for _, alg := range []Algorithm{FloydSteinberg, JarvisJudiceNinke, SierraLite} {
+			out := mustDither(t, img, Options{Palette: c.palette, Algorithm: alg}).(*image.Paletted)
+			far := 0
+			for _, i := range out.Pix {
+				if c.far(out.Palette[i]) {
+					far++
+				}
+			}
+			if far > 0 {
+				t.Errorf("%s %v on %v: %d pixels took far colours", c.palette, alg, c.fill, far)
+			}
+		}
+	}
+}

@@ -153,7 +153,7 @@ func (e *engine) thresholdPaletteRow(trow []int32) {
 	for x, t := range trow {
 		off := int32((int64(t-32768) * sp) >> 16)
 		w := e.work[3*x : 3*x+3 : 3*x+3]
-		e.idx[x] = uint8(e.pq.nearest(w[0]+off, w[1]+off, w[2]+off))
+		e.idx[x] = uint8(e.pq.nearest(clampWork(w[0]+off), clampWork(w[1]+off), clampWork(w[2]+off)))
 	}
 }
 

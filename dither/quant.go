@@ -3,6 +3,7 @@ package dither
 import (
 	"image/color"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -25,6 +26,9 @@ type space struct {
 	luma   [3]int64    // luminance weights, sum 65536
 	cs     ColorSpace  // which space
 	once   sync.Once   // guards the tables
+
+	grid      cellBounds // the palette lookup's grid (see cells)
+	cellsOnce sync.Once  // guards grid
 }
 
 var spaces = [2]space{{cs: Linear}, {cs: SRGB}}
@@ -149,24 +153,55 @@ func (q *levelQuant) threshold(v, t int32) int {
 	return k
 }
 
-// paletteQuant finds the nearest colour of a fixed palette, with a lazily
-// filled cache over a 32x32x32 grid of sRGB colours.
+// gridBits is the number of bits per channel of the palette lookup's grid.
+const gridBits = 5
+
+// paletteQuant finds the nearest colour of a fixed palette. The colours
+// that can be nearest to some point of a cell of a grid over sRGB
+// (gridBits per channel) are worked out when a cell is first met; a
+// lookup then measures the distance to those few candidates only, so
+// the answer is exact.
 type paletteQuant struct {
 	work   [][3]int32    // palette colours in working values
 	colors []color.NRGBA // palette colours, opaque
-	cache  [32768]uint16 // 1 + nearest index of the grid cell, or 0
-	sp     *space        // colour space
-	spread int32         // typical distance between neighbouring colours
+	// distinct are the indices of the first of each distinct colour.
+	distinct []uint8
+	// cells holds, per grid cell, 0 until it is worked out, then its
+	// candidates: in the low bits the colour's index with cellOne, the two
+	// indices (the first in the low byte) with cellTwo, or the index of
+	// their list in lists with cellMany. It is small, so that it stays in
+	// the processor's cache, and a cell near a boundary between two
+	// colours needs no other lookup.
+	cells [1 << (3 * gridBits)]uint32
+	// lists are the cells' longer lists of candidates: offset and end in
+	// cands.
+	lists  [][2]int32
+	cands  []uint8 // palette indices, by list, in palette order
+	bounds *cellBounds
+	sp     *space // colour space
+	spread int32  // typical distance between neighbouring colours
 }
+
+// The kinds of entry of paletteQuant.cells.
+const (
+	cellOne  = 1 << 30
+	cellTwo  = 2 << 30
+	cellMany = 3 << 30
+	cellKind = 3 << 30
+)
 
 // newPaletteQuant builds the quantiser of palette p in space sp.
 func newPaletteQuant(p color.Palette, sp *space) *paletteQuant {
-	pq := &paletteQuant{sp: sp}
-	for _, c := range p {
+	pq := &paletteQuant{sp: sp, bounds: sp.cells()}
+	for i, c := range p {
 		n := color.NRGBAModel.Convert(c).(color.NRGBA)
 		n.A = 255
+		w := [3]int32{sp.toWork[n.R], sp.toWork[n.G], sp.toWork[n.B]}
+		if !slices.Contains(pq.work, w) {
+			pq.distinct = append(pq.distinct, uint8(i))
+		}
 		pq.colors = append(pq.colors, n)
-		pq.work = append(pq.work, [3]int32{sp.toWork[n.R], sp.toWork[n.G], sp.toWork[n.B]})
+		pq.work = append(pq.work, w)
 	}
 	pq.spread = pq.meanSpacing()
 	return pq
@@ -208,21 +243,114 @@ func dist2(a, b [3]int32) int64 {
 	return dr*dr + dg*dg + db*db
 }
 
-// nearest returns the index of the palette colour nearest to (r, g, b).
+// nearest returns the index of the palette colour nearest to (r, g, b),
+// each in [0, workMax], the first such colour on a tie.
 func (pq *paletteQuant) nearest(r, g, b int32) int {
-	t := &pq.sp.toSRGB
-	key := int(t[clampWork(r)>>bucketShift]>>3)<<10 | int(t[clampWork(g)>>bucketShift]>>3)<<5 | int(t[clampWork(b)>>bucketShift]>>3)
-	if v := pq.cache[key]; v != 0 {
-		return int(v - 1)
+	key := pq.bounds.cell(r)<<(2*gridBits) | pq.bounds.cell(g)<<gridBits | pq.bounds.cell(b)
+	c := pq.cells[key]
+	if c == 0 {
+		c = pq.candidates(key)
 	}
-	centre := func(i int) int32 { return pq.sp.toWork[(i&31)<<3+4] }
-	c := [3]int32{centre(key >> 10), centre(key >> 5), centre(key)}
+	v := [3]int32{r, g, b}
+	switch c & cellKind {
+	case cellOne:
+		return int(uint8(c))
+	case cellTwo:
+		i, j := uint8(c), uint8(c>>8)
+		if dist2(v, pq.work[j]) < dist2(v, pq.work[i]) {
+			return int(j)
+		}
+		return int(i)
+	}
+	l := pq.lists[c&^cellKind]
 	best, bestD := 0, int64(math.MaxInt64)
-	for i, p := range pq.work {
-		if d := dist2(c, p); d < bestD {
-			best, bestD = i, d
+	for _, i := range pq.cands[l[0]:l[1]] {
+		if d := dist2(v, pq.work[i]); d < bestD {
+			best, bestD = int(i), d
 		}
 	}
-	pq.cache[key] = uint16(best + 1)
 	return best
 }
+
+// candidates works out the cell's entry: the distinct palette colours
+// whose distance to the nearest point of the cell is at most the smallest
+// distance within which some colour is from every point of the cell. The
+// nearest colour of any point of the cell is among them.
+func (pq *paletteQuant) candidates(key int) uint32 {
+	var lo, hi [3]int32
+	for ch := range lo {
+		i := key >> ((2 - ch) * gridBits) & (1<<gridBits - 1)
+		lo[ch], hi[ch] = pq.bounds.lo[i], pq.bounds.hi[i]
+	}
+	reach := int64(math.MaxInt64)
+	for _, i := range pq.distinct {
+		reach = min(reach, farthest2(lo, hi, pq.work[i]))
+	}
+	off := len(pq.cands)
+	for _, i := range pq.distinct {
+		if nearest2(lo, hi, pq.work[i]) <= reach {
+			pq.cands = append(pq.cands, i)
+		}
+	}
+	found := pq.cands[off:]
+	switch len(found) {
+	case 1:
+		pq.cells[key] = cellOne | uint32(found[0])
+	case 2:
+		pq.cells[key] = cellTwo | uint32(found[1])<<8 | uint32(found[0])
+	default:
+		pq.cells[key] = cellMany | uint32(len(pq.lists))
+		pq.lists = append(pq.lists, [2]int32{int32(off), int32(len(pq.cands))})
+		return pq.cells[key]
+	}
+	pq.cands = pq.cands[:off]
+	return pq.cells[key]
+}
+
+// nearest2 and farthest2 return the squared distance from p to the
+// nearest and the farthest point of the box [lo, hi].
+func nearest2(lo, hi, p [3]int32) int64 {
+	var d int64
+	for ch := range p {
+		e := int64(max(lo[ch]-p[ch], p[ch]-hi[ch], 0))
+		d += e * e
+	}
+	return d
+}
+
+func farthest2(lo, hi, p [3]int32) int64 {
+	var d int64
+	for ch := range p {
+		e := int64(max(p[ch]-lo[ch], hi[ch]-p[ch]))
+		d += e * e
+	}
+	return d
+}
+
+// cellBounds splits the working values of a colour space into the cells
+// of a grid over 8-bit sRGB (gridBits per channel).
+type cellBounds struct {
+	of     [4096]uint8          // cell of each table bucket
+	lo, hi [1 << gridBits]int32 // the working values of each cell
+}
+
+// cells returns the space's grid, computed on first use.
+func (sp *space) cells() *cellBounds {
+	sp.cellsOnce.Do(func() {
+		cb := &sp.grid
+		for i := range cb.lo {
+			cb.lo[i], cb.hi[i] = sentinel, -1
+		}
+		for b := range cb.of {
+			i := sp.toSRGB[b] >> (8 - gridBits)
+			cb.of[b] = i
+			lo := int32(b << bucketShift)
+			cb.lo[i] = min(cb.lo[i], lo)
+			cb.hi[i] = max(cb.hi[i], min(lo+1<<bucketShift-1, workMax))
+		}
+	})
+	return &sp.grid
+}
+
+// cell returns the cell of a working value in [0, workMax].
+func (cb *cellBounds) cell(v int32) int { return int(cb.of[v>>bucketShift]) }
