@@ -53,11 +53,18 @@ func (k *Keys) PrincipalOf(ctx context.Context, header string) (Principal, error
 	return k.Authenticate(ctx, strings.TrimSpace(token))
 }
 
+// writeError answers a request that cannot be authenticated, in the
+// shapes of both APIs: GraphQL's "errors" and the REST API's "error".
 func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="imageservice"`)
 	w.WriteHeader(status)
+	code := "UNAUTHENTICATED"
+	if status == http.StatusServiceUnavailable {
+		code = "UNAVAILABLE"
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": "UNAUTHENTICATED"}}},
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
+		"error":  map[string]string{"code": code, "message": msg},
 	})
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
@@ -61,6 +62,12 @@ type Config struct {
 	MaxList int
 	// Logger receives errors that are answered with 500 (default slog.Default()).
 	Logger *slog.Logger
+	// PrivateReads refuses reads without a key and shows each key only its
+	// own images (admins all), as the GraphQL API does (PUBLIC_READ=false).
+	// Writes always need the write scope. The principal is the one the
+	// service's API-key middleware puts in each request's context, so the
+	// handlers must be served behind it.
+	PrivateReads bool
 }
 
 // DefaultMaxList is the default cap on the items of a list endpoint.
@@ -85,8 +92,8 @@ func New(cfg Config) *API {
 		cfg.Logger = slog.Default()
 	}
 	a := &API{cfg: cfg}
-	a.upload = newMux(a.uploadRoutes())
-	a.dither = newMux(a.ditherRoutes())
+	a.upload = a.newMux(a.uploadRoutes())
+	a.dither = a.newMux(a.ditherRoutes())
 	return a
 }
 
@@ -131,11 +138,13 @@ func (a *API) waitForProjection(ctx context.Context, res commands.Result) {
 }
 
 // metadata is the event metadata of a request: a fresh correlation id
-// (also sent back as X-Correlation-Id) and the W3C traceparent of the
-// request's span (without tracing, the one the request came with).
+// (also sent back as X-Correlation-Id), the principal it acts as (who
+// owns what it uploads) and the W3C traceparent of the request's span
+// (without tracing, the one the request came with).
 func metadata(w http.ResponseWriter, r *http.Request) eventstore.Metadata {
 	m := eventstore.Metadata{
 		CorrelationID: eventstore.NewEventID().String(),
+		Actor:         auth.FromContext(r.Context()).Actor(),
 		TraceParent:   tracing.TraceParent(r.Context()),
 	}
 	w.Header().Set("X-Correlation-Id", m.CorrelationID)

@@ -52,7 +52,8 @@ func start(t *testing.T, cfg server.Config) *env {
 	}
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
-	up, di := httptest.NewServer(srv.Compat().Upload()), httptest.NewServer(srv.Compat().Dither())
+	upload, dither := srv.CompatHandlers()
+	up, di := httptest.NewServer(upload), httptest.NewServer(dither)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
@@ -101,12 +102,21 @@ func multipartBody(files ...file) (io.Reader, string) {
 // it returns the status and the raw body.
 func call(t *testing.T, method, url string, body io.Reader, contentType string, out any) (int, []byte) {
 	t.Helper()
+	return callAs(t, "", method, url, body, contentType, out)
+}
+
+// callAs is call with an API key ("" for none).
+func callAs(t *testing.T, token, method, url string, body io.Reader, contentType string, out any) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -135,8 +145,15 @@ type apiError struct {
 // wantError checks that a request is answered with the status and code.
 func wantError(t *testing.T, method, url string, body io.Reader, contentType string, status int, code string) {
 	t.Helper()
+	wantErrorAs(t, "", method, url, body, contentType, status, code)
+}
+
+// wantErrorAs is wantError with an API key ("" for none).
+func wantErrorAs(t *testing.T, token, method, url string, body io.Reader, contentType string, status int, code string) {
+	t.Helper()
 	var e apiError
-	got, raw := call(t, method, url, body, contentType, &e)
+	got, raw := callAs(t, token, method, url, body, contentType, nil)
+	_ = json.Unmarshal(raw, &e) // other fields may come along: a 401 or 429 also speaks GraphQL
 	if got != status || e.Error.Code != code || e.Error.Message == "" {
 		t.Errorf("%s %s = %d %s, want %d with code %s", method, url, got, raw, status, code)
 	}

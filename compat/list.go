@@ -10,9 +10,10 @@ import (
 	"github.com/imageservice/imageservice/projections"
 )
 
-// records returns the images that are not deleted, with their dithers,
-// from the read models: at most MaxList of them (the newest), in upload
-// order, oldest first, as the old services listed their serial rows.
+// records returns the images that are not deleted and that the principal
+// of ctx may read, with their dithers, from the read models: at most
+// MaxList of them (the newest), in upload order, oldest first, as the old
+// services listed their serial rows.
 func (a *API) records(ctx context.Context) ([]record, error) {
 	var out []record
 	var after projections.Cursor
@@ -21,7 +22,8 @@ func (a *API) records(ctx context.Context) ([]record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list images: %w", err)
 		}
-		recs, err := a.withDithers(ctx, page.Items)
+		mine := slices.DeleteFunc(page.Items, func(img projections.Image) bool { return !a.visible(ctx, img.Owner) })
+		recs, err := a.withDithers(ctx, mine)
 		if err != nil {
 			return nil, err
 		}

@@ -5,13 +5,18 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/imageservice/imageservice/auth"
 )
 
 // Route is one endpoint of an old service: a method and a path pattern
 // in net/http syntax ("/images/{uuid}").
 type Route struct {
 	Method, Path string
-	handler      http.HandlerFunc
+	// Scope is the API-key scope the endpoint needs (auth.ScopeRead,
+	// auth.ScopeWrite), or "" for none.
+	Scope   string
+	handler http.HandlerFunc
 	// refused marks an old endpoint the new model cannot honour: it is
 	// served (with an explanation) but not listed in Allow headers.
 	refused bool
@@ -21,10 +26,10 @@ type Route struct {
 func (a *API) uploadRoutes() []Route {
 	return []Route{
 		{Method: http.MethodGet, Path: "/health", handler: health},
-		{Method: http.MethodGet, Path: "/images", handler: a.listImages},
-		{Method: http.MethodPost, Path: "/images", handler: a.uploadImage},
-		{Method: http.MethodGet, Path: "/images/{uuid}", handler: a.getImage},
-		{Method: http.MethodDelete, Path: "/images/{uuid}", handler: a.deleteImage},
+		{Method: http.MethodGet, Path: "/images", Scope: auth.ScopeRead, handler: a.listImages},
+		{Method: http.MethodPost, Path: "/images", Scope: auth.ScopeWrite, handler: a.uploadImage},
+		{Method: http.MethodGet, Path: "/images/{uuid}", Scope: auth.ScopeRead, handler: a.getImage},
+		{Method: http.MethodDelete, Path: "/images/{uuid}", Scope: auth.ScopeWrite, handler: a.deleteImage},
 	}
 }
 
@@ -32,10 +37,10 @@ func (a *API) uploadRoutes() []Route {
 func (a *API) ditherRoutes() []Route {
 	return []Route{
 		{Method: http.MethodGet, Path: "/health", handler: health},
-		{Method: http.MethodGet, Path: "/images", handler: a.listDithers},
-		{Method: http.MethodGet, Path: "/images/{uuid}", handler: a.getDither},
+		{Method: http.MethodGet, Path: "/images", Scope: auth.ScopeRead, handler: a.listDithers},
+		{Method: http.MethodGet, Path: "/images/{uuid}", Scope: auth.ScopeRead, handler: a.getDither},
 		{Method: http.MethodDelete, Path: "/images/{uuid}", handler: deleteDither, refused: true},
-		{Method: http.MethodPost, Path: "/images/{uuid}/{channels}", handler: a.requestDither},
+		{Method: http.MethodPost, Path: "/images/{uuid}/{channels}", Scope: auth.ScopeWrite, handler: a.requestDither},
 	}
 }
 
@@ -49,12 +54,12 @@ func (a *API) DitherRoutes() []Route { return a.ditherRoutes() }
 
 // newMux serves the routes, answering unknown paths with a JSON 404 and
 // known paths with another method with a JSON 405 and an Allow header.
-func newMux(routes []Route) *http.ServeMux {
+func (a *API) newMux(routes []Route) *http.ServeMux {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range routes {
-		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
+		mux.HandleFunc(rt.Method+" "+rt.Path, a.requireScope(rt.Scope, rt.handler))
 		if rt.refused {
 			continue
 		}

@@ -162,7 +162,8 @@ func pathUUID(r *http.Request) (uuid.UUID, error) {
 	return id, nil
 }
 
-// load returns the state of the path's image; a deleted image is 404.
+// load returns the state of the path's image; a deleted image, or one the
+// principal may not read, is 404.
 func (a *API) load(r *http.Request) (images.Image, error) {
 	id, err := pathUUID(r)
 	if err != nil {
@@ -171,6 +172,10 @@ func (a *API) load(r *http.Request) (images.Image, error) {
 	s, err := a.cfg.Commands.Load(r.Context(), id)
 	if err != nil {
 		return images.Image{}, err
+	}
+	if !a.visible(r.Context(), s.Owner) {
+		// Others' images are answered as unknown ones, never as forbidden.
+		return images.Image{}, &images.Error{Field: "uuid", Code: images.CodeNotFound, Message: fmt.Sprintf("image %s not found", id)}
 	}
 	if s.Deleted() {
 		return images.Image{}, &images.Error{Field: "uuid", Code: images.CodeImageDeleted, Message: fmt.Sprintf("image %s was deleted", id)}

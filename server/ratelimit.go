@@ -43,7 +43,7 @@ func newRateLimiter(perSecond float64, burst int) *rateLimiter {
 // carries its client's name in its context, for admitMutation: GraphQL
 // mutations sent as JSON or over a websocket are only known to be writes
 // once parsed.
-func (l *rateLimiter) middleware(next http.Handler) http.Handler {
+func (l *rateLimiter) middleware(next http.Handler, isWrite func(*http.Request) bool) http.Handler {
 	if l.perSecond <= 0 {
 		return next
 	}
@@ -82,13 +82,19 @@ func (l *rateLimiter) admitMutation(ctx context.Context) (time.Duration, bool) {
 	return l.allow(key)
 }
 
-// isWrite reports a request that writes: a multipart GraphQL post (an
-// upload, always a mutation), or a write to the compatibility API.
+// isWrite reports a request to the main address that writes: a multipart
+// GraphQL post (an upload, always a mutation), or a write to the
+// compatibility API.
 func isWrite(r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, "/compat/") {
-		return r.Method == http.MethodPost || r.Method == http.MethodDelete
+		return isRESTWrite(r)
 	}
 	return r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data")
+}
+
+// isRESTWrite reports a write to the compatibility API: a POST or DELETE.
+func isRESTWrite(r *http.Request) bool {
+	return r.Method == http.MethodPost || r.Method == http.MethodDelete
 }
 
 // allow takes a token of the client's bucket, or says how long to wait.

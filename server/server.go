@@ -173,6 +173,8 @@ type Server struct {
 	cache *readcache.Cache
 	// live are the blobs recently found in use (see withdrawn).
 	live liveBlobs
+	// limiter bounds each client's writes, on every address.
+	limiter *rateLimiter
 }
 
 // New assembles the service on a PostgreSQL pool, whose database must be
@@ -272,12 +274,12 @@ func (s *Server) routes(cfg Config) http.Handler {
 	if maxUpload <= 0 {
 		maxUpload = commands.DefaultMaxBytes
 	}
-	limiter := newRateLimiter(cfg.WriteRate, cfg.WriteBurst)
+	s.limiter = newRateLimiter(cfg.WriteRate, cfg.WriteBurst)
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
 		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
-		AdmitMutation:  limiter.admitMutation,
+		AdmitMutation:  s.limiter.admitMutation,
 		TracerProvider: cfg.TracerProvider,
 	}))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
@@ -287,7 +289,8 @@ func (s *Server) routes(cfg Config) http.Handler {
 		thumbs.Options{Limits: limits, Logger: s.log, Withdrawn: s.withdrawn})))
 	mux.Handle("/", web.Handler())
 	s.compat = compat.New(compat.Config{Commands: s.commands, Reads: s.st.reads, WaitFor: s.st.reads.WaitFor, Logger: s.log,
-		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key }})
+		MaxUploadBytes: maxUpload, BlobURL: func(key string) string { return cfg.PublicURL + "/blobs/" + key },
+		PrivateReads: cfg.PrivateReads})
 	s.compat.Mount(mux)
 	// Health and metrics answer without a key, and without reading the
 	// keys: they must answer while the database is down or not migrated.
@@ -295,8 +298,25 @@ func (s *Server) routes(cfg Config) http.Handler {
 	outer.HandleFunc("GET /healthz", s.healthz)
 	outer.HandleFunc("GET /readyz", s.readyz)
 	outer.Handle("GET /metrics", s.metrics.Handler())
-	outer.Handle("/", limiter.middleware(s.keys.Middleware(s.log)(mux)))
+	outer.Handle("/", s.guard(mux, isWrite))
 	return tracing.Middleware(cfg.TracerProvider, s.metrics.Middleware("all", securityHeaders(outer)))
+}
+
+// guard puts every request to h behind the rate limit of writes (writes
+// tells them) and the API keys, which set the request's principal.
+func (s *Server) guard(h http.Handler, writes func(*http.Request) bool) http.Handler {
+	return s.limiter.middleware(s.keys.Middleware(s.log)(h), writes)
+}
+
+// CompatHandlers returns the old services' REST APIs rooted at "/", for
+// addresses of their own (UPLOAD_COMPAT_ADDR, DITHER_COMPAT_ADDR): behind
+// the same API keys, write rate limits, security headers and metrics as
+// the main address's /compat/ routes.
+func (s *Server) CompatHandlers() (upload, dither http.Handler) {
+	wrap := func(h http.Handler) http.Handler {
+		return s.metrics.Middleware("all", securityHeaders(s.guard(h, isRESTWrite)))
+	}
+	return wrap(s.compat.Upload()), wrap(s.compat.Dither())
 }
 
 // withdrawn reports whether every image that used a blob is deleted, so
@@ -420,9 +440,6 @@ func (s *Server) BridgeLag(ctx context.Context) (map[string]eventstore.Lag, erro
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Compat returns the old services' REST API (also mounted under /compat).
-func (s *Server) Compat() *compat.API { return s.compat }
 
 // Store returns the event store.
 func (s *Server) Store() eventstore.Store { return s.st.store }

@@ -12,7 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/imageservice/imageservice/compat"
+	"github.com/imageservice/imageservice/server"
 	"github.com/imageservice/imageservice/tracing"
 )
 
@@ -25,13 +25,15 @@ type compatListener struct {
 
 // listenCompat opens a listener for each of UPLOAD_COMPAT_ADDR and
 // DITHER_COMPAT_ADDR that is set, serving that old service at its root,
-// with a span for every request as on the main address.
-func listenCompat(api *compat.API, tp trace.TracerProvider) ([]compatListener, error) {
+// behind the main address's API keys and limits (srv.CompatHandlers), with
+// a span for every request as on the main address.
+func listenCompat(srv *server.Server, tp trace.TracerProvider) ([]compatListener, error) {
+	upload, dither := srv.CompatHandlers()
 	var out []compatListener
 	for _, c := range []struct {
 		setting string
 		handler http.Handler
-	}{{"UPLOAD_COMPAT_ADDR", api.Upload()}, {"DITHER_COMPAT_ADDR", api.Dither()}} {
+	}{{"UPLOAD_COMPAT_ADDR", upload}, {"DITHER_COMPAT_ADDR", dither}} {
 		addr := env(c.setting)
 		if addr == "" {
 			continue

@@ -83,7 +83,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 	if open, err := srv.Keys().Open(ctx); err == nil && open {
 		log.Warn("no API key exists: the service runs open, every request may read and write (create one with: imageservice apikey create --name NAME)")
 	}
-	compatLns, err := listenCompat(srv.Compat(), tracer.TracerProvider())
+	compatLns, err := listenCompat(srv, tracer.TracerProvider())
 	if err != nil {
 		return err
 	}
