@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -80,11 +81,36 @@ const actor = "processor:dither"
 
 // Work implements river.Worker. The attempt has a span ("process
 // dither"), a child of the trace of the DitherRequested event.
+// A last attempt that cannot record the dither's failure is tried again
+// (see keepLastAttempt), so the dither does not stay PENDING.
 func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) (err error) {
 	ctx, span := startJob(ctx, w.Tracer, job.JobRow)
 	defer func() { tracing.End(span, err) }()
-	return w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts)
+	return keepLastAttempt(ctx, w.Logger, job.JobRow, w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts))
 }
+
+// keepLastAttempt returns the error of a job's attempt for River, except
+// on the last attempt: River would discard the job, so that nothing would
+// ever record its outcome, and the attempt is snoozed instead, to run
+// again after lastAttemptSnooze, still as the last. An attempt cut short
+// by the service stopping is returned as is: River hands the job back
+// with its attempts intact.
+func keepLastAttempt(ctx context.Context, log *slog.Logger, job *rivertype.JobRow, err error) error {
+	if err == nil || job.Attempt < job.MaxAttempts || errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	log.ErrorContext(ctx, "outcome not recorded on the last attempt; trying again later",
+		"job", job.Kind, "id", job.ID, "in", lastAttemptSnooze, "err", err)
+	return river.JobSnooze(lastAttemptSnooze)
+}
+
+// lastAttemptSnooze is how long a last attempt that could not record its
+// outcome waits before trying again.
+const lastAttemptSnooze = time.Minute
+
+// recordTimeout bounds the recording of a failure on the last attempt,
+// which must not share the deadline of the attempt that ran out of time.
+const recordTimeout = 30 * time.Second
 
 // Process does one dither: it records exactly one outcome, or returns a
 // transient error to be retried later. On the last attempt a transient
@@ -132,14 +158,17 @@ func (w *DitherWorker) Process(ctx context.Context, a DitherArgs, lastAttempt bo
 	return err
 }
 
-// transient returns err to be retried later, or, on the last attempt,
-// records that the dither failed.
+// transient returns err to be retried later, or, on the last attempt
+// (unless the service is stopping), records that the dither failed.
 func (w *DitherWorker) transient(ctx context.Context, a DitherArgs, lastAttempt bool, err error) error {
-	if !lastAttempt {
-		return err
+	if !lastAttempt || errors.Is(ctx.Err(), context.Canceled) {
+		return err // to be retried; a stopping service is no reason to give up
 	}
 	reason := "the dither could not be completed after several attempts"
-	_, ferr := w.Commands.FailDither(ctx, a.ImageID, images.DitherFailure{
+	// The attempt's ctx may be what failed it (its job timed out).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	_, ferr := w.Commands.FailDither(rctx, a.ImageID, images.DitherFailure{
 		DitherID: a.DitherID, Reason: reason, CompletedAt: time.Now(),
 	}, eventstore.Metadata{Actor: actor, CausationID: a.DitherID.String(), TraceParent: tracing.TraceParent(ctx)})
 	if ferr != nil && images.CodeOf(ferr) == "" {

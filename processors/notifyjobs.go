@@ -97,7 +97,8 @@ func (w *notifyWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err erro
 	ctx, span := startJob(ctx, w.tracer, job.JobRow)
 	defer func() { tracing.End(span, err) }()
 	imageID, ditherID := w.ids(job.Args)
-	return w.n.Process(ctx, imageID, ditherID, w.channel, job.Attempt, job.Attempt >= job.MaxAttempts)
+	err = w.n.Process(ctx, imageID, ditherID, w.channel, job.Attempt, job.Attempt >= job.MaxAttempts)
+	return keepLastAttempt(ctx, w.n.Logger, job.JobRow, err)
 }
 
 // NextRetry implements river.Worker with notify's back-off.
@@ -147,6 +148,8 @@ func (n *Notifier) Process(ctx context.Context, imageID, ditherID uuid.UUID, cha
 	case notify.Retryable(sendErr) && !last:
 		n.Logger.WarnContext(ctx, "notification will be retried", "dither", ditherID, "channel", channel, "attempt", attempt, "err", sendErr)
 		return sendErr
+	case errors.Is(ctx.Err(), context.Canceled):
+		return sendErr // the service is stopping: no reason to give up
 	default:
 		out.Reason = failureReason(sendErr, last)
 		n.Logger.ErrorContext(ctx, "notification failed for good", "dither", ditherID, "channel", channel, "attempt", attempt, "err", sendErr)
@@ -158,7 +161,10 @@ func (n *Notifier) Process(ctx context.Context, imageID, ditherID uuid.UUID, cha
 // meanwhile) leaves nothing to do.
 func (n *Notifier) record(ctx context.Context, imageID uuid.UUID, out images.NotificationOutcome) error {
 	meta := eventstore.Metadata{Actor: notifyActor, CausationID: out.DitherID.String(), TraceParent: tracing.TraceParent(ctx)}
-	_, err := n.Commands.RecordNotification(ctx, imageID, out, meta)
+	// The attempt's ctx may have run out while sending.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	_, err := n.Commands.RecordNotification(rctx, imageID, out, meta)
 	if err != nil && images.CodeOf(err) != "" {
 		n.Logger.InfoContext(ctx, "notification outcome not recorded", "dither", out.DitherID, "reason", err)
 		return nil
