@@ -89,7 +89,8 @@ func (r *Resolver) ditherCompleted(ctx context.Context, imageID *string) (<-chan
 }
 
 // outcome returns the dither that a DitherCompleted or DitherFailed event
-// decided, as it was right after the event; other events give nil.
+// decided, as it was right after the event; other events, and those of
+// images the principal may not read, give nil.
 func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dither, error) {
 	if e.Type != images.TypeDitherCompleted && e.Type != images.TypeDitherFailed {
 		return nil, nil
@@ -112,6 +113,9 @@ func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dith
 	state, err := r.Commands.LoadAt(ctx, imageID, e.StreamVersion)
 	if err != nil {
 		return nil, err
+	}
+	if !r.visible(ctx, state.Owner) {
+		return nil, nil // another owner's, with private reads
 	}
 	for i, d := range state.Dithers {
 		if d.ID == ditherID {

@@ -340,3 +340,25 @@ func TestMutationRateLimit(t *testing.T) {
 		t.Fatalf("a refused websocket mutation appended %d events", n-before)
 	}
 }
+
+// With private reads, a subscription to every image's dither outcomes
+// shows a key only its own images' dithers.
+func TestPrivateDitherOutcomes(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, PrivateReads: true})
+	alice := createKey(t, e, "alice", auth.ScopeRead, auth.ScopeWrite)
+	bob := createKey(t, e, "bob", auth.ScopeRead, auth.ScopeWrite)
+	c := dialWSAs(t, e, "graphql-transport-ws", bob)
+	send(t, c, map[string]any{"id": "all", "type": "subscribe", "payload": map[string]any{"query": ditherCompletedSub}})
+	eventually(t, "the subscription to open", func() bool { return e.subscribers() == 1 })
+
+	theirs := e.as(alice).mustUpload("alice.png", pngBytes(8, 8))
+	eventually(t, "alice's dither to complete", func() bool {
+		var q struct{ Image imageJSON }
+		e.as(alice).mustDo(`query ($id: ID!) { image(id: $id) { `+imageFields+` } }`, map[string]any{"id": theirs.ID}, &q)
+		return len(q.Image.Dithers.Edges) == 1 && q.Image.Dithers.Edges[0].Node.Status == "COMPLETED"
+	})
+	mine := e.as(bob).mustUpload("bob.png", pngBytes(8, 8))
+	if d := nextCompleted(t, c); d.Image.ID != mine.ID {
+		t.Errorf("bob was told of the dither of %s (alice's is %s), want his own %s", d.Image.ID, theirs.ID, mine.ID)
+	}
+}

@@ -67,6 +67,12 @@ type completed struct {
 
 func dialWS(t *testing.T, e *env, protocol string) *websocket.Conn {
 	t.Helper()
+	return dialWSAs(t, e, protocol, "")
+}
+
+// dialWSAs is dialWS with an API key in connection_init ("" for none).
+func dialWSAs(t *testing.T, e *env, protocol, token string) *websocket.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
@@ -78,7 +84,11 @@ func dialWS(t *testing.T, e *env, protocol string) *websocket.Conn {
 	if c.Subprotocol() != protocol {
 		t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), protocol)
 	}
-	send(t, c, map[string]any{"type": "connection_init", "payload": map[string]any{}})
+	payload := map[string]any{}
+	if token != "" {
+		payload["Authorization"] = "Bearer " + token
+	}
+	send(t, c, map[string]any{"type": "connection_init", "payload": payload})
 	if m := receive(t, c); m.Type != "connection_ack" {
 		t.Fatalf("got %+v, want connection_ack", m)
 	}
