@@ -33,6 +33,14 @@ var algorithms = []string{
 // kebab-case, default first.
 func Algorithms() []string { return slices.Clone(algorithms) }
 
+var palettes = []string{"black-white", "cga", "gameboy", "web-safe"}
+
+// Palettes returns the names of the fixed palettes a dither may use, sorted.
+func Palettes() []string { return slices.Clone(palettes) }
+
+// IsKnownPalette reports whether name is one of Palettes().
+func IsKnownPalette(name string) bool { return slices.Contains(palettes, name) }
+
 // IsKnownAlgorithm reports whether name is one of Algorithms().
 func IsKnownAlgorithm(name string) bool { return slices.Contains(algorithms, name) }
 
@@ -42,10 +50,11 @@ func IsKnownAlgorithm(name string) bool { return slices.Contains(algorithms, nam
 // commands are being decided.
 var ValidAlgorithm = IsKnownAlgorithm
 
-// ValidPalette decides which palette names a dither request may use; nil
-// accepts any well-formed name (lowercase letters, digits and '-', at most 64
-// bytes). Like ValidAlgorithm it is set once at start-up.
-var ValidPalette func(name string) bool
+// ValidPalette decides which (well-formed) palette names a dither request
+// may use. It defaults to IsKnownPalette; like ValidAlgorithm it may be set
+// once at start-up, and nil accepts any well-formed name (lowercase
+// letters, digits and '-', at most 64 bytes).
+var ValidPalette = IsKnownPalette
 
 // NormalizeAlgorithm turns enum or loose spellings ("FLOYD_STEINBERG",
 // "Floyd Steinberg") into the kebab-case name ("floyd-steinberg").
@@ -144,7 +153,7 @@ func validatePalette(name string) error {
 		return newError("palette", CodeInvalidPalette, "palette names use lowercase letters, digits and '-' (at most %d)", maxPaletteName)
 	}
 	if ValidPalette != nil && !ValidPalette(name) {
-		return newError("palette", CodeInvalidPalette, "unknown palette %q", name)
+		return newError("palette", CodeInvalidPalette, "unknown palette %q (known: %s)", name, strings.Join(Palettes(), ", "))
 	}
 	return nil
 }

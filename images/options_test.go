@@ -32,7 +32,8 @@ func TestDitherInputResolve(t *testing.T) {
 		{name: "strength NaN", in: images.DitherInput{Strength: ptr(math.NaN())}, code: images.CodeInvalidStrength, field: "strength"},
 		{name: "linear", in: images.DitherInput{ColorSpace: "LINEAR"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear"}},
 		{name: "bad colour space", in: images.DitherInput{ColorSpace: "cmyk"}, code: images.CodeInvalidColorSpace, field: "colorSpace"},
-		{name: "palette", in: images.DitherInput{Palette: "game-boy"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear", Palette: "game-boy"}},
+		{name: "palette", in: images.DitherInput{Palette: "gameboy"}, want: &images.DitherOptions{Levels: 2, Algorithm: "floyd-steinberg", Strength: 1, ColorSpace: "linear", Palette: "gameboy"}},
+		{name: "unknown palette", in: images.DitherInput{Palette: "game-boy"}, code: images.CodeInvalidPalette, field: "palette"},
 		{name: "bad palette", in: images.DitherInput{Palette: "../etc"}, code: images.CodeInvalidPalette, field: "palette"},
 	}
 	for _, tt := range tests {
