@@ -190,15 +190,25 @@ func (c *Cache) evictOne() {
 // Run follows the log through the hub until ctx ends, dropping the
 // answers of each image that an event changes. A feed the hub closes (a
 // cache that fell behind) empties the cache, which then follows again.
+//
+// Following again waits 100 ms, doubling up to 30 s while the feed keeps
+// failing at once (the database is down, say), so that an outage does not
+// flood the log.
 func (c *Cache) Run(ctx context.Context) error {
+	delay := minRefollow
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := c.follow(ctx)
 		c.reset()
 		if ctx.Err() != nil {
 			break
 		}
-		c.opts.Logger.Warn("readcache: lost the log's feed; emptied, following again", "err", err)
-		t := time.NewTimer(100 * time.Millisecond)
+		if time.Since(start) > maxRefollow {
+			delay = minRefollow // it had been following for a while
+		}
+		c.opts.Logger.Warn("readcache: lost the log's feed; emptied, following again", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		delay = min(2*delay, maxRefollow)
 		select {
 		case <-ctx.Done():
 		case <-t.C:
@@ -207,6 +217,12 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// Bounds of the wait before following the log again after losing it.
+const (
+	minRefollow = 100 * time.Millisecond
+	maxRefollow = 30 * time.Second
+)
 
 // follow subscribes to every event and applies them until the feed ends.
 func (c *Cache) follow(ctx context.Context) error {
