@@ -76,7 +76,9 @@ func NeedsState(eventType string) bool {
 // CloudEvent on the events topic. before is the image's state before the
 // event; it is only read for the types of NeedsState. When the event
 // cannot be decoded, Map still returns the events-topic message, with an
-// error saying why the old-format messages are missing.
+// error saying why the old-format messages are missing. Events of streams
+// that are not images' (the API keys', whose events hold key hashes) are
+// the service's own business and map to no message.
 func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) {
 	var decoded images.Event
 	var err error
@@ -104,11 +106,11 @@ func hasLegacy(eventType string) bool {
 // take valid JSON in the first place), so that it need not be checked again.
 func (m Mapper) appendMessages(msgs []Message, buf *buffers, e eventstore.Event, decoded images.Event, decodeErr error, before images.Image, validData bool) ([]Message, error) {
 	imageID, perr := images.ParseStreamID(e.StreamID)
-	ev := mappedEvent{Event: e, id: e.ID.String(), key: e.StreamID, time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
-		traceParent: eventTraceParent(e), validData: validData, buf: buf}
-	if perr == nil {
-		ev.key = imageKey(e.StreamID, imageID)
+	if perr != nil {
+		return msgs, nil // not an image's event: not published
 	}
+	ev := mappedEvent{Event: e, id: e.ID.String(), key: imageKey(e.StreamID, imageID), time: e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		traceParent: eventTraceParent(e), validData: validData, buf: buf}
 	first := len(msgs)
 	msgs, err := m.legacy(msgs, ev, imageID, decoded, decodeErr, before)
 	msgs = append(msgs, m.structured(ev))
@@ -134,7 +136,7 @@ func eventTraceParent(e eventstore.Event) string {
 type mappedEvent struct {
 	eventstore.Event
 	id          string // the event id
-	key         string // the message key: the image uuid, or the stream id of another stream
+	key         string // the message key: the image uuid
 	time        string // the recording time, RFC 3339 in UTC
 	traceParent string // the recorded W3C trace context, "" when none or malformed
 	validData   bool   // Data is known to be valid JSON

@@ -63,7 +63,7 @@ var settings = []setting{
 	{"KAFKA_SERVER", "", "old-service name: Kafka bootstrap servers, comma separated; when set, the bridge republishes events to Kafka"},
 	{"KAFKA_IMAGE_TOPIC", "images", "old-service name: topic (and NATS subject) of IMAGE_UPLOADED and IMAGE_DELETED"},
 	{"KAFKA_DITHER_TOPIC", "dithers", "old-service name: topic (and NATS subject) of DITHER_UPLOADED and DITHER_DELETED"},
-	{"KAFKA_EVENTS_TOPIC", "imageservice.events", "topic (and NATS subject) that gets every event as a CloudEvents JSON message"},
+	{"KAFKA_EVENTS_TOPIC", "imageservice.events", "topic (and NATS subject) that gets every image event as a CloudEvents JSON message"},
 	{"KAFKA_CREATE_TOPICS", "false", "create missing Kafka topics at start-up, with the broker's default partitions and replication"},
 	{"KAFKA_SASL_MECHANISM", "", "SASL mechanism for hosted Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (unset: no SASL)"},
 	{"KAFKA_SASL_USERNAME", "", "SASL user name"},
