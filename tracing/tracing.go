@@ -30,6 +30,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -116,6 +118,11 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" || target.RawQuery != "" {
 		return nil, fmt.Errorf("%s must be an http(s) URL without a query, such as http://collector:4318", setting)
 	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		if err := checkHeaders(getenv(name)); err != nil {
+			return nil, fmt.Errorf("%s %w", name, err)
+		}
+	}
 	protocol, protoSetting := firstSet(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 	if protocol == "" {
 		protocol = ProtocolHTTPProtobuf
@@ -162,6 +169,25 @@ func newExporter(ctx context.Context, protocol, endpoint string) (sdktrace.SpanE
 		return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
 	}
 	return nil, errProtocol
+}
+
+// checkHeaders checks an OTLP headers setting as the exporter will parse
+// it: comma-separated name=value pairs, names HTTP tokens, values
+// URL-encoded. The exporter logs a pair it cannot parse, value and all,
+// and drops it; the error here says which pair without echoing it, since
+// the values are credentials.
+func checkHeaders(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for i, pair := range strings.Split(v, ",") {
+		name, value, found := strings.Cut(pair, "=")
+		_, err := url.PathUnescape(value)
+		if !found || !httpguts.ValidHeaderFieldName(strings.TrimSpace(name)) || err != nil {
+			return fmt.Errorf("must be comma-separated name=value pairs with URL-encoded values; pair %d is not", i+1)
+		}
+	}
+	return nil
 }
 
 // firstSet returns the value and name of the first of the variables that is set.

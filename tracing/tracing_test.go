@@ -149,6 +149,12 @@ func TestBadSettingsAreRefusedWithoutEchoingThem(t *testing.T) {
 		"unknown protocol": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
 			"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		"bad SDK switch": {map[string]string{"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"},
+		"headers without =": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+			"OTEL_EXPORTER_OTLP_HEADERS": "x-team=a,Authorization: Bearer s3cret"}, "OTEL_EXPORTER_OTLP_HEADERS"},
+		"headers badly escaped": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+			"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "Authorization=Bearer%zzs3cret"}, "OTEL_EXPORTER_OTLP_TRACES_HEADERS"},
+		"header name not a token": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+			"OTEL_EXPORTER_OTLP_HEADERS": "Auth s3cret=x"}, "OTEL_EXPORTER_OTLP_HEADERS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := tracing.New(context.Background(), tracing.Options{Getenv: envOf(c.vars)})
