@@ -53,9 +53,10 @@ const (
 	DefaultLevels = 2
 	// MaxPaletteSize is the most colours in a palette.
 	MaxPaletteSize = 256
+	// MaxWorkers is the most goroutines Options.Workers may ask for.
+	MaxWorkers = 256
 
 	defaultStrength = 1.0
-	maxWorkers      = 256
 )
 
 // Options configure Dither. The zero value is valid: Floyd-Steinberg,
@@ -119,8 +120,8 @@ func (o Options) validate() error {
 	if o.Strength < 0 || o.Strength > 1 || o.Strength != o.Strength {
 		return fmt.Errorf("strength must be between 0 and 1, got %v", o.Strength)
 	}
-	if o.Workers < 0 || o.Workers > maxWorkers {
-		return fmt.Errorf("workers must be between 0 and %d, got %d", maxWorkers, o.Workers)
+	if o.Workers < 0 || o.Workers > MaxWorkers {
+		return fmt.Errorf("workers must be between 0 and %d, got %d", MaxWorkers, o.Workers)
 	}
 	if o.ColorSpace != Linear && o.ColorSpace != SRGB {
 		return fmt.Errorf("unknown colour space %d", int(o.ColorSpace))

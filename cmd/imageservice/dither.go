@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -74,7 +76,7 @@ func parseDitherFlags(args []string, stderr io.Writer) (ditherFlags, error) {
 	fs.BoolVar(&f.opts.Grayscale, "grayscale", false, "convert to grey first")
 	fs.Float64Var(&f.opts.Strength, "strength", 1, "strength of the dithering, 0..1")
 	fs.Int64Var(&f.opts.Seed, "seed", 0, "seed of the random algorithm")
-	fs.IntVar(&f.opts.Workers, "workers", runtime.GOMAXPROCS(0), "goroutines for one image (two-level Floyd-Steinberg only; same result)")
+	fs.IntVar(&f.opts.Workers, "workers", min(runtime.GOMAXPROCS(0), dither.MaxWorkers), "goroutines for one image (two-level Floyd-Steinberg only; same result)")
 	fs.Int64Var(&f.limits.MaxPixels, "max-pixels", imagefile.DefaultMaxPixels, "largest image accepted, in pixels")
 	fs.Int64Var(&f.limits.MaxBytes, "max-bytes", imagefile.DefaultMaxBytes, "largest input file accepted, in bytes")
 	pos, err := parseInterspersed(fs, args)
@@ -152,7 +154,7 @@ func writePNG(name string, stdout io.Writer, encode func(io.Writer) error) error
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".dither-*.png")
+	tmp, err := createTemp(filepath.Dir(name))
 	if err != nil {
 		return fmt.Errorf("create output: %w", err)
 	}
@@ -162,11 +164,32 @@ func writePNG(name string, stdout io.Writer, encode func(io.Writer) error) error
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := errors.Join(bw.Flush(), tmp.Close()); err != nil {
+	if err := errors.Join(bw.Flush(), keepMode(tmp, name), tmp.Close()); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// createTemp creates a new file in dir for the output, with the mode a
+// file created in place would have (0666 under the umask), which
+// os.CreateTemp would make private.
+func createTemp(dir string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(filepath.Join(dir, ".dither-"+rand.Text()+".png"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+}
+
+// keepMode gives tmp the permissions of the file it will replace, if any.
+func keepMode(tmp *os.File, name string) error {
+	fi, err := os.Stat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil // nothing to replace
+	}
+	return tmp.Chmod(fi.Mode().Perm())
 }

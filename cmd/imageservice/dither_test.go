@@ -70,6 +70,44 @@ func TestDitherFiles(t *testing.T) {
 	}
 }
 
+// The output gets the mode a file created in place would (as os.Create
+// under the umask), or keeps the mode of the file it replaces.
+func TestDitherOutputMode(t *testing.T) {
+	dir := t.TempDir()
+	in := gradientPNG(t, dir, 8, 8)
+	ref, err := os.Create(filepath.Join(dir, "ref"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Close()
+	want := modeOf(t, ref.Name())
+	out := filepath.Join(dir, "out.png")
+	if code, _, stderr := runCLI("dither", in, out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := modeOf(t, out); got != want {
+		t.Errorf("new output has mode %v, want %v as os.Create gives", got, want)
+	}
+	if err := os.Chmod(out, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("dither", in, out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := modeOf(t, out); got != 0o640 {
+		t.Errorf("replaced output has mode %v, want the old file's %v", got, os.FileMode(0o640))
+	}
+}
+
+func modeOf(t *testing.T, name string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
 func TestDitherFlagsAfterArguments(t *testing.T) {
 	dir := t.TempDir()
 	in := gradientPNG(t, dir, 8, 8)
