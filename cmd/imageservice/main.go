@@ -41,6 +41,9 @@ func subcommands() map[string]command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Libraries that log through the standard log package (cloudinary-go
+	// does) write JSON lines like the service.
+	slog.SetDefault(newLogger(os.Stderr))
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -56,7 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd.run(ctx, args, stdout, stderr); err != nil {
-		slog.New(slog.NewTextHandler(stderr, nil)).Error(name+" failed", "err", err)
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		if name == "serve" {
+			log = newLogger(stderr) // the service's log is JSON lines
+		}
+		log.Error(name+" failed", "err", err)
 		return 1
 	}
 	return 0

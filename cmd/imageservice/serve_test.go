@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -211,5 +212,15 @@ func TestLogDurations(t *testing.T) {
 	newLogger(&out).Warn("retrying", "retry_in", 1500*time.Millisecond)
 	if !strings.Contains(out.String(), `"retry_in":"1.5s"`) {
 		t.Fatalf("log line %s, want retry_in 1.5s", out.String())
+	}
+}
+
+// A service that cannot start says why in a JSON line, as it logs.
+func TestServeFailureIsAJSONLine(t *testing.T) {
+	t.Setenv("WRITE_RATE", "lots")
+	code, _, stderr := runCLI("serve")
+	var line struct{ Level, Msg, Err string }
+	if err := json.Unmarshal([]byte(stderr), &line); err != nil || code != 1 || line.Level != "ERROR" || !strings.Contains(line.Err, "WRITE_RATE") {
+		t.Errorf("exit %d, stderr %q (%v); want 1 and a JSON error line naming WRITE_RATE", code, stderr, err)
 	}
 }
