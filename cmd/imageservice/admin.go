@@ -97,8 +97,15 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	imageID := fs.String("image", "", "print only this image's events (its UUID)")
 	limit := fs.Int("limit", 0, "print at most this many events (0: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "events takes no arguments, got %q\n", fs.Args())
+		return usageError{errors.New("events takes no arguments")}
+	}
+	if *limit < 0 {
+		return fmt.Errorf("--limit must be 0 (every event) or more, not %d", *limit)
 	}
 	var stream string
 	if *imageID != "" {

@@ -14,10 +14,17 @@ import (
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 )
 
+const apikeyUsage = "Usage: imageservice apikey create --name NAME [--scopes read,write,admin] | list | revoke ID"
+
 // runAPIKey manages API keys: create, list, revoke.
 func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, apikeyUsage)
+		return nil
+	}
 	if len(args) == 0 {
-		return errors.New("usage: imageservice apikey create --name NAME [--scopes read,write,admin] | list | revoke ID")
+		fmt.Fprintln(stderr, apikeyUsage)
+		return usageError{errors.New("apikey needs an action")}
 	}
 	store, closeStore, err := openStore(ctx)
 	if err != nil {
@@ -48,8 +55,12 @@ func createKey(ctx context.Context, keys *auth.Keys, args []string, stdout, stde
 	fs.SetOutput(stderr)
 	name := fs.String("name", "", "a name for the key (who or what uses it)")
 	scopes := fs.String("scopes", "read,write", "comma-separated scopes: read, write, admin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "apikey create takes no arguments, got %q\n", fs.Args())
+		return usageError{errors.New("apikey create takes no arguments")}
 	}
 	key, token, err := keys.Create(ctx, *name, strings.Split(*scopes, ","))
 	if err != nil {

@@ -84,8 +84,9 @@ func parseDitherFlags(args []string, stderr io.Writer) (ditherFlags, error) {
 		return f, err
 	}
 	if len(pos) != 2 {
+		fmt.Fprintf(stderr, "dither needs IN and OUT, got %d argument(s)\n", len(pos))
 		fs.Usage()
-		return f, fmt.Errorf("dither needs IN and OUT, got %d argument(s)", len(pos))
+		return f, usageError{fmt.Errorf("dither needs IN and OUT, got %d argument(s)", len(pos))}
 	}
 	f.in, f.out = pos[0], pos[1]
 	f.opts.Levels = *levels
@@ -106,7 +107,7 @@ func parseDitherFlags(args []string, stderr io.Writer) (ditherFlags, error) {
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
