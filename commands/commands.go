@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,7 +128,22 @@ type UploadInput struct {
 }
 
 // maxAttempts bounds the optimistic-concurrency retries of one command.
-const maxAttempts = 8
+const maxAttempts = 16
+
+// retryWait waits before a command decides again after losing the race
+// for its image's next version: a random time up to 1 ms, doubled for
+// every race lost, at most 128 ms, so that the writers of one busy image
+// spread out instead of colliding again.
+func retryWait(ctx context.Context, attempt int) error {
+	t := time.NewTimer(rand.N(time.Millisecond << min(attempt, 7)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Load returns an image's current state, replayed from its stream.
 func (s *Service) Load(ctx context.Context, id uuid.UUID) (images.Image, error) {
@@ -249,6 +265,9 @@ func (s *Service) decide(ctx context.Context, id uuid.UUID, meta eventstore.Meta
 		}
 		res, err := s.backend.Append(ctx, images.StreamID(id), eventstore.Exact(state.Version), events...)
 		if errors.Is(err, eventstore.ErrWrongVersion) && attempt < maxAttempts {
+			if err := retryWait(ctx, attempt); err != nil {
+				return Result{}, err
+			}
 			continue
 		}
 		if err != nil {

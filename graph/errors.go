@@ -82,6 +82,16 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 			return graphql.DefaultErrorPresenter(ctx, err) // parse and validation errors
 		}
+		var failed resolverFailed
+		if !errors.As(err, &failed) && errors.As(err, &gqlErr) {
+			// An argument the validator let through but that could not be
+			// coerced (an enum value in the wrong case, a string where an
+			// Upload goes): gqlgen wraps the unmarshaller's error with the
+			// argument's path, and no resolver ran.
+			out := graphql.DefaultErrorPresenter(ctx, err)
+			out.Extensions = map[string]any{"code": codeBadUserInput}
+			return out
+		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return &gqlerror.Error{Message: "request cancelled or timed out", Path: graphql.GetPath(ctx),
 				Extensions: map[string]any{"code": "TIMEOUT"}}
@@ -90,6 +100,24 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		return &gqlerror.Error{Message: "internal error", Path: graphql.GetPath(ctx),
 			Extensions: map[string]any{"code": codeInternal}}
 	}
+}
+
+// resolverFailed marks the errors that resolvers return, which gqlgen
+// wraps as it wraps the errors of arguments it cannot coerce: only the
+// latter are the client's.
+type resolverFailed struct{ error }
+
+func (e resolverFailed) Unwrap() error { return e.error }
+
+// markResolverErrors marks every error a field's resolver returns (see
+// resolverFailed). Arguments are coerced before the resolver middleware
+// runs, so their errors are not marked.
+func markResolverErrors(ctx context.Context, next graphql.Resolver) (any, error) {
+	res, err := next(ctx)
+	if err != nil {
+		err = resolverFailed{err}
+	}
+	return res, err
 }
 
 // recoverPanic turns a resolver's panic into an internal error.

@@ -112,6 +112,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	}
 	srv.AroundOperations(guard(opts))
 	srv.AroundOperations(shareLoads)
+	srv.AroundFields(markResolverErrors)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.SetErrorPresenter(presentError(r.Logger))

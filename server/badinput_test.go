@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"github.com/imageservice/imageservice/server"
@@ -51,6 +52,7 @@ func TestBadInput(t *testing.T) {
 		{"strength 2", map[string]any{"imageId": good.ID, "strength": 2.0}, "INVALID_STRENGTH"},
 		{"unknown image", map[string]any{"imageId": "0193a0a0-0000-7000-8000-000000000000"}, "NOT_FOUND"},
 		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT"},
+		{"unknown palette", map[string]any{"imageId": good.ID, "palette": "nope"}, "INVALID_PALETTE"},
 	}
 	for _, d := range dithers {
 		var out struct {
@@ -66,17 +68,22 @@ func TestBadInput(t *testing.T) {
 
 	queries := []struct {
 		name, query, code string
+		vars              map[string]any
 	}{
-		{"first 1000", `{ images(first: 1000) { edges { cursor } } }`, "BAD_USER_INPUT"},
-		{"first 0", `{ images(first: 0) { edges { cursor } } }`, "BAD_USER_INPUT"},
-		{"garbage cursor", `{ images(after: "garbage") { edges { cursor } } }`, "BAD_USER_INPUT"},
-		{"malformed image id", `{ image(id: "123") { id } }`, "BAD_USER_INPUT"},
-		{"malformed node id", `{ node(id: "x") { id } }`, "BAD_USER_INPUT"},
-		{"unknown algorithm", `mutation { requestDither(input: {imageId: "` + good.ID + `", algorithm: MAGIC}) { dither { id } } }`, "GRAPHQL_VALIDATION_FAILED"},
-		{"syntax error", `{ images { `, "GRAPHQL_PARSE_FAILED"},
+		{"enum value in lower case", `mutation ($a: DitherAlgorithm!) { requestDither(input: {imageId: "` + good.ID + `", algorithm: $a}) { dither { id } } }`,
+			"BAD_USER_INPUT", map[string]any{"a": "floyd_steinberg"}},
+		{"upload as a string", `mutation ($f: Upload!) { uploadImage(input: {file: $f}) { image { id } } }`,
+			"BAD_USER_INPUT", map[string]any{"f": "not a file"}},
+		{"first 1000", `{ images(first: 1000) { edges { cursor } } }`, "BAD_USER_INPUT", nil},
+		{"first 0", `{ images(first: 0) { edges { cursor } } }`, "BAD_USER_INPUT", nil},
+		{"garbage cursor", `{ images(after: "garbage") { edges { cursor } } }`, "BAD_USER_INPUT", nil},
+		{"malformed image id", `{ image(id: "123") { id } }`, "BAD_USER_INPUT", nil},
+		{"malformed node id", `{ node(id: "x") { id } }`, "BAD_USER_INPUT", nil},
+		{"unknown algorithm", `mutation { requestDither(input: {imageId: "` + good.ID + `", algorithm: MAGIC}) { dither { id } } }`, "GRAPHQL_VALIDATION_FAILED", nil},
+		{"syntax error", `{ images { `, "GRAPHQL_PARSE_FAILED", nil},
 	}
 	for _, q := range queries {
-		r := e.do(q.query, nil, nil)
+		r := e.do(q.query, q.vars, nil)
 		if got := errorCodes(r); got != q.code {
 			t.Errorf("%s: error codes %q (%+v), want %s", q.name, got, r.Errors, q.code)
 		}
@@ -88,3 +95,16 @@ func TestBadInput(t *testing.T) {
 
 // truncated cuts the last third off a file.
 func truncated(data []byte) []byte { return data[:len(data)*2/3] }
+
+// A fault of the service is shown as an internal error, without its
+// details, and is not mistaken for bad input.
+func TestInternalErrorsHideTheirDetails(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	if _, err := e.pool.Exec(context.Background(), "ALTER TABLE image_view RENAME TO image_view_gone"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(`{ images { edges { node { id } } } }`, nil, nil)
+	if len(r.Errors) != 1 || errorCodes(r) != "INTERNAL_SERVER_ERROR" || r.Errors[0].Message != "internal error" {
+		t.Errorf("errors %+v, want one INTERNAL_SERVER_ERROR saying only \"internal error\"", r.Errors)
+	}
+}
