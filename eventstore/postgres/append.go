@@ -32,8 +32,9 @@ type querier interface {
 
 // Append implements eventstore.Store in one round trip. It starts over by
 // itself after a race that a new transaction resolves: a stream overtaken
-// by a later transaction, or an identical append committed concurrently
-// (which then reports Duplicate).
+// by a later transaction (the retry waits its turn on the stream, see
+// runAppendInTurn), or an identical append committed concurrently (which
+// then reports Duplicate).
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.NewEvent) (_ eventstore.AppendResult, err error) {
 	defer s.observe(time.Now(), len(events), &err)
 	args, err := appendArgs(stream, expected, events)
@@ -46,7 +47,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	var lastErr error
 	for attempt := 0; attempt < appendRetries; attempt++ {
-		res, err := runAppend(ctx, s.pool, args)
+		run := runAppend
+		if errors.Is(lastErr, ErrStreamOvertaken) {
+			run = s.runAppendInTurn
+		}
+		res, err := run(ctx, s.pool, args)
 		if err == nil {
 			if !res.Duplicate {
 				s.committed()
@@ -59,6 +64,28 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 	}
 	return eventstore.AppendResult{}, lastErr
+}
+
+// turnLockClass is the first key of the streams' advisory locks (see
+// runAppendInTurn); two-key locks never collide with one-key ones, which
+// tools such as migration runners take.
+const turnLockClass = 0x45564e54 // "EVNT"
+
+// runAppendInTurn runs an append that was overtaken, in a transaction
+// that first waits its turn on the stream's advisory lock, before it
+// writes and so before it gets its transaction id: the ids of writers of
+// the stream that retry this way follow the order of their turns, and
+// none of them overtakes another. (Writers on their first try take no
+// lock: the race is rare, and the fast path stays one statement.)
+func (s *Store) runAppendInTurn(ctx context.Context, _ querier, args []any) (res eventstore.AppendResult, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))", turnLockClass, args[0]); err != nil {
+			return fmt.Errorf("wait for the stream's turn: %w", err)
+		}
+		res, err = runAppend(ctx, tx, args)
+		return err
+	})
+	return res, err
 }
 
 // The fast path of a standalone append: one statement that moves the

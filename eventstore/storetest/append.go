@@ -177,6 +177,44 @@ func testConcurrentIdenticalAppends(t *testing.T, b Backend) {
 	}
 }
 
+// testBusyStreamAny has many writers append to one stream with Any at
+// once: every append succeeds (a store resolves races among them by
+// itself), and the stream holds every event once, its versions 1 to N.
+func testBusyStreamAny(t *testing.T, b Backend) {
+	s := b.Store
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := s.Append(ctx(t), "busy", eventstore.Any, ev("A", w*each+i)); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", w, err)
+		}
+	}
+	got, err := s.ReadStream(ctx(t), "busy", 0, writers*each+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != writers*each {
+		t.Fatalf("the stream holds %d events, want %d", len(got), writers*each)
+	}
+	for i, e := range got {
+		if e.StreamVersion != int64(i+1) {
+			t.Fatalf("event %d has version %d", i, e.StreamVersion)
+		}
+	}
+}
+
 func testBadInput(t *testing.T, b Backend) {
 	s := b.Store
 	withData := func(data string) eventstore.NewEvent { e := ev("A", 0); e.Data = json.RawMessage(data); return e }

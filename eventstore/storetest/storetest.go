@@ -54,6 +54,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"IdempotentRetry", testIdempotentRetry},
 		{"ConflictingRetry", testConflictingRetry},
 		{"ConcurrentIdenticalAppends", testConcurrentIdenticalAppends},
+		{"BusyStreamAny", testBusyStreamAny},
 		{"BadInput", testBadInput},
 		{"CancelledContext", testCancelledContext},
 		{"ReadAllInBatches", testReadAllInBatches},
