@@ -30,7 +30,12 @@ func (r *Resolver) uploadImage(ctx context.Context, in model.UploadImageInput) (
 	res, err := r.Commands.Upload(ctx, cmd)
 	ue, err := userErrors(err)
 	if err != nil || len(ue) > 0 {
-		return &model.UploadImagePayload{UserErrors: ue}, err
+		return &model.UploadImagePayload{UserErrors: inputFields(ue, func(f string) string {
+			if ditherOptionField(f) {
+				return "dither." + f
+			}
+			return f
+		})}, err
 	}
 	img := stateModel(res.Image)
 	payload := &model.UploadImagePayload{Image: img, UserErrors: ue}
@@ -58,7 +63,15 @@ func (r *Resolver) requestDither(ctx context.Context, in model.RequestDitherInpu
 	res, ditherID, err := r.Commands.RequestDither(ctx, cmd)
 	ue, err := userErrors(err)
 	if err != nil || len(ue) > 0 {
-		return &model.RequestDitherPayload{UserErrors: ue}, err
+		return &model.RequestDitherPayload{UserErrors: inputFields(ue, func(f string) string {
+			switch f {
+			case "id":
+				return "imageId"
+			case "ditherId": // the dither's id comes from the idempotency key
+				return "idempotencyKey"
+			}
+			return f
+		})}, err
 	}
 	img := stateModel(res.Image)
 	payload := &model.RequestDitherPayload{Image: img, UserErrors: ue}

@@ -38,21 +38,21 @@ func TestBadInput(t *testing.T) {
 	}
 	var res uploadResult
 	r := e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": 1}}, &res)
-	if len(r.Errors) > 0 || len(res.UploadImage.UserErrors) != 1 || res.UploadImage.UserErrors[0].Code != "INVALID_LEVELS" {
+	if ue := res.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_LEVELS" || ue[0].Field != "dither.levels" {
 		t.Errorf("upload with levels 1: %+v %+v", r.Errors, res.UploadImage.UserErrors)
 	}
 
 	dithers := []struct {
-		name  string
-		input map[string]any
-		code  string
+		name        string
+		input       map[string]any
+		code, field string
 	}{
-		{"levels 1", map[string]any{"imageId": good.ID, "levels": 1}, "INVALID_LEVELS"},
-		{"levels 257", map[string]any{"imageId": good.ID, "levels": 257}, "INVALID_LEVELS"},
-		{"strength 2", map[string]any{"imageId": good.ID, "strength": 2.0}, "INVALID_STRENGTH"},
-		{"unknown image", map[string]any{"imageId": "0193a0a0-0000-7000-8000-000000000000"}, "NOT_FOUND"},
-		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT"},
-		{"unknown palette", map[string]any{"imageId": good.ID, "palette": "nope"}, "INVALID_PALETTE"},
+		{"levels 1", map[string]any{"imageId": good.ID, "levels": 1}, "INVALID_LEVELS", "levels"},
+		{"levels 257", map[string]any{"imageId": good.ID, "levels": 257}, "INVALID_LEVELS", "levels"},
+		{"strength 2", map[string]any{"imageId": good.ID, "strength": 2.0}, "INVALID_STRENGTH", "strength"},
+		{"unknown image", map[string]any{"imageId": "0193a0a0-0000-7000-8000-000000000000"}, "NOT_FOUND", "imageId"},
+		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT", "imageId"},
+		{"unknown palette", map[string]any{"imageId": good.ID, "palette": "nope"}, "INVALID_PALETTE", "palette"},
 	}
 	for _, d := range dithers {
 		var out struct {
@@ -61,8 +61,8 @@ func TestBadInput(t *testing.T) {
 		r := e.do(`mutation ($input: RequestDitherInput!) { requestDither(input: $input) { dither { id } userErrors { field message code } } }`,
 			map[string]any{"input": d.input}, &out)
 		ue := out.RequestDither.UserErrors
-		if len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != d.code || ue[0].Message == "" {
-			t.Errorf("requestDither %s: errors %+v, userErrors %+v, want %s", d.name, r.Errors, ue, d.code)
+		if len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != d.code || ue[0].Field != d.field || ue[0].Message == "" {
+			t.Errorf("requestDither %s: errors %+v, userErrors %+v, want %s on %s", d.name, r.Errors, ue, d.code, d.field)
 		}
 	}
 
