@@ -156,3 +156,19 @@ func TestStoppingDoesNotUseAttempts(t *testing.T) {
 		t.Errorf("dither status %s after the stop, want PENDING", got)
 	}
 }
+
+// The inline processor spreads a dither's attempts over about two
+// minutes, so that a short outage does not fail it for good.
+func TestInlineRetryWaits(t *testing.T) {
+	var total time.Duration
+	for attempt := 2; attempt <= DitherMaxAttempts; attempt++ {
+		w := inlineRetryWait(attempt)
+		if w < time.Second || w > time.Minute {
+			t.Errorf("attempt %d waits %v", attempt, w)
+		}
+		total += w
+	}
+	if total < time.Minute || total > 5*time.Minute {
+		t.Errorf("the attempts span %v, want between one and five minutes", total)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -23,8 +24,10 @@ import (
 // hands the batch over again from the checkpoint, and since a dither that
 // has an outcome is skipped and outcome events have ids derived from the
 // dither, every request still ends in exactly one outcome. A dither that
-// keeps failing transiently is recorded as failed after DitherMaxAttempts
-// hand-overs in this process.
+// keeps failing transiently is tried again after inlineRetryWait, and is
+// recorded as failed after DitherMaxAttempts hand-overs in this process
+// (about two minutes), so that a short outage of the disk or the
+// database does not fail it for good.
 type Inline struct {
 	store  eventstore.Store
 	worker *DitherWorker
@@ -81,11 +84,26 @@ func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 // trace of its DitherRequested event e.
 func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArgs) (err error) {
 	attempt := p.attempt(args)
+	if attempt > 1 {
+		t := time.NewTimer(inlineRetryWait(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	ctx, span := orNoop(p.worker.Tracer).Start(tracing.WithTraceParent(ctx, e.Metadata.TraceParent), "process "+DitherArgs{}.Kind(),
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 			attribute.String("imageservice.event_id", e.ID.String()), attribute.Int("imageservice.attempt", attempt)))
 	defer func() { tracing.End(span, err) }()
 	return p.worker.Process(ctx, args, attempt >= DitherMaxAttempts)
+}
+
+// inlineRetryWait is how long the inline processor waits before the given
+// attempt (2 and later) at a dither: 1 s, doubling up to a minute.
+func inlineRetryWait(attempt int) time.Duration {
+	return min(time.Second<<(attempt-2), time.Minute)
 }
 
 // attempt counts an attempt at a dither and returns the count.
