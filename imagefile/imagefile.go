@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -84,6 +85,19 @@ var formats = []format{
 	{"webp", "image/webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webp.DecodeConfig, webp.Decode},
 }
 
+// onScreen places a GIF's first frame on the GIF's logical screen, as
+// browsers show it: transparent where the frame does not reach. A frame
+// that covers the screen is returned as it is.
+func onScreen(frame image.Image, cfg image.Config) image.Image {
+	screen := image.Rect(0, 0, cfg.Width, cfg.Height)
+	if frame.Bounds() == screen {
+		return frame
+	}
+	canvas := image.NewNRGBA(screen)
+	draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
+	return canvas
+}
+
 func prefix(p string) func([]byte) bool {
 	return func(b []byte) bool { return bytes.HasPrefix(b, []byte(p)) }
 }
@@ -127,6 +141,9 @@ func Decode(r io.Reader, limits Limits) (image.Image, Info, error) {
 		return nil, Info{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.name, err)
 	}
 	info := Info{Format: f.name, ContentType: f.contentType, Orientation: 1}
+	if f.name == "gif" {
+		img = onScreen(img, cfg)
+	}
 	if f.name == "jpeg" {
 		info.Orientation = jpegOrientation(data)
 		img = Orient(img, info.Orientation)

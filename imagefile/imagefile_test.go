@@ -252,3 +252,30 @@ func TestOrientOtherTypes(t *testing.T) {
 		t.Error("orientation 1 and unknown values must return the image unchanged")
 	}
 }
+
+// A GIF whose first frame covers part of its logical screen decodes to the
+// whole screen, as browsers show it: the frame at its offset, transparent
+// elsewhere.
+func TestDecodeGIFFrameOnScreen(t *testing.T) {
+	pal := color.Palette{color.NRGBA{200, 10, 10, 255}, color.NRGBA{0, 0, 0, 0}}
+	frame := image.NewPaletted(image.Rect(5, 4, 10, 10), pal)
+	g := &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 12, Height: 10}}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	img, info, err := Decode(&b, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds() != image.Rect(0, 0, 12, 10) || info.Width != 12 || info.Height != 10 {
+		t.Fatalf("decoded %v (info %dx%d), want the 12x10 screen", img.Bounds(), info.Width, info.Height)
+	}
+	if _, _, _, a := img.At(1, 1).RGBA(); a != 0 {
+		t.Errorf("outside the frame: alpha %d, want transparent", a)
+	}
+	if r, _, _, a := img.At(7, 6).RGBA(); r>>8 != 200 || a != 0xffff {
+		t.Errorf("inside the frame: %v, want the frame's red", img.At(7, 6))
+	}
+}
