@@ -63,13 +63,14 @@ func ditherModel(d projections.Dither) *model.Dither {
 	return m
 }
 
-// eventModel returns the GraphQL event of a recorded event.
+// eventModel returns the GraphQL event of a recorded event, its
+// notification targets redacted (images.ShownData).
 func eventModel(e eventstore.Event) *model.Event {
 	meta, _ := json.Marshal(e.Metadata)
 	return &model.Event{
 		ID: e.ID.String(), Position: e.Position.String(), StreamVersion: e.StreamVersion,
 		Type: e.Type, SchemaVersion: e.SchemaVersion, RecordedAt: e.RecordedAt,
-		Data: model.JSON(e.Data), Metadata: model.JSON(meta),
+		Data: model.JSON(images.ShownData(e.Type, e.Data)), Metadata: model.JSON(meta),
 	}
 }
 

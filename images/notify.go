@@ -1,6 +1,7 @@
 package images
 
 import (
+	"encoding/json"
 	"net/mail"
 	"net/url"
 	"strings"
@@ -52,6 +53,34 @@ func (n Notify) Target(channel string) string {
 	return ""
 }
 
+// ShownData returns an event's data as it may be shown to readers of the
+// image: a DitherRequested's notification targets are redacted as Target
+// redacts them (the e-mail address, the webhook's path and query, which
+// may hold tokens); other events' data is returned as it is.
+func ShownData(eventType string, data json.RawMessage) json.RawMessage {
+	if eventType != TypeDitherRequested {
+		return data
+	}
+	var fields map[string]json.RawMessage
+	var n Notify
+	if json.Unmarshal(data, &fields) != nil || fields["notify"] == nil || json.Unmarshal(fields["notify"], &n) != nil {
+		return data
+	}
+	shown := map[string]string{}
+	if n.Email != "" {
+		shown["email"] = n.Target(ChannelEmail)
+	}
+	if n.WebhookURL != "" {
+		shown["webhook_url"] = n.Target(ChannelWebhook)
+	}
+	fields["notify"], _ = json.Marshal(shown)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
 // RedactEmail keeps the first character of the local part and the domain:
 // "jane@example.com" becomes "j***@example.com".
 func RedactEmail(addr string) string {
@@ -90,8 +119,14 @@ func parseEmail(s string) (string, error) {
 	if err != nil || addr.Name != "" || strings.ContainsAny(addr.Address, "\r\n") {
 		return "", newError("notify.email", CodeInvalidEmail, "%q is not an e-mail address", s)
 	}
-	if _, domain, _ := strings.Cut(addr.Address, "@"); !strings.Contains(domain, ".") && domain != "localhost" {
+	local, domain, _ := strings.Cut(addr.Address, "@")
+	if !strings.Contains(domain, ".") && domain != "localhost" {
 		return "", newError("notify.email", CodeInvalidEmail, "%q has no domain name", s)
+	}
+	// A quoted local part ("john doe"@example.com) comes back unquoted,
+	// which no SMTP command or header may carry as it is.
+	if strings.ContainsAny(local, " \t\"(),:;<>@[\\]") {
+		return "", newError("notify.email", CodeInvalidEmail, "%q: quoted local parts are not supported", s)
 	}
 	return addr.Address, nil
 }

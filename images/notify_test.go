@@ -36,6 +36,8 @@ func TestNotifyValidation(t *testing.T) {
 		{"not an address", images.Notify{Email: "jane"}, images.CodeInvalidEmail},
 		{"display name", images.Notify{Email: "Jane <jane@example.com>"}, images.CodeInvalidEmail},
 		{"header injection", images.Notify{Email: "jane@example.com\r\nBcc: x@example.com"}, images.CodeInvalidEmail},
+		{"quoted local part", images.Notify{Email: `"john doe"@example.com`}, images.CodeInvalidEmail},
+		{"quoted brackets", images.Notify{Email: `"x>,<evil@e.com"@b.com`}, images.CodeInvalidEmail},
 		{"too long", images.Notify{Email: strings.Repeat("a", 250) + "@example.com"}, images.CodeInvalidEmail},
 		{"ftp", images.Notify{WebhookURL: "ftp://example.com/x"}, images.CodeInvalidWebhookURL},
 		{"relative", images.Notify{WebhookURL: "/hook"}, images.CodeInvalidWebhookURL},
@@ -141,6 +143,21 @@ func TestDitherRequestedNotifyCompatible(t *testing.T) {
 		back, err := images.Unmarshal(typ, v, data)
 		if err != nil || back != e {
 			t.Fatalf("%s round trip: %+v %v", typ, back, err)
+		}
+	}
+}
+
+func TestShownData(t *testing.T) {
+	data := json.RawMessage(`{"dither_id":"d","levels":2,"notify":{"email":"jane@example.com","webhook_url":"https://h.example.com/T0?token=abc"}}`)
+	got := string(images.ShownData(images.TypeDitherRequested, data))
+	if strings.Contains(got, "jane@") || strings.Contains(got, "token") || !strings.Contains(got, `"j***@example.com"`) ||
+		!strings.Contains(got, `"h.example.com"`) || !strings.Contains(got, `"levels":2`) {
+		t.Errorf("shown %s", got)
+	}
+	for _, typ := range []string{images.TypeImageUploaded, images.TypeDitherRequested} {
+		plain := json.RawMessage(`{"levels":2}`)
+		if got := images.ShownData(typ, plain); string(got) != string(plain) {
+			t.Errorf("%s without notify: %s", typ, got)
 		}
 	}
 }

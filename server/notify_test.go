@@ -30,9 +30,13 @@ import (
 // keeps the messages it receives. It answers the first refuse
 // connections with 421 (try again later).
 type smtpServer struct {
-	ln       net.Listener
-	refuse   atomic.Int64
-	conns    atomic.Int64
+	ln     net.Listener
+	refuse atomic.Int64
+	conns  atomic.Int64
+	// rejectRcpt refuses every recipient for good, quoting its address.
+	rejectRcpt atomic.Bool
+	// dropAuth is how many AUTH commands are answered by hanging up.
+	dropAuth atomic.Int64
 	mu       sync.Mutex
 	messages [][]byte
 }
@@ -82,8 +86,21 @@ func (s *smtpServer) session(conn net.Conn) {
 		}
 		switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
 		case "EHLO", "HELO":
-			_ = tp.PrintfLine("250 test")
-		case "MAIL", "RCPT", "RSET", "NOOP":
+			_ = tp.PrintfLine("250-test")
+			_ = tp.PrintfLine("250 AUTH PLAIN")
+		case "AUTH":
+			if s.dropAuth.Add(-1) >= 0 {
+				return
+			}
+			_ = tp.PrintfLine("235 2.7.0 authenticated")
+		case "RCPT":
+			if s.rejectRcpt.Load() {
+				_, addr, _ := strings.Cut(line, ":")
+				_ = tp.PrintfLine("550 5.1.1 %s: recipient address rejected", strings.TrimSpace(addr))
+				continue
+			}
+			_ = tp.PrintfLine("250 ok")
+		case "MAIL", "RSET", "NOOP":
 			_ = tp.PrintfLine("250 ok")
 		case "DATA":
 			_ = tp.PrintfLine("354 go ahead")
@@ -424,5 +441,73 @@ func TestNotifyExactlyOnceAcrossRestart(t *testing.T) {
 	var jobs int
 	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE kind = 'notify_email'").Scan(&jobs); err != nil || jobs != 1 {
 		t.Fatalf("%d notify_email jobs: %v", jobs, err)
+	}
+}
+
+// The image's history shows a dither request's notification targets as
+// its notifications do: the address redacted, the webhook's host only
+// (its path and query may hold tokens).
+func TestNotifyTargetsRedactedInHistory(t *testing.T) {
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true, Processors: processors.Config{Notify: notify.Config{
+		WebhookSecret: "s3cret", SMTP: newSMTPServer(t, 0).config()}}})
+	imageID, _ := e.uploadNotified(map[string]any{"email": "jane@example.com", "webhookUrl": "https://hooks.example.com/T0/B1?token=abc"})
+	var q struct {
+		Image struct {
+			History struct {
+				Edges []struct {
+					Node struct {
+						Type string
+						Data json.RawMessage
+					}
+				}
+			}
+		}
+	}
+	e.mustDo(`query ($id: ID!) { image(id: $id) { history { edges { node { type data } } } } }`, map[string]any{"id": imageID}, &q)
+	seen := false
+	for _, edge := range q.Image.History.Edges {
+		n, data := edge.Node, string(edge.Node.Data)
+		if strings.Contains(data, "jane@") || strings.Contains(data, "token") || strings.Contains(data, "/T0/") {
+			t.Errorf("%s shows a notification target: %s", n.Type, data)
+		}
+		seen = seen || (n.Type == "DitherRequested" && strings.Contains(data, `"j***@example.com"`) && strings.Contains(data, `"hooks.example.com"`))
+	}
+	if !seen {
+		t.Errorf("no DitherRequested with the redacted targets among %d events", len(q.Image.History.Edges))
+	}
+}
+
+// A recipient the mail server refuses fails the notification for good,
+// and the server's reply is shown with the address redacted.
+func TestNotifyEmailRefusedRecipient(t *testing.T) {
+	smtpd := newSMTPServer(t, 0)
+	smtpd.rejectRcpt.Store(true)
+	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{Notify: notify.Config{SMTP: smtpd.config()}}})
+	_, ditherID := e.uploadNotified(map[string]any{"email": "jane@example.com"})
+	n := e.waitNotification(ditherID, "EMAIL")
+	reason := ""
+	if n.Error != nil {
+		reason = *n.Error
+	}
+	if n.Status != "FAILED" || !strings.Contains(reason, "550") || !strings.Contains(reason, "j***@example.com") || strings.Contains(reason, "jane@") {
+		t.Fatalf("notification %+v, error %q", n, reason)
+	}
+}
+
+// A connection lost while logging in to the mail server is retried, not
+// taken for a refusal.
+func TestNotifyEmailRetriesALostLogin(t *testing.T) {
+	smtpd := newSMTPServer(t, 0)
+	smtpd.dropAuth.Store(1)
+	cfg := smtpd.config()
+	cfg.Username, cfg.Password = "images", "pw"
+	e := start(t, server.Config{AutoDither: true, Processors: processors.Config{
+		Notify: notify.Config{SMTP: cfg, RetryBase: 100 * time.Millisecond}}})
+	_, ditherID := e.uploadNotified(map[string]any{"email": "jane@example.com"})
+	if n := e.waitNotification(ditherID, "EMAIL"); n.Status != "SENT" {
+		t.Fatalf("notification %+v", n)
+	}
+	if got := len(smtpd.received()); got != 1 {
+		t.Fatalf("%d e-mails sent", got)
 	}
 }

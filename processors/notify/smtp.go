@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -17,6 +18,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/imageservice/imageservice/images"
 )
 
 // SMTPConfig is a mail server and the sender address.
@@ -137,7 +140,7 @@ func (c SMTPConfig) Send(ctx context.Context, m Message) error {
 	}
 	defer cl.Close()
 	if err := c.deliver(cl, m.To, data); err != nil {
-		return smtpError(err)
+		return smtpError(err, m.To)
 	}
 	return nil
 }
@@ -161,7 +164,7 @@ func (c SMTPConfig) dial(ctx context.Context) (*smtp.Client, error) {
 	cl, err := smtp.NewClient(conn, c.Host)
 	if err != nil {
 		conn.Close()
-		return nil, smtpError(err)
+		return nil, smtpError(err, "")
 	}
 	if ok, _ := cl.Extension("STARTTLS"); ok && !c.ImplicitTLS {
 		if err := cl.StartTLS(tlsCfg); err != nil {
@@ -176,10 +179,11 @@ func (c SMTPConfig) deliver(cl *smtp.Client, to string, data []byte) error {
 	if c.Username != "" {
 		if err := cl.Auth(smtp.PlainAuth("", c.Username, c.Password, c.Host)); err != nil {
 			var te *textproto.Error
-			if !errors.As(err, &te) {
+			var ne net.Error
+			if !errors.As(err, &te) && !errors.As(err, &ne) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				return permanent("smtp auth: %v", err) // e.g. no TLS to send the password over
 			}
-			return fmt.Errorf("auth: %w", err)
+			return fmt.Errorf("auth: %w", err) // a reply, or a connection that failed: try again
 		}
 	}
 	if err := cl.Mail(c.From); err != nil {
@@ -202,10 +206,16 @@ func (c SMTPConfig) deliver(cl *smtp.Client, to string, data []byte) error {
 }
 
 // smtpError makes 5xx replies permanent.
-func smtpError(err error) error {
+func smtpError(err error, to string) error {
 	var te *textproto.Error
 	if errors.As(err, &te) && te.Code >= 500 {
-		return permanent("the mail server refused the message: %d %s", te.Code, strings.TrimSpace(te.Msg))
+		// The reason is shown with the notification: the address it
+		// often quotes is shown redacted, as everywhere else.
+		msg := strings.TrimSpace(te.Msg)
+		if to != "" {
+			msg = strings.ReplaceAll(msg, to, images.RedactEmail(to))
+		}
+		return permanent("the mail server refused the message: %d %s", te.Code, msg)
 	}
 	return err
 }
