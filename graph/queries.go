@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/graph/model"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
@@ -268,6 +270,10 @@ func (r *Resolver) history(ctx context.Context, img *model.Image, first *int, af
 	if err != nil {
 		return nil, err
 	}
+	if img.Snapshot {
+		// The image as it was: the events after its version had not happened.
+		events = slices.DeleteFunc(events, func(e eventstore.Event) bool { return e.StreamVersion > img.Version })
+	}
 	conn := &model.EventConnection{}
 	cursors := make([]projections.Cursor, 0, n)
 	for i, e := range events {
@@ -304,7 +310,9 @@ func (r *Resolver) imageAt(ctx context.Context, id string, version int) (*model.
 	if err != nil {
 		return nil, err
 	}
-	return stateModel(state), nil
+	img := stateModel(state)
+	img.Snapshot = true
+	return img, nil
 }
 
 func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {

@@ -220,6 +220,19 @@ func TestHistoryAndImageAt(t *testing.T) {
 	if at.ImageAt.Version != 3 || len(at.ImageAt.Dithers.Edges) != 2 {
 		t.Fatalf("imageAt version 3: %+v", at.ImageAt)
 	}
+	var atHistory struct {
+		ImageAt struct {
+			History struct {
+				Edges    []struct{ Node struct{ StreamVersion int } }
+				PageInfo struct{ HasNextPage bool }
+			}
+		}
+	}
+	e.mustDo(`query ($id: ID!) { imageAt(id: $id, version: 2) { history(first: 2) { edges { node { streamVersion } } pageInfo { hasNextPage } } } }`,
+		map[string]any{"id": img.ID}, &atHistory)
+	if h := atHistory.ImageAt.History; len(h.Edges) != 2 || h.Edges[1].Node.StreamVersion != 2 || h.PageInfo.HasNextPage {
+		t.Fatalf("imageAt version 2's history: %+v, want versions 1 and 2, and no more", h)
+	}
 	r := e.do(`query ($id: ID!) { imageAt(id: $id, version: 0) { id } }`, map[string]any{"id": img.ID}, nil)
 	if errorCodes(r) != "BAD_USER_INPUT" {
 		t.Errorf("imageAt version 0: %+v", r.Errors)

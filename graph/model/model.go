@@ -30,6 +30,9 @@ type Image struct {
 	CloudURL string `json:"-"`
 	// Owner is the actor that uploaded the image.
 	Owner string `json:"-"`
+	// Snapshot marks an image as it was at Version (Query.imageAt): its
+	// history ends there.
+	Snapshot bool `json:"-"`
 	// Dithers, when not nil, are the image's dithers already at hand (from
 	// a mutation's state), so no query is needed for the first page.
 	Dithers []*Dither `json:"-"`
