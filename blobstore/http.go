@@ -70,9 +70,16 @@ func Handler(store Store, opts HandlerOptions) http.Handler {
 // and a sandboxing Content-Security-Policy; ranges and conditional requests
 // are handled by http.ServeContent.
 func Serve(w http.ResponseWriter, r *http.Request, rd Reader, blob Blob) {
+	ServeTagged(w, r, rd, blob, blob.Key)
+}
+
+// ServeTagged is Serve with tag as the entity tag instead of the key, for
+// content served under another name (a thumbnail, by its original's key)
+// whose own key is not to be handed out.
+func ServeTagged(w http.ResponseWriter, r *http.Request, rd Reader, blob Blob, tag string) {
 	h := w.Header()
 	h.Set("Content-Type", blob.ContentType)
-	h.Set("ETag", `"`+blob.Key+`"`)
+	h.Set("ETag", `"`+tag+`"`)
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/imageservice/imageservice/blobstore"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -288,6 +290,12 @@ func TestDeletedImagesBlobsAreWithdrawn(t *testing.T) {
 		})
 	}
 	expect("both images live", http.StatusOK)
+	// A thumbnail's ETag is not its blob key, which /blobs would serve
+	// past the checks on its original.
+	_, _, thumb := get(t, urls[2])
+	if tag := thumbnailTag(t, urls[2]); strings.Contains(tag, blobstore.KeyOf(thumb)) {
+		t.Errorf("the thumbnail's ETag %s is its blob key", tag)
+	}
 	deleteImage(first)
 	expect("the twin still live", http.StatusOK)
 	deleteImage(twin)
@@ -495,4 +503,18 @@ func TestHTTPTransports(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "graphiql") {
 		t.Errorf("GraphiQL: %d", resp.StatusCode)
 	}
+}
+
+// thumbnailTag returns the ETag of a thumbnail.
+func thumbnailTag(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "" {
+		t.Fatalf("GET %s = %d with ETag %q", url, resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	return resp.Header.Get("ETag")
 }

@@ -12,6 +12,8 @@ package thumbs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -96,7 +98,7 @@ func New(store blobstore.Store, opts Options) *Handler {
 }
 
 // ServeHTTP answers GET and HEAD /<sha256>?w=N with the thumbnail, an ETag
-// of its key, immutable caching and nosniff. A malformed key or a width not
+// derived from its key (see etag), immutable caching and nosniff. A malformed key or a width not
 // in Widths is 400, an unknown or withdrawn key 404, a blob that is no
 // image 415.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +118,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
-	blobstore.Serve(w, r, rd, blob)
+	blobstore.ServeTagged(w, r, rd, blob, etag(blob.Key))
+}
+
+// etag is a thumbnail's entity tag: derived from its key but not the key,
+// which would fetch the thumbnail from /blobs, past the checks on its
+// original (a deleted image's thumbnails must go with it).
+func etag(key string) string {
+	sum := sha256.Sum256([]byte("thumbnail:" + key))
+	return hex.EncodeToString(sum[:])
 }
 
 // parse reads the original's key and the width of a request, or returns
