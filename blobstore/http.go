@@ -65,6 +65,10 @@ func Handler(store Store, opts HandlerOptions) http.Handler {
 	})
 }
 
+// MaxRanges is the most ranges a request may ask for; one that asks for
+// more gets the whole blob.
+const MaxRanges = 16
+
 // Serve answers r with a blob read from a store: its stored content type,
 // an ETag of its key, immutable caching (a key names its content), nosniff
 // and a sandboxing Content-Security-Policy; ranges and conditional requests
@@ -77,6 +81,11 @@ func Serve(w http.ResponseWriter, r *http.Request, rd Reader, blob Blob) {
 // content served under another name (a thumbnail, by its original's key)
 // whose own key is not to be handed out.
 func ServeTagged(w http.ResponseWriter, r *http.Request, rd Reader, blob Blob, tag string) {
+	if strings.Count(r.Header.Get("Range"), ",") >= MaxRanges {
+		// Each range may cost a read of its own from the store: a request
+		// for many is answered with the whole blob, as RFC 9110 allows.
+		r.Header.Del("Range")
+	}
 	h := w.Header()
 	h.Set("Content-Type", blob.ContentType)
 	h.Set("ETag", `"`+tag+`"`)

@@ -71,6 +71,8 @@ func TestHandler(t *testing.T) {
 		{name: "get", method: "GET", url: url, status: 200, body: "0123456789", contentType: "image/png"},
 		{name: "head", method: "HEAD", url: url, status: 200, body: "", contentType: "image/png"},
 		{name: "range", method: "GET", url: url, header: map[string]string{"Range": "bytes=2-4"}, status: 206, body: "234", contentType: "image/png"},
+		{name: "too many ranges", method: "GET", url: url, header: map[string]string{"Range": "bytes=0-0" + strings.Repeat(",1-1", blobstore.MaxRanges)},
+			status: 200, body: "0123456789", contentType: "image/png"},
 		{name: "if-none-match", method: "GET", url: url, header: map[string]string{"If-None-Match": `"` + b.Key + `"`}, status: 304},
 		{name: "other etag", method: "GET", url: url, header: map[string]string{"If-None-Match": `"x"`}, status: 200, body: "0123456789"},
 		{name: "unknown", method: "GET", url: srv.URL + "/blobs/" + blobstore.KeyOf([]byte("nope")), status: 404, contentType: "application/json"},
