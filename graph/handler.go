@@ -100,7 +100,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: opts.MaxUploadBytes, MaxMemory: 8 << 20})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(boundedCache[*ast.QueryDocument]{lru.New[*ast.QueryDocument](1000),
+		func(query string, _ *ast.QueryDocument) int { return len(query) }})
 	srv.SetParserTokenLimit(maxTokens)
 	if opts.Production {
 		srv.SetDisableSuggestion(true)
@@ -113,7 +114,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.AroundOperations(guard(opts))
 	srv.AroundOperations(shareLoads)
 	srv.AroundFields(markResolverErrors)
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: boundedCache[string]{lru.New[string](1000),
+		func(_, query string) int { return len(query) }}})
 	srv.Use(extension.FixedComplexityLimit(opts.ComplexityLimit))
 	srv.SetErrorPresenter(presentError(r.Logger))
 	srv.SetRecoverFunc(recoverPanic(r.Logger))
@@ -294,4 +296,23 @@ func limitBody(next http.Handler, opts HandlerOptions) http.Handler {
 // GraphiQL returns the GraphiQL page for the endpoint at path.
 func GraphiQL(path string) http.Handler {
 	return playground.Handler("imageservice", path)
+}
+
+// maxCachedQuery is the longest query text, in bytes, that the query
+// caches keep. Longer ones are parsed (or sent again) each time: their
+// 1000 entries must not pin gigabytes of text a client chose.
+const maxCachedQuery = 16 << 10
+
+// boundedCache is a cache that leaves out entries whose query text (size
+// tells it) is longer than maxCachedQuery.
+type boundedCache[T any] struct {
+	graphql.Cache[T]
+	size func(key string, value T) int
+}
+
+// Add adds the entry unless it is too large.
+func (c boundedCache[T]) Add(ctx context.Context, key string, value T) {
+	if c.size(key, value) <= maxCachedQuery {
+		c.Cache.Add(ctx, key, value)
+	}
 }

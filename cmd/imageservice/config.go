@@ -54,7 +54,7 @@ var settings = []setting{
 	{"WEBHOOK_ALLOW_PRIVATE", "false", "let webhooks reach loopback, private and link-local addresses (checked on the address connected to, after DNS resolution)"},
 	{"PROCESSORS", "true", "run the dither processor on this replica (false for an API-only replica)"},
 	{"DITHER_CONCURRENCY", "", "dithers run at once on this replica (default: the number of CPUs)"},
-	{"REQUEST_BODY_TIMEOUT", "5m", "longest a client may take to send a request's body (an upload, say); websockets and event streams are not bound by it"},
+	{"REQUEST_BODY_TIMEOUT", "5m", "longest a client may take to send a request's body (an upload, say); once the body has arrived the response may take as long as it needs (downloads, websockets, event streams)"},
 	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
 	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
 	{"NATS_URL", "", "NATS server URL; when set, the bridge republishes events to a JetStream stream (may hold credentials, never logged)"},

@@ -273,35 +273,51 @@ func splitList(v string) []string {
 	return out
 }
 
-// bodyDeadline gives every request but a websocket upgrade or an event
-// stream d (REQUEST_BODY_TIMEOUT) to send its body, so a slow body cannot
-// hold a connection for ever. (A server-wide ReadTimeout would also cut
-// the long-lived subscriptions.) A request whose body ran out of time is
-// answered 408 with a JSON error, whatever the handler made of the
-// truncated body.
+// bodyDeadline gives a request d (REQUEST_BODY_TIMEOUT) to send its body,
+// so a slow body cannot hold a connection for ever. The connection's read
+// deadline is lifted as soon as the whole body has arrived, so neither a
+// long response (a slow download, an event stream) nor a websocket, whose
+// upgrade request has no body, is cut. (A server-wide ReadTimeout would
+// cut them.) It is not lifted when the handler answers without reading
+// the body, since the server then reads what is left of it. A request
+// whose body ran out of time is answered 408 with a JSON error, whatever
+// the handler made of the truncated body.
 func bodyDeadline(next http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-			next.ServeHTTP(w, r)
+		if r.ContentLength == 0 {
+			next.ServeHTTP(w, r) // no body to wait for
 			return
 		}
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
-		body := &deadlineBody{ReadCloser: r.Body}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		var lift sync.Once
+		body := &deadlineBody{ReadCloser: r.Body, left: r.ContentLength,
+			arrived: func() { lift.Do(func() { _ = rc.SetReadDeadline(time.Time{}) }) }}
 		r.Body = body
 		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, body: body}, r)
 	})
 }
 
-// deadlineBody notes a read that failed because the body's time ran out.
+// deadlineBody notes a read that failed because the body's time ran out,
+// and calls arrived once the whole body has been read: at its end, or once
+// its Content-Length is read (a JSON decoder stops there, short of EOF).
 type deadlineBody struct {
 	io.ReadCloser
 	timedOut atomic.Bool
+	left     int64 // bytes of a body of known length yet to read; -1 unknown
+	arrived  func()
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.timedOut.Store(true)
+	case err == io.EOF || b.left == 0:
+		b.arrived()
 	}
 	return n, err
 }
