@@ -227,6 +227,7 @@ func aliases(set ast.SelectionSet) int {
 // close code 4403.
 func wsInit(opts HandlerOptions) transport.WebsocketInitFunc {
 	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx = withSlots(ctx)
 		if opts.Keys == nil {
 			return ctx, nil, nil
 		}

@@ -3,6 +3,8 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -18,10 +20,69 @@ import (
 	"github.com/imageservice/imageservice/projections"
 )
 
+// MaxSubscriptionsPerConnection bounds the subscriptions one websocket
+// may hold open at once: each costs goroutines and a buffer of events.
+const MaxSubscriptionsPerConnection = 100
+
+// slots counts the subscriptions open on one websocket.
+type slots struct{ open atomic.Int64 }
+
+type slotsKey struct{}
+
+// withSlots gives a websocket's context its count of subscriptions.
+func withSlots(ctx context.Context) context.Context {
+	return context.WithValue(ctx, slotsKey{}, &slots{})
+}
+
+// takeSlot counts a subscription opened on the websocket of ctx and
+// returns what ends it, or an error when the websocket holds as many as
+// it may. Outside a websocket (an event stream holds one subscription)
+// nothing is counted.
+func takeSlot(ctx context.Context) (release func(), err error) {
+	s, ok := ctx.Value(slotsKey{}).(*slots)
+	if !ok {
+		return func() {}, nil
+	}
+	if s.open.Add(1) > MaxSubscriptionsPerConnection {
+		s.open.Add(-1)
+		return nil, &gqlerror.Error{Message: fmt.Sprintf("a connection may hold at most %d subscriptions", MaxSubscriptionsPerConnection),
+			Extensions: map[string]any{"code": "TOO_MANY_SUBSCRIPTIONS"}}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { s.open.Add(-1) }) }, nil
+}
+
 // subscribeImage checks an image id argument and opens a live feed of that
 // image's events after its current version, or of every image's events
-// when id is nil.
-func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscription, error) {
+// when id is nil; the feed holds one of the connection's slots until it
+// is closed.
+func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*feed, error) {
+	release, err := takeSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := r.openFeed(ctx, id)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &feed{Subscription: sub, release: release}, nil
+}
+
+// feed is a live subscription that holds a slot of its connection.
+type feed struct {
+	*live.Subscription
+	release func()
+}
+
+// Close ends the subscription and frees its slot.
+func (f *feed) Close() {
+	f.Subscription.Close()
+	f.release()
+}
+
+// openFeed opens the feed subscribeImage asks for.
+func (r *Resolver) openFeed(ctx context.Context, id *string) (*live.Subscription, error) {
 	if id == nil {
 		return r.Live.Subscribe("", nil)
 	}
@@ -44,7 +105,7 @@ func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*live.Subscr
 // feed ends. A feed closed because the client was too slow ends the
 // subscription with a SUBSCRIBER_TOO_SLOW error (see endTooSlow), and is
 // logged.
-func pump[T any](ctx context.Context, r *Resolver, sub *live.Subscription, convert func(eventstore.Event) (*T, error)) <-chan *T {
+func pump[T any](ctx context.Context, r *Resolver, sub *feed, convert func(eventstore.Event) (*T, error)) <-chan *T {
 	out := make(chan *T)
 	go func() {
 		defer close(out)

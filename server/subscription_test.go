@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
+	"github.com/imageservice/imageservice/graph"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/server"
 )
@@ -342,4 +344,26 @@ func TestImageCacheFollowsTheLog(t *testing.T) {
 		e.mustDo(q, map[string]any{"id": img.ID}, &a)
 		return a.Image.Version == 3 && a.Image.Dithers.Edges[0].Node.Status == "COMPLETED"
 	})
+}
+
+// A websocket holds at most graph.MaxSubscriptionsPerConnection
+// subscriptions at once; one more is refused until one ends.
+func TestSubscriptionsPerConnection(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	c := dialWS(t, e, "graphql-transport-ws")
+	subscribe := func(id string) {
+		send(t, c, map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": `subscription { ditherCompleted { id } }`}})
+	}
+	for i := range graph.MaxSubscriptionsPerConnection {
+		subscribe(strconv.Itoa(i))
+	}
+	eventually(t, "every subscription to open", func() bool { return e.subscribers() == graph.MaxSubscriptionsPerConnection })
+	subscribe("one-too-many")
+	if m := receive(t, c); m.ID != "one-too-many" || !strings.Contains(string(m.Payload), "TOO_MANY_SUBSCRIPTIONS") {
+		t.Fatalf("got %s %s %s, want the refusal of one-too-many", m.ID, m.Type, m.Payload)
+	}
+	send(t, c, map[string]any{"id": "0", "type": "complete"})
+	eventually(t, "the completed subscription to end", func() bool { return e.subscribers() == graph.MaxSubscriptionsPerConnection-1 })
+	subscribe("in-its-place")
+	eventually(t, "a subscription to open in its place", func() bool { return e.subscribers() == graph.MaxSubscriptionsPerConnection })
 }
