@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/blobstore"
@@ -56,6 +57,10 @@ type Options struct {
 	// NoNotifications refuses requests for notifications: the backend has
 	// no processor that sends them (the embedded default).
 	NoNotifications bool
+	// DecodeBudget bounds the pixels of the uploads being decoded at once
+	// (default 2 x MaxPixels): decoding takes 4 to 8 bytes a pixel, and a
+	// small file can hold a large image, so further uploads wait their turn.
+	DecodeBudget int64
 }
 
 // CodeNotificationsUnavailable refuses a notification this service cannot send.
@@ -80,6 +85,8 @@ const (
 type Service struct {
 	backend Backend
 	opts    Options
+	// decoding holds the pixels of the uploads being decoded.
+	decoding *semaphore.Weighted
 }
 
 // New returns a Service on the backend.
@@ -93,7 +100,10 @@ func New(b Backend, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{backend: b, opts: opts}
+	if opts.DecodeBudget <= 0 {
+		opts.DecodeBudget = 2 * opts.MaxPixels
+	}
+	return &Service{backend: b, opts: opts, decoding: semaphore.NewWeighted(opts.DecodeBudget)}
 }
 
 // Result is an image's state after a command, with where its events went.

@@ -36,7 +36,7 @@ func (s *Service) Upload(ctx context.Context, in UploadInput) (Result, error) {
 	if err := s.checkNotify(in.Notify); err != nil {
 		return Result{}, err
 	}
-	data, info, err := s.readImage(in.Body)
+	data, info, err := s.readImage(ctx, in.Body)
 	if err != nil {
 		return Result{}, err
 	}
@@ -95,7 +95,7 @@ func (s *Service) replayUpload(ctx context.Context, id uuid.UUID) (Result, error
 
 // readImage reads the body within the size cap and checks that it is an
 // image of an accepted format within the pixel cap that decodes whole.
-func (s *Service) readImage(body io.Reader) ([]byte, imagefile.Info, error) {
+func (s *Service) readImage(ctx context.Context, body io.Reader) ([]byte, imagefile.Info, error) {
 	if body == nil {
 		return nil, imagefile.Info{}, &images.Error{Field: "file", Code: images.CodeInvalidInput, Message: "no file was sent"}
 	}
@@ -110,11 +110,31 @@ func (s *Service) readImage(body io.Reader) ([]byte, imagefile.Info, error) {
 	if len(data) == 0 {
 		return nil, imagefile.Info{}, &images.Error{Field: "file", Code: images.CodeInvalidInput, Message: "the file is empty"}
 	}
+	release, err := s.decodeTurn(ctx, data)
+	if err != nil {
+		return nil, imagefile.Info{}, err
+	}
 	_, info, err := imagefile.Decode(bytes.NewReader(data), imagefile.Limits{MaxBytes: s.opts.MaxBytes, MaxPixels: s.opts.MaxPixels})
+	release()
 	if err != nil {
 		return nil, imagefile.Info{}, uploadError(err, s.opts.MaxPixels)
 	}
 	return data, info, nil
+}
+
+// decodeTurn waits until the image in data may be decoded within
+// Options.DecodeBudget, and returns what gives its pixels back. The size
+// comes from the header; one that cannot be read weighs a pixel (Decode
+// will refuse it), and an image larger than the budget takes all of it.
+func (s *Service) decodeTurn(ctx context.Context, data []byte) (release func(), err error) {
+	pixels := int64(1)
+	if w, h, err := imagefile.Size(data); err == nil {
+		pixels = min(max(int64(w)*int64(h), 1), s.opts.DecodeBudget)
+	}
+	if err := s.decoding.Acquire(ctx, pixels); err != nil {
+		return nil, fmt.Errorf("wait to decode the upload: %w", err)
+	}
+	return func() { s.decoding.Release(pixels) }, nil
 }
 
 // uploadError turns imagefile's errors into user errors.

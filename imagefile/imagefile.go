@@ -112,6 +112,20 @@ func sniff(data []byte) (format, error) {
 	return format{}, ErrUnsupportedFormat
 }
 
+// Size returns the width and height of the image in data, of an accepted
+// format, from its header alone: what decoding it will take.
+func Size(data []byte) (width, height int, err error) {
+	f, err := sniff(data)
+	if err != nil {
+		return 0, 0, err
+	}
+	cfg, err := f.config(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %s header: %v", ErrCorrupt, f.name, err)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
 // Decode reads one image from r within limits. It reads at most
 // MaxBytes+1 bytes, identifies the format by content, reads the header to
 // check the pixel count before decoding, decodes (the first frame of a
