@@ -2,8 +2,13 @@ package graph
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 )
@@ -20,5 +25,43 @@ func TestBoundedCache(t *testing.T) {
 	}
 	if _, ok := c.Get(ctx, "b"); ok {
 		t.Error("a query longer than maxCachedQuery was kept")
+	}
+}
+
+// Subscribers told of one outcome share one replay of it.
+func TestOutcomesAreSharedBySubscribers(t *testing.T) {
+	var c outcomeCache
+	id := uuid.New()
+	var loads atomic.Int64
+	release := make(chan struct{})
+	load := func() (decided, error) {
+		loads.Add(1)
+		<-release
+		return decided{owner: "key:a"}, nil
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if o, err := c.get(id, load); err != nil || o.owner != "key:a" {
+				t.Errorf("get = %+v, %v", o, err)
+			}
+		})
+	}
+	for loads.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if _, err := c.get(id, load); err != nil { // a late subscriber
+		t.Fatal(err)
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("the outcome was replayed %d times, want once", n)
+	}
+	for range keptOutcomes {
+		_, _ = c.get(uuid.New(), func() (decided, error) { return decided{}, nil })
+	}
+	if len(c.recent) != keptOutcomes || len(c.order) != keptOutcomes {
+		t.Errorf("the cache holds %d (%d in order), want %d", len(c.recent), len(c.order), keptOutcomes)
 	}
 }

@@ -35,6 +35,9 @@ type Resolver struct {
 	// PrivateReads shows each principal only its own images (and admins
 	// all); others' are answered as not found.
 	PrivateReads bool
+
+	// outcomes shares ditherCompleted's work among subscribers.
+	outcomes outcomeCache
 }
 
 // visible reports whether the principal of ctx may read an image owned by owner.

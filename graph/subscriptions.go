@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -151,14 +153,36 @@ func (r *Resolver) ditherCompleted(ctx context.Context, imageID *string) (<-chan
 
 // outcome returns the dither that a DitherCompleted or DitherFailed event
 // decided, as it was right after the event; other events, and those of
-// images the principal may not read, give nil.
+// images the principal may not read, give nil. Subscribers share the
+// work (see outcomes).
 func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dither, error) {
 	if e.Type != images.TypeDitherCompleted && e.Type != images.TypeDitherFailed {
 		return nil, nil
 	}
+	o, err := r.outcomes.get(e.ID, func() (decided, error) {
+		// Not the subscriber's ctx: others wait for the answer too.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return r.decided(ctx, e)
+	})
+	if err != nil || !r.visible(ctx, o.owner) {
+		return nil, err // nothing, or another owner's with private reads
+	}
+	return o.dither, nil
+}
+
+// decided is a dither outcome as subscribers are told of it: the dither
+// right after the event, and its image's owner.
+type decided struct {
+	dither *model.Dither
+	owner  string
+}
+
+// decided replays the image of an outcome event up to the event.
+func (r *Resolver) decided(ctx context.Context, e eventstore.Event) (decided, error) {
 	rec, err := commands.Decode(e)
 	if err != nil {
-		return nil, err
+		return decided{}, err
 	}
 	var ditherID uuid.UUID
 	switch ev := rec.Event.(type) {
@@ -169,21 +193,67 @@ func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dith
 	}
 	imageID, err := images.ParseStreamID(e.StreamID)
 	if err != nil {
-		return nil, err
+		return decided{}, err
 	}
 	state, err := r.Commands.LoadAt(ctx, imageID, e.StreamVersion)
 	if err != nil {
-		return nil, err
-	}
-	if !r.visible(ctx, state.Owner) {
-		return nil, nil // another owner's, with private reads
+		return decided{}, err
 	}
 	for i, d := range state.Dithers {
 		if d.ID == ditherID {
-			return ditherModel(projections.DitherFromState(imageID, i+1, d)), nil
+			return decided{dither: ditherModel(projections.DitherFromState(imageID, i+1, d)), owner: state.Owner}, nil
 		}
 	}
-	return nil, errors.New("dither " + ditherID.String() + " not in its image's stream")
+	return decided{}, errors.New("dither " + ditherID.String() + " not in its image's stream")
+}
+
+// outcomeCache shares the outcomes that ditherCompleted subscribers are
+// told of: each outcome event is replayed once, however many subscribers
+// follow it, and the last few answers are kept for those that come late.
+// The zero value is ready to use.
+type outcomeCache struct {
+	group  singleflight.Group
+	mu     sync.Mutex
+	recent map[uuid.UUID]decided // by event id
+	order  []uuid.UUID           // recent's keys, oldest first
+}
+
+// keptOutcomes is how many answers an outcomeCache keeps.
+const keptOutcomes = 256
+
+// get returns the outcome of the event with id, computed once by load.
+func (c *outcomeCache) get(id uuid.UUID, load func() (decided, error)) (decided, error) {
+	c.mu.Lock()
+	o, ok := c.recent[id]
+	c.mu.Unlock()
+	if ok {
+		return o, nil
+	}
+	v, err, _ := c.group.Do(id.String(), func() (any, error) {
+		o, err := load()
+		if err == nil {
+			c.keep(id, o)
+		}
+		return o, err
+	})
+	if err != nil {
+		return decided{}, err
+	}
+	return v.(decided), nil
+}
+
+func (c *outcomeCache) keep(id uuid.UUID, o decided) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recent == nil {
+		c.recent = make(map[uuid.UUID]decided, keptOutcomes)
+	}
+	if len(c.order) == keptOutcomes {
+		delete(c.recent, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.recent[id] = o
+	c.order = append(c.order, id)
 }
 
 func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {
