@@ -123,7 +123,9 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		if err != nil {
 			return nil, fmt.Errorf("cloudinary: %w", err)
 		}
-		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: cfg.Limits.MaxBytes}), tracer)
+		// Results may be larger than uploads: read what the store holds.
+		maxBytes := max(cfg.Limits.MaxBytes, blobstore.DefaultMaxSize)
+		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: maxBytes}), tracer)
 		queues[cloudQueue] = river.QueueConfig{MaxWorkers: 4}
 	}
 	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{
