@@ -145,12 +145,10 @@ const maxAttempts = 16
 // every race lost, at most 128 ms, so that the writers of one busy image
 // spread out instead of colliding again.
 func retryWait(ctx context.Context, attempt int) error {
-	t := time.NewTimer(rand.N(time.Millisecond << min(attempt, 7)))
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-time.After(rand.N(time.Millisecond << min(attempt, 7))):
 		return nil
 	}
 }

@@ -19,6 +19,18 @@ func createKey(t *testing.T, e *env, name string, scopes ...string) string {
 	return token
 }
 
+// address is where the two old services are reached.
+type address struct{ name, upload, dither string }
+
+// addresses are the old services under the main address's prefixes and
+// on listeners of their own.
+func (e *env) addresses() []address {
+	return []address{
+		{"mounted", e.main + "/compat/upload", e.main + "/compat/dither"},
+		{"own listeners", e.upload, e.dither},
+	}
+}
+
 // uploadAs uploads a PNG with a key and returns the old answer.
 func uploadAs(t *testing.T, token, upload string) oldImage {
 	t.Helper()
@@ -38,10 +50,7 @@ func TestKeysAndScopes(t *testing.T) {
 	e := start(t, server.Config{NoProcessors: true})
 	writer := createKey(t, e, "writer", auth.ScopeRead, auth.ScopeWrite)
 	reader := createKey(t, e, "reader", auth.ScopeRead)
-	for _, c := range []struct{ name, upload, dither string }{
-		{"mounted", e.main + "/compat/upload", e.main + "/compat/dither"},
-		{"own listeners", e.upload, e.dither},
-	} {
+	for _, c := range e.addresses() {
 		t.Run(c.name, func(t *testing.T) {
 			img := uploadAs(t, writer, c.upload)
 			before := e.eventCount()
@@ -84,10 +93,7 @@ func TestPrivateReads(t *testing.T) {
 	alice := createKey(t, e, "alice", auth.ScopeRead, auth.ScopeWrite)
 	bob := createKey(t, e, "bob", auth.ScopeRead, auth.ScopeWrite)
 	admin := createKey(t, e, "ops", auth.ScopeAdmin)
-	for _, c := range []struct{ name, upload, dither string }{
-		{"mounted", e.main + "/compat/upload", e.main + "/compat/dither"},
-		{"own listeners", e.upload, e.dither},
-	} {
+	for _, c := range e.addresses() {
 		t.Run(c.name, func(t *testing.T) {
 			img := uploadAs(t, alice, c.upload)
 			wantError(t, "GET", c.upload+"/images", nil, "", http.StatusUnauthorized, "UNAUTHENTICATED")
