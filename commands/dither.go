@@ -24,6 +24,9 @@ type DitherInput struct {
 // RequestDither appends DitherRequested to an image, refused for a deleted
 // image or invalid options. It returns the image and the new dither's id.
 func (s *Service) RequestDither(ctx context.Context, in DitherInput) (Result, uuid.UUID, error) {
+	if err := images.CheckIdempotencyKey(in.IdempotencyKey); err != nil {
+		return Result{}, uuid.Nil, err
+	}
 	ditherID := eventstore.NewEventID()
 	if in.IdempotencyKey != "" {
 		ditherID = uuid.NewSHA1(in.ImageID, []byte(in.Metadata.Actor+"\x00"+in.IdempotencyKey))

@@ -36,6 +36,9 @@ func (s *Service) Upload(ctx context.Context, in UploadInput) (Result, error) {
 	if err := s.checkNotify(in.Notify); err != nil {
 		return Result{}, err
 	}
+	if err := images.CheckIdempotencyKey(in.IdempotencyKey); err != nil {
+		return Result{}, err
+	}
 	data, info, err := s.readImage(ctx, in.Body)
 	if err != nil {
 		return Result{}, err

@@ -98,3 +98,16 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// MaxIdempotencyKeyLen caps an idempotency key, in bytes.
+const MaxIdempotencyKeyLen = 255
+
+// CheckIdempotencyKey refuses an idempotency key that is too long, not
+// UTF-8 or holds control characters (which no event may record).
+func CheckIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLen || !utf8.ValidString(key) || strings.ContainsFunc(key, unicode.IsControl) {
+		return newError("idempotencyKey", CodeInvalidInput,
+			"an idempotency key is at most %d bytes of UTF-8 text without control characters", MaxIdempotencyKeyLen)
+	}
+	return nil
+}

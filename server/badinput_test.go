@@ -36,8 +36,13 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: errors %+v, userErrors %+v, want code %s", u.name, r.Errors, ue, u.code)
 		}
 	}
+	var keyed uploadResult
+	r := e.upload("keyed.png", pngBytes(4, 4), map[string]any{"idempotencyKey": "a\x00b"}, &keyed)
+	if ue := keyed.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_INPUT" || ue[0].Field != "idempotencyKey" {
+		t.Errorf("upload with a NUL in its idempotency key: %+v %+v", r.Errors, ue)
+	}
 	var res uploadResult
-	r := e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": 1}}, &res)
+	r = e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": 1}}, &res)
 	if ue := res.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_LEVELS" || ue[0].Field != "dither.levels" {
 		t.Errorf("upload with levels 1: %+v %+v", r.Errors, res.UploadImage.UserErrors)
 	}
@@ -53,6 +58,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown image", map[string]any{"imageId": "0193a0a0-0000-7000-8000-000000000000"}, "NOT_FOUND", "imageId"},
 		{"malformed id", map[string]any{"imageId": "not-a-uuid"}, "INVALID_INPUT", "imageId"},
 		{"unknown palette", map[string]any{"imageId": good.ID, "palette": "nope"}, "INVALID_PALETTE", "palette"},
+		{"NUL in the idempotency key", map[string]any{"imageId": good.ID, "idempotencyKey": "a\x00b"}, "INVALID_INPUT", "idempotencyKey"},
 	}
 	for _, d := range dithers {
 		var out struct {
