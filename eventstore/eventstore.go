@@ -12,10 +12,12 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -285,8 +287,40 @@ func validateEvent(e NewEvent) error {
 		return errors.New("data is not a JSON object")
 	case len(e.Data) > MaxEventSize:
 		return fmt.Errorf("data is %d bytes, over the %d byte limit", len(e.Data), MaxEventSize)
+	case escapesNUL(e.Data) || e.Metadata.holdsNUL():
+		return errors.New("a string holds NUL (\\u0000), which PostgreSQL's jsonb cannot store")
 	}
 	return nil
+}
+
+// escapesNUL reports whether a JSON text holds the escape \u0000 (not an
+// escaped backslash followed by "u0000").
+func escapesNUL(data []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		backslashes := 0
+		for k := at - 1; k >= 0 && data[k] == '\\'; k-- {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return true
+		}
+		i = at + 1
+	}
+}
+
+// holdsNUL reports whether a field of the metadata holds a NUL character.
+func (m Metadata) holdsNUL() bool {
+	for _, f := range []string{m.CorrelationID, m.CausationID, m.Actor, m.IdempotencyKey, m.TraceParent} {
+		if strings.IndexByte(f, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func isJSONObject(data []byte) bool {

@@ -226,6 +226,8 @@ func testBadInput(t *testing.T, b Backend) {
 	bigMeta := ev("A", 0)
 	bigMeta.Data = json.RawMessage(`{"s": "` + strings.Repeat("x", eventstore.MaxEventSize-100) + `"}`)
 	bigMeta.Metadata.TraceParent = strings.Repeat("t", 200)
+	nulMeta := ev("A", 0)
+	nulMeta.Metadata.IdempotencyKey = "a\x00b"
 	cases := []struct {
 		name   string
 		stream string
@@ -243,6 +245,9 @@ func testBadInput(t *testing.T, b Backend) {
 		{"over 1 MiB", "s", []eventstore.NewEvent{big}},
 		{"over 1 MiB with metadata", "s", []eventstore.NewEvent{bigMeta}},
 		{"one bad among good", "s", []eventstore.NewEvent{ev("A", 1), withData(`null`)}},
+		{"NUL in data", "s", []eventstore.NewEvent{withData(`{"s": "a\u0000b"}`)}},
+		{"NUL after an escaped backslash", "s", []eventstore.NewEvent{withData(`{"s": "a\\\u0000b"}`)}},
+		{"NUL in metadata", "s", []eventstore.NewEvent{nulMeta}},
 	}
 	for _, c := range cases {
 		_, err := s.Append(ctx(t), c.stream, eventstore.Any, c.events...)
@@ -252,6 +257,10 @@ func testBadInput(t *testing.T, b Backend) {
 	}
 	if n := len(readAll(t, s)); n != 0 {
 		t.Fatalf("bad input wrote %d events", n)
+	}
+	// The text \u0000 (an escaped backslash, then "u0000") is no NUL.
+	if _, err := s.Append(ctx(t), "s", eventstore.Any, withData(`{"s": "a\\u0000b"}`)); err != nil {
+		t.Fatalf("the text \\u0000: %v", err)
 	}
 }
 
