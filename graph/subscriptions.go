@@ -68,13 +68,16 @@ func (r *Resolver) subscribeImage(ctx context.Context, id *string) (*feed, error
 		release()
 		return nil, err
 	}
-	return &feed{Subscription: sub, release: release}, nil
+	return &feed{Subscription: sub, release: release, oneImage: id != nil}, nil
 }
 
 // feed is a live subscription that holds a slot of its connection.
 type feed struct {
 	*live.Subscription
 	release func()
+	// oneImage says that the feed follows one image's events, which end
+	// with its deletion.
+	oneImage bool
 }
 
 // Close ends the subscription and frees its slot.
@@ -94,9 +97,13 @@ func (r *Resolver) openFeed(ctx context.Context, id *string) (*live.Subscription
 	}
 	return r.Live.Subscribe(images.StreamID(u), func() (int64, error) {
 		img, err := r.Commands.Load(ctx, u)
-		if errors.Is(err, images.ErrNotFound) || (err == nil && !r.visible(ctx, img.Owner)) {
+		switch {
+		case errors.Is(err, images.ErrNotFound) || (err == nil && !r.visible(ctx, img.Owner)):
 			return 0, &gqlerror.Error{Message: "image " + u.String() + " not found",
 				Extensions: map[string]any{"code": images.CodeNotFound}}
+		case err == nil && img.Deleted():
+			return 0, &gqlerror.Error{Message: "image " + u.String() + " is deleted: nothing more will happen to it",
+				Extensions: map[string]any{"code": images.CodeImageDeleted}}
 		}
 		return img.Version, err
 	})
@@ -104,7 +111,8 @@ func (r *Resolver) openFeed(ctx context.Context, id *string) (*live.Subscription
 
 // pump turns a live feed into a subscription's channel: each event goes
 // through convert (nil results are skipped) until the client leaves or the
-// feed ends. A feed closed because the client was too slow ends the
+// feed ends; a feed of one image ends after the image's deletion, and the
+// subscription completes. A feed closed because the client was too slow ends the
 // subscription with a SUBSCRIBER_TOO_SLOW error (see endTooSlow), and is
 // logged.
 func pump[T any](ctx context.Context, r *Resolver, sub *feed, convert func(eventstore.Event) (*T, error)) <-chan *T {
@@ -126,15 +134,16 @@ func pump[T any](ctx context.Context, r *Resolver, sub *feed, convert func(event
 			v, err := convert(e)
 			if err != nil {
 				r.Logger.ErrorContext(ctx, "subscription event", "event", e.ID, "err", err)
-				continue
 			}
-			if v == nil {
-				continue
+			if v != nil {
+				select {
+				case out <- v:
+				case <-ctx.Done():
+					return
+				}
 			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
-				return
+			if sub.oneImage && e.Type == images.TypeImageDeleted {
+				return // nothing more will happen to the image: complete
 			}
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -366,4 +367,38 @@ func TestSubscriptionsPerConnection(t *testing.T) {
 	eventually(t, "the completed subscription to end", func() bool { return e.subscribers() == graph.MaxSubscriptionsPerConnection-1 })
 	subscribe("in-its-place")
 	eventually(t, "a subscription to open in its place", func() bool { return e.subscribers() == graph.MaxSubscriptionsPerConnection })
+}
+
+// A subscription to one image completes once the image is deleted:
+// imageEvents after telling of the deletion, ditherCompleted at once. A
+// deleted image cannot be subscribed to.
+func TestSubscriptionsEndWithTheImage(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	img := e.mustUpload("short-lived.png", pngBytes(4, 4))
+	c := dialWS(t, e, "graphql-transport-ws")
+	send(t, c, map[string]any{"id": "events", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type } }`, "variables": map[string]any{"id": img.ID}}})
+	send(t, c, map[string]any{"id": "outcomes", "type": "subscribe", "payload": map[string]any{
+		"query": ditherCompletedSub, "variables": map[string]any{"id": img.ID}}})
+	eventually(t, "both subscriptions to open", func() bool { return e.subscribers() == 2 })
+	e.mustDo(`mutation ($id: ID!) { deleteImage(input: {id: $id}) { deletedImageId } }`, map[string]any{"id": img.ID}, nil)
+	got := map[string][]string{}
+	for len(got["events"]) == 0 || got["events"][len(got["events"])-1] != "complete" || len(got["outcomes"]) == 0 {
+		m := receive(t, c)
+		got[m.ID] = append(got[m.ID], m.Type)
+		if m.Type == "next" && m.ID == "events" && !strings.Contains(string(m.Payload), "ImageDeleted") {
+			t.Fatalf("imageEvents told of %s", m.Payload)
+		}
+	}
+	if want := []string{"next", "complete"}; !slices.Equal(got["events"], want) {
+		t.Errorf("imageEvents: %v, want %v", got["events"], want)
+	}
+	if want := []string{"complete"}; !slices.Equal(got["outcomes"], want) {
+		t.Errorf("ditherCompleted: %v, want %v", got["outcomes"], want)
+	}
+	send(t, c, map[string]any{"id": "late", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type } }`, "variables": map[string]any{"id": img.ID}}})
+	if m := receive(t, c); m.ID != "late" || !strings.Contains(string(m.Payload), "IMAGE_DELETED") {
+		t.Errorf("subscribing to the deleted image: %s %s %s", m.ID, m.Type, m.Payload)
+	}
 }

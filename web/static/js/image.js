@@ -240,6 +240,8 @@ class ImagePage {
   }
 
   onSubError(errors) {
+    // A deleted image has no live updates to give: the page says so already.
+    if (Array.isArray(errors) && errors.every((x) => x.extensions?.code === 'IMAGE_DELETED')) return;
     const message = Array.isArray(errors) ? errors.map((x) => x.message).join('; ') : String(errors);
     toast(`Live updates stopped: ${message}`, { error: true });
   }
