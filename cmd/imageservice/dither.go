@@ -89,6 +89,10 @@ func parseDitherFlags(args []string, stderr io.Writer) (ditherFlags, error) {
 		return f, usageError{fmt.Errorf("dither needs IN and OUT, got %d argument(s)", len(pos))}
 	}
 	f.in, f.out = pos[0], pos[1]
+	if *levels == 0 {
+		// The engine reads 0 as "the default": a 0 given here is a mistake.
+		return f, fmt.Errorf("--levels must be between %d and %d, got 0", dither.MinLevels, dither.MaxLevels)
+	}
 	f.opts.Levels = *levels
 	if f.opts.Algorithm, err = dither.ParseAlgorithm(*alg); err != nil {
 		return f, err

@@ -53,6 +53,15 @@ func TestCommandLines(t *testing.T) {
 	}
 }
 
+// dither refuses --levels 0, which the engine would take for the default.
+func TestDitherLevelsZero(t *testing.T) {
+	dir := t.TempDir()
+	in := gradientPNG(t, dir, 4, 4)
+	if code, _, stderr := runCLI("dither", "--levels", "0", in, filepath.Join(dir, "out.png")); code != 1 || !strings.Contains(stderr, "--levels") {
+		t.Errorf("dither --levels 0: exit %d, %q; want 1 and a message about --levels", code, stderr)
+	}
+}
+
 // events refuses a negative --limit.
 func TestEventsLimit(t *testing.T) {
 	t.Setenv("DATA_DIR", t.TempDir())
