@@ -24,6 +24,9 @@ func (r *Resolver) uploadImage(ctx context.Context, in model.UploadImageInput) (
 		cmd.IdempotencyKey = *in.IdempotencyKey
 	}
 	if in.Dither != nil {
+		if ue := givenLevels("dither.levels", in.Dither.Levels); ue != nil {
+			return &model.UploadImagePayload{UserErrors: ue}, nil
+		}
 		opts := ditherInput(in.Dither)
 		cmd.Dither = &opts
 	}
@@ -49,6 +52,9 @@ func (r *Resolver) requestDither(ctx context.Context, in model.RequestDitherInpu
 	id, err := uuid.Parse(in.ImageID)
 	if err != nil {
 		return &model.RequestDitherPayload{UserErrors: userError("imageId", images.CodeInvalidInput, "imageId is not a valid id")}, nil
+	}
+	if ue := givenLevels("levels", in.Levels); ue != nil {
+		return &model.RequestDitherPayload{UserErrors: ue}, nil
 	}
 	cmd := commands.DitherInput{
 		ImageID: id, Metadata: metadata(ctx, in.IdempotencyKey), Notify: notifyInput(in.Notify),
@@ -113,4 +119,16 @@ func (r *Resolver) notifications(ctx context.Context, d *model.Dither) ([]model.
 		return []model.Notification{}, nil
 	}
 	return notificationModels(state), nil
+}
+
+// givenLevels refuses levels the client gave that are out of range,
+// 0 included, which the domain would take for "the default".
+func givenLevels(field string, levels *int) []model.UserError {
+	if levels == nil {
+		return nil
+	}
+	if ue, _ := userErrors(images.CheckLevels(field, *levels)); len(ue) > 0 {
+		return ue
+	}
+	return nil
 }

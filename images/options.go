@@ -138,6 +138,11 @@ func (o DitherOptions) Validate() error {
 	return validatePalette(o.Palette)
 }
 
+// CheckLevels refuses levels outside MinLevels..MaxLevels, for a levels
+// value a client gave explicitly: DitherInput takes 0 for "the default",
+// so an explicit 0 must be refused before it gets there.
+func CheckLevels(field string, v int) error { return validateLevels(field, v) }
+
 func validateLevels(field string, v int) error {
 	if v < MinLevels || v > MaxLevels {
 		return newError(field, CodeInvalidLevels, "levels must be between %d and %d, got %d", MinLevels, MaxLevels, v)

@@ -41,10 +41,12 @@ func TestBadInput(t *testing.T) {
 	if ue := keyed.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_INPUT" || ue[0].Field != "idempotencyKey" {
 		t.Errorf("upload with a NUL in its idempotency key: %+v %+v", r.Errors, ue)
 	}
-	var res uploadResult
-	r = e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": 1}}, &res)
-	if ue := res.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_LEVELS" || ue[0].Field != "dither.levels" {
-		t.Errorf("upload with levels 1: %+v %+v", r.Errors, res.UploadImage.UserErrors)
+	for _, levels := range []int{0, 1} {
+		var res uploadResult
+		r = e.upload("bad-levels.png", pngBytes(4, 4), map[string]any{"dither": map[string]any{"levels": levels}}, &res)
+		if ue := res.UploadImage.UserErrors; len(r.Errors) > 0 || len(ue) != 1 || ue[0].Code != "INVALID_LEVELS" || ue[0].Field != "dither.levels" {
+			t.Errorf("upload with levels %d: %+v %+v", levels, r.Errors, res.UploadImage.UserErrors)
+		}
 	}
 
 	dithers := []struct {
@@ -52,6 +54,7 @@ func TestBadInput(t *testing.T) {
 		input       map[string]any
 		code, field string
 	}{
+		{"levels 0", map[string]any{"imageId": good.ID, "levels": 0}, "INVALID_LEVELS", "levels"},
 		{"levels 1", map[string]any{"imageId": good.ID, "levels": 1}, "INVALID_LEVELS", "levels"},
 		{"levels 257", map[string]any{"imageId": good.ID, "levels": 257}, "INVALID_LEVELS", "levels"},
 		{"strength 2", map[string]any{"imageId": good.ID, "strength": 2.0}, "INVALID_STRENGTH", "strength"},
