@@ -37,6 +37,12 @@ func (s *Service) RequestDither(ctx context.Context, in DitherInput) (Result, uu
 	res, err := s.decide(ctx, in.ImageID, in.Metadata, newIDs, func(img images.Image) ([]images.Event, error) {
 		return images.RequestDither(img, images.DitherRequest{DitherID: ditherID, Options: in.Options, Notify: in.Notify, Now: s.opts.Now()})
 	})
+	// The request names the image imageId (decide refuses others' images
+	// as "id"), and the dither's id comes from the idempotency key.
+	err = images.WithField(err, "id", "imageId")
+	if in.IdempotencyKey != "" {
+		err = images.WithField(err, "ditherId", "idempotencyKey")
+	}
 	return res, ditherID, err
 }
 

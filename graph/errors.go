@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
@@ -54,30 +53,6 @@ func userErrors(err error) ([]model.UserError, error) {
 		return []model.UserError{ue}, nil
 	}
 	return nil, err
-}
-
-// inputFields renames the fields of user errors to the paths of a
-// mutation's input, where the domain's names differ (the domain calls the
-// image "id"; an upload's dither options sit under "dither").
-func inputFields(ue []model.UserError, rename func(field string) string) []model.UserError {
-	for i, e := range ue {
-		if e.Field != nil {
-			f := rename(*e.Field)
-			ue[i].Field = &f
-		}
-	}
-	return ue
-}
-
-// ditherOptionField reports whether a domain field is one of the dither
-// options ("levels", "channelLevels.r", "palette", ...).
-func ditherOptionField(f string) bool {
-	name, _, _ := strings.Cut(f, ".")
-	switch name {
-	case "levels", "channelLevels", "algorithm", "serpentine", "strength", "colorSpace", "grayscale", "palette":
-		return true
-	}
-	return false
 }
 
 // userError is one userErrors entry.

@@ -33,12 +33,7 @@ func (r *Resolver) uploadImage(ctx context.Context, in model.UploadImageInput) (
 	res, err := r.Commands.Upload(ctx, cmd)
 	ue, err := userErrors(err)
 	if err != nil || len(ue) > 0 {
-		return &model.UploadImagePayload{UserErrors: inputFields(ue, func(f string) string {
-			if ditherOptionField(f) {
-				return "dither." + f
-			}
-			return f
-		})}, err
+		return &model.UploadImagePayload{UserErrors: ue}, err
 	}
 	img := stateModel(res.Image)
 	payload := &model.UploadImagePayload{Image: img, UserErrors: ue}
@@ -69,15 +64,7 @@ func (r *Resolver) requestDither(ctx context.Context, in model.RequestDitherInpu
 	res, ditherID, err := r.Commands.RequestDither(ctx, cmd)
 	ue, err := userErrors(err)
 	if err != nil || len(ue) > 0 {
-		return &model.RequestDitherPayload{UserErrors: inputFields(ue, func(f string) string {
-			switch f {
-			case "id":
-				return "imageId"
-			case "ditherId": // the dither's id comes from the idempotency key
-				return "idempotencyKey"
-			}
-			return f
-		})}, err
+		return &model.RequestDitherPayload{UserErrors: ue}, err
 	}
 	img := stateModel(res.Image)
 	payload := &model.RequestDitherPayload{Image: img, UserErrors: ue}

@@ -104,7 +104,7 @@ func Upload(cmd UploadImage) ([]Event, error) {
 		}
 		return events, nil
 	}
-	req, err := decideRequest(cmd.DitherID, *cmd.Dither, cmd.Notify, now)
+	req, err := decideRequest(cmd.DitherID, *cmd.Dither, "dither", cmd.Notify, now)
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +131,9 @@ func validateUpload(cmd UploadImage) error {
 // with the same options is a no-op (no events), so retries are safe.
 func RequestDither(s Image, cmd DitherRequest) ([]Event, error) {
 	if err := checkActive(s); err != nil {
-		return nil, err
+		return nil, WithField(err, "id", "imageId") // as the request names the image
 	}
-	ev, err := decideRequest(cmd.DitherID, cmd.Options, cmd.Notify, nowOr(cmd.Now))
+	ev, err := decideRequest(cmd.DitherID, cmd.Options, "", cmd.Notify, nowOr(cmd.Now))
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +146,17 @@ func RequestDither(s Image, cmd DitherRequest) ([]Event, error) {
 	return []Event{ev}, nil
 }
 
-func decideRequest(id uuid.UUID, req DitherInput, notify Notify, now time.Time) (DitherRequested, error) {
+// decideRequest decides a DitherRequested; optionsField, when not empty,
+// is the input field that holds the options, which their errors are named
+// under.
+func decideRequest(id uuid.UUID, req DitherInput, optionsField string, notify Notify, now time.Time) (DitherRequested, error) {
 	if id == uuid.Nil {
 		return DitherRequested{}, newError("ditherId", CodeInvalidInput, "dither id is required")
 	}
 	opts, err := req.Resolve()
+	if err != nil && optionsField != "" {
+		err = underField(err, optionsField)
+	}
 	if err != nil {
 		return DitherRequested{}, err
 	}

@@ -280,3 +280,23 @@ func TestHooks(t *testing.T) {
 		t.Fatalf("palette hook not used: %v", err)
 	}
 }
+
+// Errors name the fields as the commands' inputs do: an upload's first
+// dither options sit under "dither", a dither request names its image
+// "imageId".
+func TestErrorFieldsNameTheInput(t *testing.T) {
+	cmd := uploadCmd()
+	cmd.Dither, cmd.DitherID = &images.DitherInput{Levels: 300, ChannelLevels: &images.ChannelLevels{R: 2, G: 2, B: 2}}, uuid.New()
+	_, err := images.Upload(cmd)
+	var e *images.Error
+	if !errors.As(err, &e) || e.Field != "dither.levels" {
+		t.Errorf("upload with bad levels: %v, want field dither.levels", err)
+	}
+	_, err = images.RequestDither(images.Image{}, images.DitherRequest{DitherID: uuid.New()})
+	if !errors.As(err, &e) || e.Field != "imageId" || e.Code != images.CodeNotFound {
+		t.Errorf("request on an unknown image: %v, want NOT_FOUND on imageId", err)
+	}
+	if err := images.WithField(err, "other", "x"); !errors.As(err, &e) || e.Field != "imageId" {
+		t.Errorf("WithField renamed a field it was not asked to: %v", err)
+	}
+}

@@ -70,3 +70,28 @@ func CodeOf(err error) string {
 func newError(field, code, format string, args ...any) *Error {
 	return &Error{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// WithField returns err with its field renamed to field when it is an
+// *Error whose field is from, or else err as it is: for a caller that
+// knows the input a field came from under another name.
+func WithField(err error, from, field string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Field != from {
+		return err
+	}
+	renamed := *e
+	renamed.Field = field
+	return &renamed
+}
+
+// underField prefixes the field of a domain error with parent and a dot
+// (the options of an upload's first dither are "dither.levels", ...).
+func underField(err error, parent string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Field == "" {
+		return err
+	}
+	prefixed := *e
+	prefixed.Field = parent + "." + e.Field
+	return &prefixed
+}
