@@ -42,7 +42,7 @@ func TestOutcomesAreSharedBySubscribers(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			if o, err := c.get(id, load); err != nil || o.owner != "key:a" {
+			if o, err := c.get(context.Background(), id, load); err != nil || o.owner != "key:a" {
 				t.Errorf("get = %+v, %v", o, err)
 			}
 		})
@@ -52,16 +52,16 @@ func TestOutcomesAreSharedBySubscribers(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	if _, err := c.get(id, load); err != nil { // a late subscriber
+	if _, err := c.get(context.Background(), id, load); err != nil { // a late subscriber
 		t.Fatal(err)
 	}
 	if n := loads.Load(); n != 1 {
 		t.Errorf("the outcome was replayed %d times, want once", n)
 	}
 	for range keptOutcomes {
-		_, _ = c.get(uuid.New(), func() (decided, error) { return decided{}, nil })
+		_, _ = c.get(context.Background(), uuid.New(), func() (decided, error) { return decided{}, nil })
 	}
-	if len(c.recent) != keptOutcomes || len(c.order) != keptOutcomes {
-		t.Errorf("the cache holds %d (%d in order), want %d", len(c.recent), len(c.order), keptOutcomes)
+	if _, ok := c.recent.Get(context.Background(), id.String()); ok {
+		t.Errorf("the oldest outcome is still kept after %d newer ones", keptOutcomes)
 	}
 }

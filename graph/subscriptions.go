@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/google/uuid"
@@ -168,7 +169,7 @@ func (r *Resolver) outcome(ctx context.Context, e eventstore.Event) (*model.Dith
 	if e.Type != images.TypeDitherCompleted && e.Type != images.TypeDitherFailed {
 		return nil, nil
 	}
-	o, err := r.outcomes.get(e.ID, func() (decided, error) {
+	o, err := r.outcomes.get(ctx, e.ID, func() (decided, error) {
 		// Not the subscriber's ctx: others wait for the answer too.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -222,26 +223,24 @@ func (r *Resolver) decided(ctx context.Context, e eventstore.Event) (decided, er
 // The zero value is ready to use.
 type outcomeCache struct {
 	group  singleflight.Group
-	mu     sync.Mutex
-	recent map[uuid.UUID]decided // by event id
-	order  []uuid.UUID           // recent's keys, oldest first
+	once   sync.Once
+	recent *lru.LRU[decided] // by event id
 }
 
 // keptOutcomes is how many answers an outcomeCache keeps.
 const keptOutcomes = 256
 
 // get returns the outcome of the event with id, computed once by load.
-func (c *outcomeCache) get(id uuid.UUID, load func() (decided, error)) (decided, error) {
-	c.mu.Lock()
-	o, ok := c.recent[id]
-	c.mu.Unlock()
-	if ok {
+func (c *outcomeCache) get(ctx context.Context, id uuid.UUID, load func() (decided, error)) (decided, error) {
+	c.once.Do(func() { c.recent = lru.New[decided](keptOutcomes) })
+	key := id.String()
+	if o, ok := c.recent.Get(ctx, key); ok {
 		return o, nil
 	}
-	v, err, _ := c.group.Do(id.String(), func() (any, error) {
+	v, err, _ := c.group.Do(key, func() (any, error) {
 		o, err := load()
 		if err == nil {
-			c.keep(id, o)
+			c.recent.Add(ctx, key, o)
 		}
 		return o, err
 	})
@@ -249,20 +248,6 @@ func (c *outcomeCache) get(id uuid.UUID, load func() (decided, error)) (decided,
 		return decided{}, err
 	}
 	return v.(decided), nil
-}
-
-func (c *outcomeCache) keep(id uuid.UUID, o decided) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.recent == nil {
-		c.recent = make(map[uuid.UUID]decided, keptOutcomes)
-	}
-	if len(c.order) == keptOutcomes {
-		delete(c.recent, c.order[0])
-		c.order = c.order[1:]
-	}
-	c.recent[id] = o
-	c.order = append(c.order, id)
 }
 
 func (r *Resolver) imageEvents(ctx context.Context, imageID string) (<-chan *model.Event, error) {

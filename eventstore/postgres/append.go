@@ -47,11 +47,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	var lastErr error
 	for attempt := 0; attempt < appendRetries; attempt++ {
-		run := runAppend
+		var res eventstore.AppendResult
+		var err error
 		if errors.Is(lastErr, ErrStreamOvertaken) {
-			run = s.runAppendInTurn
+			res, err = s.runAppendInTurn(ctx, args)
+		} else {
+			res, err = runAppend(ctx, s.pool, args)
 		}
-		res, err := run(ctx, s.pool, args)
 		if err == nil {
 			if !res.Duplicate {
 				s.committed()
@@ -77,7 +79,7 @@ const turnLockClass = 0x45564e54 // "EVNT"
 // the stream that retry this way follow the order of their turns, and
 // none of them overtakes another. (Writers on their first try take no
 // lock: the race is rare, and the fast path stays one statement.)
-func (s *Store) runAppendInTurn(ctx context.Context, _ querier, args []any) (res eventstore.AppendResult, err error) {
+func (s *Store) runAppendInTurn(ctx context.Context, args []any) (res eventstore.AppendResult, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))", turnLockClass, args[0]); err != nil {
 			return fmt.Errorf("wait for the stream's turn: %w", err)
