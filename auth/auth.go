@@ -78,6 +78,18 @@ func (p Principal) Can(scope string) bool {
 	return slices.Contains(p.Scopes, scope) || slices.Contains(p.Scopes, ScopeAdmin)
 }
 
+// Permits reports whether the principal may do what needs scope, reads
+// (ScopeRead) being open to everyone when publicRead is set.
+func (p Principal) Permits(scope string, publicRead bool) bool {
+	return p.Can(scope) || (scope == ScopeRead && publicRead)
+}
+
+// Sees reports whether the principal may read an image owned by owner:
+// any image unless reads are private, else its own (every one for admins).
+func (p Principal) Sees(owner string, privateReads bool) bool {
+	return !privateReads || p.Owns(owner)
+}
+
 // Owns reports whether the principal may change something owned by owner:
 // its owner or an admin.
 func (p Principal) Owns(owner string) bool {

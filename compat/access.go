@@ -23,7 +23,7 @@ func (a *API) requireScope(scope string, next http.HandlerFunc) http.HandlerFunc
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		p := auth.FromContext(r.Context())
-		if p.Can(scope) || (scope == auth.ScopeRead && !a.cfg.PrivateReads) {
+		if p.Permits(scope, !a.cfg.PrivateReads) {
 			next(w, r)
 			return
 		}
@@ -40,5 +40,5 @@ func (a *API) requireScope(scope string, next http.HandlerFunc) http.HandlerFunc
 // owned by owner: always, unless reads are private, when only its owner
 // and admins may.
 func (a *API) visible(ctx context.Context, owner string) bool {
-	return !a.cfg.PrivateReads || auth.FromContext(ctx).Owns(owner)
+	return auth.FromContext(ctx).Sees(owner, a.cfg.PrivateReads)
 }

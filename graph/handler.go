@@ -133,7 +133,7 @@ func guard(opts HandlerOptions) graphql.OperationMiddleware {
 		if op.Operation != nil && op.Operation.Operation == ast.Mutation {
 			need = auth.ScopeWrite
 		}
-		if !p.Can(need) && (need == auth.ScopeWrite || !opts.PublicRead) {
+		if !p.Permits(need, opts.PublicRead) {
 			return refuse(ctx, "UNAUTHENTICATED", "this operation needs an API key with the "+need+" scope")
 		}
 		if need == auth.ScopeWrite && opts.AdmitMutation != nil {
@@ -236,7 +236,7 @@ func wsInit(opts HandlerOptions) transport.WebsocketInitFunc {
 			header, _ = payload["authorization"].(string)
 		}
 		p, err := opts.Keys.PrincipalOf(ctx, header)
-		if err == nil && !p.Can(auth.ScopeRead) && !opts.PublicRead {
+		if err == nil && !p.Permits(auth.ScopeRead, opts.PublicRead) {
 			err = errors.New("an API key is required")
 		}
 		if err != nil {

@@ -42,7 +42,7 @@ type Resolver struct {
 
 // visible reports whether the principal of ctx may read an image owned by owner.
 func (r *Resolver) visible(ctx context.Context, owner string) bool {
-	return !r.PrivateReads || auth.FromContext(ctx).Owns(owner)
+	return auth.FromContext(ctx).Sees(owner, r.PrivateReads)
 }
 
 // image returns an image by id from the read model or, when the model has
