@@ -115,15 +115,21 @@ func sniff(data []byte) (format, error) {
 // Size returns the width and height of the image in data, of an accepted
 // format, from its header alone: what decoding it will take.
 func Size(data []byte) (width, height int, err error) {
+	_, cfg, err := header(data)
+	return cfg.Width, cfg.Height, err
+}
+
+// header identifies the format of data by content and reads its header.
+func header(data []byte) (format, image.Config, error) {
 	f, err := sniff(data)
 	if err != nil {
-		return 0, 0, err
+		return format{}, image.Config{}, err
 	}
 	cfg, err := f.config(bytes.NewReader(data))
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %s header: %v", ErrCorrupt, f.name, err)
+		return format{}, image.Config{}, fmt.Errorf("%w: %s header: %v", ErrCorrupt, f.name, err)
 	}
-	return cfg.Width, cfg.Height, nil
+	return f, cfg, nil
 }
 
 // Decode reads one image from r within limits. It reads at most
@@ -139,13 +145,9 @@ func Decode(r io.Reader, limits Limits) (image.Image, Info, error) {
 	if int64(len(data)) > limits.MaxBytes {
 		return nil, Info{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limits.MaxBytes)
 	}
-	f, err := sniff(data)
+	f, cfg, err := header(data)
 	if err != nil {
 		return nil, Info{}, err
-	}
-	cfg, err := f.config(bytes.NewReader(data))
-	if err != nil {
-		return nil, Info{}, fmt.Errorf("%w: %s header: %v", ErrCorrupt, f.name, err)
 	}
 	if err := checkPixels(cfg, limits.MaxPixels); err != nil {
 		return nil, Info{}, err

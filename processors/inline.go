@@ -85,12 +85,10 @@ func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArgs) (err error) {
 	attempt := p.attempt(args)
 	if attempt > 1 {
-		t := time.NewTimer(inlineRetryWait(attempt))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-time.After(inlineRetryWait(attempt)):
 		}
 	}
 	ctx, span := orNoop(p.worker.Tracer).Start(tracing.WithTraceParent(ctx, e.Metadata.TraceParent), "process "+DitherArgs{}.Kind(),
