@@ -90,13 +90,13 @@ func (f *feed) Close() {
 // openFeed opens the feed subscribeImage asks for.
 func (r *Resolver) openFeed(ctx context.Context, id *string) (*live.Subscription, error) {
 	if id == nil {
-		return r.Live.Subscribe("", nil)
+		return r.Live.Subscribe(ctx, "", nil)
 	}
 	u, err := parseID("imageId", *id)
 	if err != nil {
 		return nil, err
 	}
-	return r.Live.Subscribe(images.StreamID(u), func() (int64, error) {
+	return r.Live.Subscribe(ctx, images.StreamID(u), func() (int64, error) {
 		img, err := r.Commands.Load(ctx, u)
 		switch {
 		case errors.Is(err, images.ErrNotFound) || (err == nil && !r.visible(ctx, img.Owner)):

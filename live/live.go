@@ -31,6 +31,9 @@ type Hub struct {
 	// set: a Run after a failed one resumes there.
 	pos     eventstore.Position
 	started bool
+	// running is closed once the hub has fixed where it follows the log
+	// from: subscriptions wait for it (see Subscribe).
+	running chan struct{}
 }
 
 // NewHub returns a hub on the store; Run starts it.
@@ -38,7 +41,7 @@ func NewHub(store eventstore.Store, buffer int) *Hub {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	return &Hub{store: store, buffer: buffer, subs: map[*Subscription]struct{}{}}
+	return &Hub{store: store, buffer: buffer, subs: map[*Subscription]struct{}{}, running: make(chan struct{})}
 }
 
 // Run follows the log until ctx ends or reading fails: the first time
@@ -58,6 +61,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.mu.Lock()
 		h.pos, h.started = head, true
 		h.mu.Unlock()
+		close(h.running)
 	}
 	return eventstore.Follow(ctx, h.store, from, eventstore.ReadOptions{},
 		func(_ context.Context, events []eventstore.Event, next eventstore.Position) error {
@@ -80,11 +84,19 @@ type Subscription struct {
 // Subscribe returns a feed of the events of one stream, or of every stream
 // when stream is "". Close it when done.
 //
-// seen, when not nil, is called once the feed is registered, and returns
-// the stream version that the subscriber already knows (an image's
-// version, say); events up to it are not delivered. Because the version
-// is read after the feed is registered, no later event can be missed.
-func (h *Hub) Subscribe(stream string, seen func() (int64, error)) (*Subscription, error) {
+// It waits until the hub runs (or ctx ends): the hub follows the log from
+// its head when it starts, and an event appended before that would never
+// reach a feed registered earlier. seen, when not nil, is called once the
+// feed is registered, and returns the stream version that the subscriber
+// already knows (an image's version, say); events up to it are not
+// delivered. Because the version is read after the feed is registered, no
+// later event can be missed.
+func (h *Hub) Subscribe(ctx context.Context, stream string, seen func() (int64, error)) (*Subscription, error) {
+	select {
+	case <-h.running:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("live: wait for the hub to run: %w", ctx.Err())
+	}
 	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}

@@ -28,15 +28,15 @@ func TestSlowSubscriberIsClosedAndOthersCarryOn(t *testing.T) {
 	hub := live.NewHub(store, 2)
 	go func() { _ = hub.Run(ctx) }()
 
-	slow, err := hub.Subscribe("", nil)
+	slow, err := hub.Subscribe(ctx, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, err := hub.Subscribe("s-1", nil)
+	fast, err := hub.Subscribe(ctx, "s-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := hub.Subscribe("s-2", nil)
+	other, _ := hub.Subscribe(ctx, "s-2", nil)
 	// The hub follows the log from where it is when it starts: wait until
 	// it is following, by appending to s-2 until that feed hears of it.
 	for {
@@ -114,13 +114,13 @@ func TestHubResumesAfterAFailure(t *testing.T) {
 		}
 	}
 	hub := live.NewHub(store, 0)
-	sub, err := hub.Subscribe("s-1", nil)
+	stopped := make(chan error, 1)
+	go func() { stopped <- hub.Run(ctx) }()
+	sub, err := hub.Subscribe(ctx, "s-1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	stopped := make(chan error, 1)
-	go func() { stopped <- hub.Run(ctx) }()
 	// Wait until the hub follows: append until the feed hears of it.
 	var seen int64
 	for seen == 0 {
@@ -156,5 +156,50 @@ func TestHubResumesAfterAFailure(t *testing.T) {
 		if err != nil || e.StreamVersion != want {
 			t.Fatalf("after the restart: version %d, %v; want %d (events appended while the hub was down are lost)", e.StreamVersion, err, want)
 		}
+	}
+}
+
+// A subscription made while the hub is not running yet gets every event
+// appended once Subscribe returned: the hub fixes where it follows the log
+// from before any feed is registered.
+func TestSubscribeBeforeTheHubRuns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "events.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	hub := live.NewHub(store, 0)
+	subscribed := make(chan *live.Subscription, 1)
+	go func() {
+		sub, err := hub.Subscribe(ctx, "s-1", nil)
+		if err != nil {
+			t.Error(err)
+		}
+		subscribed <- sub
+	}()
+	appendOne := func() {
+		t.Helper()
+		if _, err := store.Append(ctx, "s-1", eventstore.Any, eventstore.NewEvent{
+			ID: eventstore.NewEventID(), Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sub *live.Subscription
+	select {
+	case sub = <-subscribed: // registered before the hub ran: the event comes before it does
+		appendOne()
+		go func() { _ = hub.Run(ctx) }()
+	case <-time.After(100 * time.Millisecond): // waiting for the hub, as it must
+		go func() { _ = hub.Run(ctx) }()
+		sub = <-subscribed
+		appendOne()
+	}
+	defer sub.Close()
+	waitCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if _, err := sub.Next(waitCtx); err != nil {
+		t.Fatalf("the event appended after subscribing never came: %v", err)
 	}
 }

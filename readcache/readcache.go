@@ -226,7 +226,7 @@ const (
 
 // follow subscribes to every event and applies them until the feed ends.
 func (c *Cache) follow(ctx context.Context) error {
-	sub, err := c.hub.Subscribe("", nil)
+	sub, err := c.hub.Subscribe(ctx, "", nil)
 	if err != nil {
 		return err
 	}

@@ -119,10 +119,15 @@ type gqlResponse struct {
 }
 
 // subscribers counts the live hub's subscriptions of GraphQL clients:
-// all but the read cache's own.
+// all but the read cache's own. While the read cache is not following
+// the log it may hold a subscription all the same (it subscribes, then
+// reads the log's head), so the count is not known: -1.
 func (e *env) subscribers() int {
 	n := e.srv.Hub().Subscribers()
-	if c := e.srv.ReadCache(); c != nil && c.Following() {
+	if c := e.srv.ReadCache(); c != nil {
+		if !c.Following() {
+			return -1
+		}
 		n--
 	}
 	return n
