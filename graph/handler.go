@@ -30,7 +30,9 @@ type HandlerOptions struct {
 	MaxUploadBytes int64
 	// MaxBodyBytes caps any other request body (default 1 MiB).
 	MaxBodyBytes int64
-	// ComplexityLimit caps a query's complexity (default 1000).
+	// ComplexityLimit caps a query's complexity, in which a connection
+	// counts its page size times the cost of one item (default
+	// DefaultComplexityLimit).
 	ComplexityLimit int
 	// Keys authenticates websocket connections (connection_init's
 	// "Authorization" payload); HTTP requests are authenticated by
@@ -71,7 +73,7 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 		o.MaxBodyBytes = 1 << 20
 	}
 	if o.ComplexityLimit <= 0 {
-		o.ComplexityLimit = 1000
+		o.ComplexityLimit = DefaultComplexityLimit
 	}
 	return o
 }
@@ -85,7 +87,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: r, Complexity: complexity()}))
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      30 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -198,7 +199,7 @@ func TestRequestHardening(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-origin websocket: %v %v, want 403", err, resp)
 	}
-	deep := "{ images { edges { node { dithers { edges { node { image { dithers { edges { node { image { dithers { edges { node { id } } } } } } } } } } } } } } }"
+	deep := "{ images(first: 1) { edges { node { dithers(first: 1) { edges { node { image { dithers(first: 1) { edges { node { image { dithers(first: 1) { edges { node { id } } } } } } } } } } } } } } }"
 	if r := e.do(deep, nil, nil); errorCodes(r) != "QUERY_TOO_DEEP" {
 		t.Errorf("deep query: %+v", r.Errors)
 	}
@@ -218,6 +219,43 @@ func TestRequestHardening(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("security headers missing: %v", resp.Header)
+	}
+}
+
+// The complexity limit weighs each connection by its page size: pages of
+// images with their dithers and history pass (the web page asks for
+// those), a third connection nested under two pages of 100 is refused
+// (a million events), and so are many aliases of a large page.
+func TestComplexityWeighsPages(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	e.mustUpload("c.png", pngBytes(4, 4))
+	const dither = "id levels algorithm serpentine strength status url error durationMs requestedAt completedAt"
+	const event = "id position streamVersion type recordedAt data metadata"
+	accepted := map[string]string{
+		"image page": `{ images(first: 1) { edges { node { id dithers(first: 100) { edges { node { ` + dither +
+			` } } pageInfo { hasNextPage endCursor } } history(first: 100) { edges { node { ` + event + ` } } } } } } }`,
+		"100 images with 100 dithers":   `{ images(first: 100) { edges { node { id filename dithers(first: 100) { edges { cursor node { ` + dither + ` } } } } } } }`,
+		"100 images with their history": `{ images(first: 100) { edges { node { id history(first: 100) { edges { node { ` + event + ` } } } } } } }`,
+	}
+	for name, q := range accepted {
+		if r := e.do(q, nil, nil); len(r.Errors) > 0 {
+			t.Errorf("%s: %+v", name, r.Errors)
+		}
+	}
+	var aliases strings.Builder
+	aliases.WriteString("{")
+	for i := range 5 {
+		fmt.Fprintf(&aliases, " a%d: images(first: 100) { edges { node { history(first: 100) { edges { node { %s } } } } } }", i, event)
+	}
+	aliases.WriteString(" }")
+	refused := map[string]string{
+		"three connections of 100":            `{ images(first: 100) { edges { node { dithers(first: 100) { edges { node { image { history(first: 100) { edges { node { id } } } } } } } } } } }`,
+		"five aliases of 100 images' history": aliases.String(),
+	}
+	for name, q := range refused {
+		if r := e.do(q, nil, nil); errorCodes(r) != "COMPLEXITY_LIMIT_EXCEEDED" {
+			t.Errorf("%s: %+v, want COMPLEXITY_LIMIT_EXCEEDED", name, r.Errors)
+		}
 	}
 }
 
