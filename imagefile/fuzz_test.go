@@ -49,24 +49,36 @@ func FuzzDecodeDither(f *testing.F) {
 	})
 }
 
-// fuzzSeeds returns tiny valid and broken PNG, GIF and JPEG files.
+// fuzzSeeds returns tiny valid and broken PNG, GIF, JPEG and WebP files,
+// with and without EXIF orientation.
 func fuzzSeeds(tb testing.TB) map[string][]byte {
 	q := quadrants(5, 3)
 	pal := image.NewPaletted(image.Rect(0, 0, 4, 4), palette.WebSafe)
 	p := pngBytes(tb, q)
 	j := jpegBytes(tb, q)
 	g := gifBytes(tb, pal)
+	wp := webpBytes(tb, q)
+	tiff := exifTIFF(6, true)
+	pExif := withPNGExif(p, tiff, false)
+	wpExif := withWebPExif(wp, 5, 3, append([]byte("Exif\x00\x00"), tiff...), true)
 	return map[string][]byte{
-		"png-valid":          p,
-		"png-truncated":      p[:len(p)-12],
-		"png-huge-header":    forgedPNG(100000, 100000),
-		"png-zero-width":     forgedPNG(0, 1),
-		"jpeg-valid":         j,
-		"jpeg-orientation-6": withOrientation(j, 6, false),
-		"jpeg-truncated":     j[:len(j)/2],
-		"gif-valid":          g,
-		"gif-truncated":      g[:len(g)-5],
-		"not-an-image":       []byte("GIF8"),
+		"png-orientation-6":      pExif,
+		"png-exif-after-idat":    withPNGExif(p, tiff, true),
+		"png-exif-truncated":     pExif[:8+25+8+len(tiff)/2],
+		"webp-valid":             wp,
+		"webp-orientation-6":     wpExif,
+		"webp-exif-truncated":    wpExif[:len(wpExif)-8],
+		"webp-exif-without-flag": withWebPExif(wp, 5, 3, tiff, false),
+		"png-valid":              p,
+		"png-truncated":          p[:len(p)-12],
+		"png-huge-header":        forgedPNG(100000, 100000),
+		"png-zero-width":         forgedPNG(0, 1),
+		"jpeg-valid":             j,
+		"jpeg-orientation-6":     withOrientation(j, 6, false),
+		"jpeg-truncated":         j[:len(j)/2],
+		"gif-valid":              g,
+		"gif-truncated":          g[:len(g)-5],
+		"not-an-image":           []byte("GIF8"),
 	}
 }
 

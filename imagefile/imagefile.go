@@ -2,7 +2,9 @@
 //
 // Decode checks an input before decoding it: a byte cap, the format
 // (PNG, JPEG, GIF first frame or WebP, told by content, not by name), and
-// the pixel count from the header. It applies JPEG EXIF orientation.
+// the pixel count from the header. It applies the EXIF orientation of
+// JPEG (Exif APP1), PNG (eXIf chunk before the image data) and WebP (EXIF
+// chunk of the extended format).
 // Its errors wrap sentinels that a caller maps to user messages.
 package imagefile
 
@@ -76,13 +78,16 @@ type format struct {
 	magic             func([]byte) bool
 	config            func(io.Reader) (image.Config, error)
 	decode            func(io.Reader) (image.Image, error)
+	// orientation reads the EXIF orientation (1..8, 1 when none) of a
+	// file that decoded; nil for a format without EXIF.
+	orientation func([]byte) int
 }
 
 var formats = []format{
-	{"png", "image/png", prefix("\x89PNG\r\n\x1a\n"), png.DecodeConfig, png.Decode},
-	{"jpeg", "image/jpeg", prefix("\xff\xd8\xff"), jpeg.DecodeConfig, jpeg.Decode},
-	{"gif", "image/gif", func(b []byte) bool { return prefix("GIF87a")(b) || prefix("GIF89a")(b) }, gif.DecodeConfig, gif.Decode},
-	{"webp", "image/webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webp.DecodeConfig, webp.Decode},
+	{"png", "image/png", prefix("\x89PNG\r\n\x1a\n"), png.DecodeConfig, png.Decode, pngOrientation},
+	{"jpeg", "image/jpeg", prefix("\xff\xd8\xff"), jpeg.DecodeConfig, jpeg.Decode, jpegOrientation},
+	{"gif", "image/gif", func(b []byte) bool { return prefix("GIF87a")(b) || prefix("GIF89a")(b) }, gif.DecodeConfig, gif.Decode, nil},
+	{"webp", "image/webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webp.DecodeConfig, webp.Decode, webpOrientation},
 }
 
 // onScreen places a GIF's first frame on the GIF's logical screen, as
@@ -113,7 +118,8 @@ func sniff(data []byte) (format, error) {
 }
 
 // Size returns the width and height of the image in data, of an accepted
-// format, from its header alone: what decoding it will take.
+// format, from its header alone: what decoding it will take. They are the
+// stored size, before EXIF orientation (Decode's Info has the upright one).
 func Size(data []byte) (width, height int, err error) {
 	_, cfg, err := header(data)
 	return cfg.Width, cfg.Height, err
@@ -135,7 +141,8 @@ func header(data []byte) (format, image.Config, error) {
 // Decode reads one image from r within limits. It reads at most
 // MaxBytes+1 bytes, identifies the format by content, reads the header to
 // check the pixel count before decoding, decodes (the first frame of a
-// GIF), and turns a JPEG upright by its EXIF orientation.
+// GIF), and turns a JPEG, PNG or WebP upright by its EXIF orientation.
+// Info's width and height are those of the upright image.
 func Decode(r io.Reader, limits Limits) (image.Image, Info, error) {
 	limits = limits.withDefaults()
 	data, err := io.ReadAll(io.LimitReader(r, limits.MaxBytes+1))
@@ -160,8 +167,8 @@ func Decode(r io.Reader, limits Limits) (image.Image, Info, error) {
 	if f.name == "gif" {
 		img = onScreen(img, cfg)
 	}
-	if f.name == "jpeg" {
-		info.Orientation = jpegOrientation(data)
+	if f.orientation != nil {
+		info.Orientation = f.orientation(data)
 		img = Orient(img, info.Orientation)
 	}
 	info.Width, info.Height = img.Bounds().Dx(), img.Bounds().Dy()

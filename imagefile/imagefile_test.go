@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -60,9 +61,9 @@ func quadrantColor(x, y, w, h int) color.RGBA {
 	return color.RGBA{255, 255, 255, 255}
 }
 
-// withOrientation splices an Exif APP1 segment carrying orientation o
-// (big- or little-endian TIFF) right after the SOI marker of a JPEG.
-func withOrientation(jpg []byte, o int, little bool) []byte {
+// exifTIFF returns a TIFF structure (big- or little-endian) whose IFD0
+// holds orientation o.
+func exifTIFF(o int, little bool) []byte {
 	var bo binary.ByteOrder = binary.BigEndian
 	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08")
 	if little {
@@ -75,12 +76,126 @@ func withOrientation(jpg []byte, o int, little bool) []byte {
 	bo.PutUint16(ifd[4:], 3)
 	bo.PutUint32(ifd[6:], 1)
 	bo.PutUint16(ifd[10:], uint16(o))
-	payload := append(append([]byte("Exif\x00\x00"), tiff...), ifd...)
+	return append(tiff, ifd...)
+}
+
+// withOrientation splices an Exif APP1 segment carrying orientation o
+// (big- or little-endian TIFF) right after the SOI marker of a JPEG.
+func withOrientation(jpg []byte, o int, little bool) []byte {
+	payload := append([]byte("Exif\x00\x00"), exifTIFF(o, little)...)
 	seg := []byte{0xff, 0xe1, 0, 0}
 	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
 	seg = append(seg, payload...)
 	out := append([]byte{}, jpg[:2]...)
 	return append(append(out, seg...), jpg[2:]...)
+}
+
+// pngChunk returns a PNG chunk: length, type, data and a correct CRC.
+func pngChunk(typ string, data []byte) []byte {
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	c = append(append(c, typ...), data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+}
+
+// withPNGExif splices an eXIf chunk holding payload into a PNG made by
+// image/png: right after IHDR, as the specification asks, or, when late,
+// just before IEND (after the image data).
+func withPNGExif(p, payload []byte, late bool) []byte {
+	at := 8 + 25 // signature and IHDR
+	if late {
+		at = len(p) - 12 // IEND
+	}
+	out := append([]byte{}, p[:at]...)
+	return append(append(out, pngChunk("eXIf", payload)...), p[at:]...)
+}
+
+// webpBytes writes img, whose channels are all 0 or 255 and which is
+// opaque, as a simple-format lossless WebP (a VP8L chunk). The bitstream
+// has no transforms and no colour cache; each channel has a simple prefix
+// code of the symbols 0 and 255 (one bit a pixel), alpha the one symbol 255.
+func webpBytes(tb testing.TB, img *image.RGBA) []byte {
+	tb.Helper()
+	var bits []bool
+	put := func(v uint32, n int) {
+		for i := range n {
+			bits = append(bits, v>>i&1 != 0)
+		}
+	}
+	b := img.Bounds()
+	put(0x2f, 8)
+	put(uint32(b.Dx()-1), 14)
+	put(uint32(b.Dy()-1), 14)
+	put(0, 1)     // no alpha
+	put(0, 3)     // version
+	put(0, 1)     // no transform
+	put(0, 1)     // no colour cache
+	put(0, 1)     // no meta prefix codes
+	for range 3 { // green, red, blue: two symbols, 0 (1 bit) then 255
+		put(1, 1)
+		put(1, 1)
+		put(0, 1)
+		put(0, 1)
+		put(255, 8)
+	}
+	put(1, 1) // alpha: one symbol, 255 (8 bits)
+	put(0, 1)
+	put(1, 1)
+	put(255, 8)
+	put(1, 1) // distance: one symbol, 0
+	put(0, 1)
+	put(0, 1)
+	put(0, 1)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := img.RGBAAt(x, y)
+			for _, v := range []uint8{c.G, c.R, c.B} {
+				if v != 0 && v != 255 || c.A != 255 {
+					tb.Fatalf("webpBytes: pixel %v is not opaque 0/255", c)
+				}
+				put(uint32(v&1), 1)
+			}
+		}
+	}
+	vp8l := make([]byte, (len(bits)+7)/8)
+	for i, bit := range bits {
+		if bit {
+			vp8l[i/8] |= 1 << (i % 8)
+		}
+	}
+	return riffWebP(webpChunk("VP8L", vp8l))
+}
+
+// webpChunk returns a RIFF chunk: type, little-endian length, data and
+// the padding to an even size.
+func webpChunk(typ string, data []byte) []byte {
+	c := binary.LittleEndian.AppendUint32([]byte(typ), uint32(len(data)))
+	c = append(c, data...)
+	if len(data)%2 == 1 {
+		c = append(c, 0)
+	}
+	return c
+}
+
+// riffWebP wraps chunks in the RIFF WEBP header.
+func riffWebP(chunks ...[]byte) []byte {
+	body := []byte("WEBP")
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return append(binary.LittleEndian.AppendUint32([]byte("RIFF"), uint32(len(body))), body...)
+}
+
+// withWebPExif turns a simple-format WebP of a w x h image into the
+// extended format: a VP8X chunk (with the Exif flag when flag is set),
+// the image's chunk, then an EXIF chunk holding payload.
+func withWebPExif(webp []byte, w, h int, payload []byte, flag bool) []byte {
+	vp8x := make([]byte, 10)
+	if flag {
+		vp8x[0] = 1 << 3
+	}
+	vp8x[4], vp8x[5], vp8x[6] = byte(w-1), byte((w-1)>>8), byte((w-1)>>16)
+	vp8x[7], vp8x[8], vp8x[9] = byte(h-1), byte((h-1)>>8), byte((h-1)>>16)
+	return riffWebP(webpChunk("VP8X", vp8x), webp[12:], webpChunk("EXIF", payload))
 }
 
 func near(a, b color.Color) bool {
@@ -95,24 +210,86 @@ func TestOrientation(t *testing.T) {
 	plain := jpegBytes(t, quadrants(w, h))
 	for o := 1; o <= 8; o++ {
 		for _, little := range []bool{false, true} {
-			img, info, err := Decode(bytes.NewReader(withOrientation(plain, o, little)), Limits{})
-			if err != nil {
-				t.Fatalf("orientation %d: %v", o, err)
-			}
-			dw, dh := w, h
-			if o >= 5 {
-				dw, dh = h, w
-			}
-			if info.Orientation != o || info.Width != dw || info.Height != dh || img.Bounds() != image.Rect(0, 0, dw, dh) {
-				t.Fatalf("orientation %d: info %+v, bounds %v", o, info, img.Bounds())
-			}
-			for _, p := range []image.Point{{2, 2}, {dw - 3, 2}, {2, dh - 3}, {dw - 3, dh - 3}} {
-				sx, sy := sourceXY(o, p.X, p.Y, w, h)
-				if want := quadrantColor(sx, sy, w, h); !near(img.At(p.X, p.Y), want) {
-					t.Errorf("orientation %d: pixel %v is %v, want %v", o, p, img.At(p.X, p.Y), want)
-				}
-			}
+			checkUpright(t, fmt.Sprintf("jpeg orientation %d", o), withOrientation(plain, o, little), o, w, h)
 		}
+	}
+}
+
+// checkUpright decodes data, a w x h quadrants image stored with
+// orientation o, and checks that it comes out upright: the orientation
+// reported, the size of the upright image, and its corners.
+func checkUpright(t *testing.T, name string, data []byte, o, w, h int) {
+	t.Helper()
+	img, info, err := Decode(bytes.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	dw, dh := w, h
+	if o >= 5 {
+		dw, dh = h, w
+	}
+	if info.Orientation != o || info.Width != dw || info.Height != dh || img.Bounds() != image.Rect(0, 0, dw, dh) {
+		t.Fatalf("%s: info %+v, bounds %v", name, info, img.Bounds())
+	}
+	for _, p := range []image.Point{{2, 2}, {dw - 3, 2}, {2, dh - 3}, {dw - 3, dh - 3}} {
+		sx, sy := sourceXY(o, p.X, p.Y, w, h)
+		if want := quadrantColor(sx, sy, w, h); !near(img.At(p.X, p.Y), want) {
+			t.Errorf("%s: pixel %v is %v, want %v", name, p, img.At(p.X, p.Y), want)
+		}
+	}
+}
+
+// PNG carries EXIF in an eXIf chunk (a TIFF structure, no "Exif\0\0");
+// WebP in the EXIF chunk of its extended format, with or without the
+// prefix. Both are turned upright like JPEG, in all 8 orientations.
+func TestOrientationPNGAndWebP(t *testing.T) {
+	const w, h = 32, 16
+	q := quadrants(w, h)
+	plainPNG, plainWebP := pngBytes(t, q), webpBytes(t, q)
+	for o := 1; o <= 8; o++ {
+		for _, little := range []bool{false, true} {
+			tiff := exifTIFF(o, little)
+			prefixed := append([]byte("Exif\x00\x00"), tiff...)
+			checkUpright(t, fmt.Sprintf("png orientation %d", o), withPNGExif(plainPNG, tiff, false), o, w, h)
+			checkUpright(t, fmt.Sprintf("png orientation %d, Exif prefix", o), withPNGExif(plainPNG, prefixed, false), o, w, h)
+			checkUpright(t, fmt.Sprintf("webp orientation %d", o), withWebPExif(plainWebP, w, h, tiff, true), o, w, h)
+			checkUpright(t, fmt.Sprintf("webp orientation %d, Exif prefix", o), withWebPExif(plainWebP, w, h, prefixed, true), o, w, h)
+		}
+	}
+}
+
+// EXIF that browsers do not honour is not honoured here either: an eXIf
+// chunk after the PNG's image data, and a WebP EXIF chunk without the VP8X
+// Exif flag. Neither is an EXIF chunk that is cut short, carries no
+// orientation or fails its CRC (which the PNG decoder refuses anyway).
+func TestOrientationIgnored(t *testing.T) {
+	const w, h = 32, 16
+	q := quadrants(w, h)
+	plainPNG, plainWebP := pngBytes(t, q), webpBytes(t, q)
+	tiff := exifTIFF(6, false)
+	badCRC := withPNGExif(plainPNG, tiff, false)
+	badCRC[8+25+8+len(tiff)]++ // the eXIf CRC, after signature, IHDR and the chunk's head and data
+	noOrientation := exifTIFF(6, false)
+	noOrientation[10]++ // tag 0x0113
+	cases := map[string][]byte{
+		"png eXIf after IDAT":      withPNGExif(plainPNG, tiff, true),
+		"png eXIf without the tag": withPNGExif(plainPNG, noOrientation, false),
+		"png eXIf cut short":       withPNGExif(plainPNG, tiff[:len(tiff)-6], false),
+		"webp without Exif flag":   withWebPExif(plainWebP, w, h, tiff, false),
+		"webp EXIF cut short":      withWebPExif(plainWebP, w, h, tiff[:12], true),
+		"webp simple format":       plainWebP,
+	}
+	for name, data := range cases {
+		checkUpright(t, name, data, 1, w, h)
+	}
+	if o := pngOrientation(badCRC); o != 1 {
+		t.Errorf("png with a bad eXIf CRC: orientation %d, want 1", o)
+	}
+	if _, _, err := Decode(bytes.NewReader(badCRC), Limits{}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("png with a bad eXIf CRC: error %v, want ErrCorrupt", err)
+	}
+	if o := pngOrientation(withPNGExif(plainPNG, tiff, false)[:40]); o != 1 {
+		t.Errorf("png cut inside its eXIf chunk: orientation %d, want 1", o)
 	}
 }
 
@@ -169,6 +346,25 @@ func TestDecode16BitPNG(t *testing.T) {
 	}
 	if r, g, _, _ := img.At(1, 1).RGBA(); r != 0xffff || g != 0x8000 {
 		t.Errorf("16-bit values lost: %v", img.At(1, 1))
+	}
+}
+
+// Turning an image upright keeps a 16-bit PNG's depth and its
+// non-premultiplied alpha.
+func TestDecode16BitPNGOriented(t *testing.T) {
+	m := image.NewNRGBA64(image.Rect(0, 0, 3, 2))
+	want := color.NRGBA64{0xffff, 0x8000, 0x0101, 0x7fff}
+	m.SetNRGBA64(0, 1, want) // bottom-left, which orientation 6 puts top-left
+	img, info, err := Decode(bytes.NewReader(withPNGExif(pngBytes(t, m), exifTIFF(6, true), false)), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := img.(*image.NRGBA64)
+	if !ok || info.Width != 2 || info.Height != 3 {
+		t.Fatalf("decoded %T, %dx%d; want *image.NRGBA64, 2x3", img, info.Width, info.Height)
+	}
+	if got := n.NRGBA64At(0, 0); got != want {
+		t.Errorf("top-left %v, want %v", got, want)
 	}
 }
 
@@ -247,6 +443,16 @@ func TestOrientOtherTypes(t *testing.T) {
 	g.SetGray(2, 0, color.Gray{200}) // top-right
 	if og := Orient(g, 8).(*image.Gray); og.GrayAt(0, 0).Y != 200 {
 		t.Errorf("Gray orientation 8: top-left is %v", og.GrayAt(0, 0))
+	}
+	nrgba := image.NewNRGBA(image.Rect(0, 0, 3, 2))
+	nrgba.SetNRGBA(2, 1, color.NRGBA{10, 20, 30, 40}) // bottom-right
+	if on, ok := Orient(nrgba, 3).(*image.NRGBA); !ok || on.NRGBAAt(0, 0) != (color.NRGBA{10, 20, 30, 40}) {
+		t.Errorf("NRGBA orientation 3: %T, top-left %v", Orient(nrgba, 3), Orient(nrgba, 3).At(0, 0))
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 3, 2), palette.Plan9)
+	pal.Pix[pal.PixOffset(0, 1)] = 7 // bottom-left
+	if op, ok := Orient(pal, 6).(*image.Paletted); !ok || op.ColorIndexAt(0, 0) != 7 || len(op.Palette) != len(palette.Plan9) {
+		t.Errorf("Paletted orientation 6: %T", Orient(pal, 6))
 	}
 	if Orient(g, 1) != image.Image(g) || Orient(g, 9) != image.Image(g) {
 		t.Error("orientation 1 and unknown values must return the image unchanged")

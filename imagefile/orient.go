@@ -1,7 +1,9 @@
 package imagefile
 
 import (
+	"bytes"
 	"encoding/binary"
+	"hash/crc32"
 	"image"
 	"image/draw"
 )
@@ -34,6 +36,79 @@ func jpegOrientation(data []byte) int {
 			}
 		}
 		i += 2 + n
+	}
+	return 1
+}
+
+// pngOrientation returns the EXIF orientation (1..8) of a PNG file from
+// its eXIf chunk, or 1 when it has none or it cannot be read.
+//
+// Only an eXIf chunk before the first IDAT counts. The PNG specification
+// (third edition) puts it there, and browsers ignore one that comes later:
+// Chromium reads eXIf when it reaches the first IDAT, Safari honours it
+// only before the image data, Firefox ignores eXIf altogether, and the
+// web-platform test "late EXIF data is ignored" expects a late one to be
+// ignored. Honouring a late eXIf would turn an image that its owner sees
+// upright in a browser. The walk stops at the first IDAT, so it reads no
+// more than the chunks ahead of the image data; a chunk whose length runs
+// past the data, or an eXIf whose CRC does not match, ends it with 1.
+func pngOrientation(data []byte) int {
+	i := 8 // after the signature
+	for i+12 <= len(data) {
+		n := int64(binary.BigEndian.Uint32(data[i:]))
+		if n > int64(len(data)-i-12) {
+			return 1
+		}
+		end := i + 8 + int(n)
+		switch string(data[i+4 : i+8]) {
+		case "IDAT", "IEND":
+			return 1
+		case "eXIf": // at most one is allowed; the first decides
+			if crc32.ChecksumIEEE(data[i+4:end]) != binary.BigEndian.Uint32(data[end:]) {
+				return 1
+			}
+			return exifOrientation(data[i+8 : end])
+		}
+		i = end + 4
+	}
+	return 1
+}
+
+// webpOrientation returns the EXIF orientation (1..8) of a WebP file from
+// its EXIF chunk, or 1 when it has none or it cannot be read. Only the
+// extended format carries metadata: the first chunk must be VP8X with its
+// Exif flag set. The EXIF chunk usually follows the image data, so all the
+// chunks within the RIFF size (and the data) are walked; a chunk whose
+// length runs past them ends the walk with 1.
+func webpOrientation(data []byte) int {
+	const exifFlag = 1 << 3
+	if len(data) < 30 || string(data[12:16]) != "VP8X" || binary.LittleEndian.Uint32(data[16:]) != 10 || data[20]&exifFlag == 0 {
+		return 1
+	}
+	end := len(data)
+	if n := int64(binary.LittleEndian.Uint32(data[4:])) + 8; n < int64(end) {
+		end = int(n)
+	}
+	for i := 12; i+8 <= end; {
+		n := int64(binary.LittleEndian.Uint32(data[i+4:]))
+		if n > int64(end-i-8) {
+			return 1
+		}
+		if string(data[i:i+4]) == "EXIF" {
+			return exifOrientation(data[i+8 : i+8+int(n)])
+		}
+		i += 8 + int(n) + int(n&1) // chunks are padded to an even size
+	}
+	return 1
+}
+
+// exifOrientation reads the orientation of an Exif payload that is a TIFF
+// structure, with or without the "Exif\0\0" prefix that JPEG's APP1 needs
+// and some PNG and WebP writers add, or returns 1.
+func exifOrientation(payload []byte) int {
+	payload = bytes.TrimPrefix(payload, []byte("Exif\x00\x00"))
+	if o := tiffOrientation(payload); o != 0 {
+		return o
 	}
 	return 1
 }
@@ -75,32 +150,54 @@ func tiffOrientation(t []byte) int {
 
 // Orient returns img transformed so that an image with EXIF orientation o
 // (1..8) displays upright; orientation 1 and unknown values return img.
-// The result is an *image.Gray for grey input, else an *image.RGBA.
+// Gray, Gray16, RGBA, NRGBA, RGBA64, NRGBA64 and Paletted images keep their
+// type (and so their depth and alpha as stored); others become *image.RGBA.
 func Orient(img image.Image, o int) image.Image {
 	if o <= 1 || o > 8 {
 		return img
 	}
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	dw, dh := w, h
+	r := image.Rect(0, 0, w, h)
 	if o >= 5 {
-		dw, dh = h, w
+		r = image.Rect(0, 0, h, w)
 	}
-	src := func(x, y int) (int, int) { return sourceXY(o, x, y, w, h) }
-	if g, ok := img.(*image.Gray); ok {
-		out := image.NewGray(image.Rect(0, 0, dw, dh))
-		remap(out.Pix, out.Stride, g.Pix[g.PixOffset(b.Min.X, b.Min.Y):], g.Stride, 1, dw, dh, src)
+	turn := func(dst []byte, dstStride int, src []byte, srcStride, offset, bpp int) {
+		remap(dst, dstStride, src[offset:], srcStride, bpp, r.Dx(), r.Dy(), func(x, y int) (int, int) { return sourceXY(o, x, y, w, h) })
+	}
+	switch m := img.(type) {
+	case *image.Gray:
+		out := image.NewGray(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 1)
+		return out
+	case *image.Gray16:
+		out := image.NewGray16(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 2)
+		return out
+	case *image.RGBA:
+		out := image.NewRGBA(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 4)
+		return out
+	case *image.NRGBA:
+		out := image.NewNRGBA(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 4)
+		return out
+	case *image.RGBA64:
+		out := image.NewRGBA64(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 8)
+		return out
+	case *image.NRGBA64:
+		out := image.NewNRGBA64(r)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 8)
+		return out
+	case *image.Paletted:
+		out := image.NewPaletted(r, m.Palette)
+		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 1)
 		return out
 	}
-	rgba, ok := img.(*image.RGBA)
-	if !ok {
-		rgba = image.NewRGBA(image.Rect(0, 0, w, h))
-		draw.Draw(rgba, rgba.Bounds(), img, b.Min, draw.Src)
-	}
-	out := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	off := rgba.PixOffset(rgba.Rect.Min.X, rgba.Rect.Min.Y)
-	remap(out.Pix, out.Stride, rgba.Pix[off:], rgba.Stride, 4, dw, dh, src)
-	return out
+	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(rgba, rgba.Bounds(), img, b.Min, draw.Src)
+	return Orient(rgba, o)
 }
 
 // sourceXY maps a pixel of the upright image to the stored image of size
