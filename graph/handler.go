@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -276,7 +278,11 @@ func simpleRequest(r *http.Request) bool {
 }
 
 // limitBody caps request bodies: multipart uploads at MaxUploadBytes,
-// everything else at MaxBodyBytes.
+// everything else at MaxBodyBytes. A body over its cap is answered 413
+// FILE_TOO_LARGE: before it is read when its length is declared, and once
+// it runs past the cap when it is not (Transfer-Encoding: chunked), in
+// place of the error gqlgen's transport answers then (a 422 or 400, or a
+// 200 with a GraphQL error, none with a code).
 func limitBody(next http.Handler, opts HandlerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := opts.MaxBodyBytes
@@ -284,17 +290,94 @@ func limitBody(next http.Handler, opts HandlerOptions) http.Handler {
 			limit = opts.MaxUploadBytes
 		}
 		if r.ContentLength > limit {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"FILE_TOO_LARGE"}}]}`, limit)
+			writeTooLarge(w, limit)
 			return
 		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if r.Body == nil {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		body := &cappedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit)}
+		r.Body = body
+		if r.ContentLength >= 0 { // a declared length within the cap cannot run past it
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(&tooLargeWriter{ResponseWriter: w, body: body, limit: limit}, r)
 	})
 }
+
+// writeTooLarge answers 413 FILE_TOO_LARGE for a body over limit bytes.
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	_, _ = fmt.Fprintf(w, `{"errors":[{"message":"the request body is larger than %d bytes","extensions":{"code":"FILE_TOO_LARGE"}}]}`, limit)
+}
+
+// cappedBody is a request body read through http.MaxBytesReader that
+// notes when a read ran past the cap.
+type cappedBody struct {
+	io.ReadCloser
+	overCap atomic.Bool
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	if err != nil && errors.As(err, &tooLarge) {
+		b.overCap.Store(true)
+	}
+	return n, err
+}
+
+// tooLargeWriter answers 413 FILE_TOO_LARGE instead of the handler's
+// response when the body ran past its cap before that response began; the
+// handler's response is then dropped.
+type tooLargeWriter struct {
+	http.ResponseWriter
+	body    *cappedBody
+	limit   int64
+	started bool // the handler's response has begun
+	refused bool // the 413 was written
+}
+
+// refuse writes the 413 if the body ran past its cap and the handler's
+// response has not begun, and reports whether the 413 is the response.
+func (w *tooLargeWriter) refuse() bool {
+	if !w.started && !w.refused && w.body.overCap.Load() {
+		w.refused = true
+		writeTooLarge(w.ResponseWriter, w.limit)
+	}
+	return w.refused
+}
+
+func (w *tooLargeWriter) WriteHeader(status int) {
+	if w.refuse() {
+		return
+	}
+	w.started = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *tooLargeWriter) Write(b []byte) (int, error) {
+	if w.refuse() {
+		return len(b), nil
+	}
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush flushes the handler's response (SSE needs an http.Flusher).
+func (w *tooLargeWriter) Flush() {
+	if w.refuse() {
+		return
+	}
+	w.started = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *tooLargeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // GraphiQL returns the GraphiQL page for the endpoint at path.
 func GraphiQL(path string) http.Handler {
