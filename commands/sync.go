@@ -28,6 +28,21 @@ func (s *Service) MarkDitherSynced(ctx context.Context, imageID uuid.UUID, c ima
 	})
 }
 
+// FailSync records that the cloud copy of an image's original
+// (f.DitherID uuid.Nil) or of a completed dither's result could not be
+// made (ImageSyncFailed or DitherSyncFailed). It records at most one
+// failure, and none once the copy exists. The event's id is derived from
+// the image or dither, so a retried append is recognised by the store.
+func (s *Service) FailSync(ctx context.Context, imageID uuid.UUID, f images.SyncFailure, meta eventstore.Metadata) (Result, error) {
+	subject := f.DitherID
+	if subject == uuid.Nil {
+		subject = imageID
+	}
+	return s.decide(ctx, imageID, meta, outcomeID(subject), func(img images.Image) ([]images.Event, error) {
+		return images.FailSync(img, f)
+	})
+}
+
 // syncedID derives a sync event's id from the synced image or dither and
 // its cloud copy: the same copy gives the same id, a re-sync to a new copy
 // (a new version in its URL) a new one.

@@ -35,6 +35,8 @@ var registry = map[string]codec{
 	TypeDitherFailed:       {current: DitherFailedVersion, decode: decodeAs[DitherFailed]},
 	TypeImageSynced:        {current: ImageSyncedVersion, decode: decodeAs[ImageSynced]},
 	TypeDitherSynced:       {current: DitherSyncedVersion, decode: decodeAs[DitherSynced]},
+	TypeImageSyncFailed:    {current: ImageSyncFailedVersion, decode: decodeAs[ImageSyncFailed]},
+	TypeDitherSyncFailed:   {current: DitherSyncFailedVersion, decode: decodeAs[DitherSyncFailed]},
 	TypeImageDeleted:       {current: ImageDeletedVersion, decode: decodeAs[ImageDeleted]},
 	TypeNotificationSent:   {current: NotificationSentVersion, decode: decodeAs[NotificationSent]},
 	TypeNotificationFailed: {current: NotificationFailedVersion, decode: decodeAs[NotificationFailed]},
@@ -44,7 +46,7 @@ var registry = map[string]codec{
 func EventTypes() []string {
 	return []string{TypeImageUploaded, TypeDitherRequested, TypeDitherCompleted,
 		TypeDitherFailed, TypeImageSynced, TypeDitherSynced, TypeImageDeleted,
-		TypeNotificationSent, TypeNotificationFailed}
+		TypeNotificationSent, TypeNotificationFailed, TypeImageSyncFailed, TypeDitherSyncFailed}
 }
 
 // Marshal encodes e as the JSON stored in the log, with its type name and

@@ -23,6 +23,8 @@ func sampleEvents() []images.Event {
 		images.ImageSynced{SecureURL: "https://x/a", PublicID: "a"},
 		images.DitherSynced{DitherID: ditherID, SecureURL: "https://x/d", PublicID: "d"},
 		images.ImageDeleted{DeletedAt: t0},
+		images.ImageSyncFailed{Reason: "Cloudinary answered HTTP 401: bad key", Attempt: 1, FailedAt: t0},
+		images.DitherSyncFailed{DitherID: ditherID, Reason: "gave up after 15 attempts", Attempt: 15, FailedAt: t0},
 	}
 }
 

@@ -81,6 +81,19 @@ type DitherCloudCopy struct {
 	PublicID  string
 }
 
+// SyncFailure is the input of FailSync: why the cloud copy of the original
+// (DitherID uuid.Nil) or of a dither's result could not be made. Reason is
+// shown to users and must not leak internals.
+type SyncFailure struct {
+	// DitherID is the dither whose result was to be copied; uuid.Nil
+	// means the original.
+	DitherID uuid.UUID
+	Reason   string
+	// Attempt is the attempt that gave up, from 1.
+	Attempt int
+	At      time.Time
+}
+
 // DeleteImage is the input of Delete.
 type DeleteImage struct {
 	Now time.Time
@@ -264,6 +277,42 @@ func MarkDitherSynced(s Image, cmd DitherCloudCopy) ([]Event, error) {
 		return nil, nil
 	}
 	return []Event{DitherSynced(cmd)}, nil
+}
+
+// FailSync decides that the cloud copy of the original (cmd.DitherID
+// uuid.Nil) or of a completed dither's result could not be made:
+// ImageSyncFailed or DitherSyncFailed. A copy that exists already, or a
+// failure already recorded, makes it a no-op, so a retried job cannot
+// record two; a failure does not keep a later sync from recording its copy.
+func FailSync(s Image, cmd SyncFailure) ([]Event, error) {
+	if err := checkActive(s); err != nil {
+		return nil, err
+	}
+	reason := truncate(strings.TrimSpace(cmd.Reason), maxReasonLen)
+	at, attempt := nowOr(cmd.At), max(cmd.Attempt, 1)
+	if cmd.DitherID == uuid.Nil {
+		if s.URL != "" || s.SyncError != "" {
+			return nil, nil
+		}
+		if reason == "" {
+			return nil, newError("reason", CodeInvalidInput, "a failure needs a reason")
+		}
+		return []Event{ImageSyncFailed{Reason: reason, Attempt: attempt, FailedAt: at}}, nil
+	}
+	d, err := pendingDither(s, cmd.DitherID)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status != DitherStatusCompleted {
+		return nil, newError("ditherId", CodeDitherNotCompleted, "dither %s is %s, not COMPLETED", d.ID, d.Status)
+	}
+	if d.URL != "" || d.SyncError != "" {
+		return nil, nil
+	}
+	if reason == "" {
+		return nil, newError("reason", CodeInvalidInput, "a failure needs a reason")
+	}
+	return []Event{DitherSyncFailed{DitherID: d.ID, Reason: reason, Attempt: attempt, FailedAt: at}}, nil
 }
 
 func validateSync(secureURL, publicID string) error {

@@ -229,6 +229,62 @@ func TestMarkDitherSynced(t *testing.T) {
 	}
 }
 
+// A sync's failure is recorded once, for an active image's original or a
+// completed dither's result that has no copy yet; a later successful sync
+// records its copy all the same and clears the failure.
+func TestFailSync(t *testing.T) {
+	original := images.SyncFailure{Reason: "  Cloudinary answered HTTP 401  ", Attempt: 1, At: t0}
+	result := images.SyncFailure{DitherID: ditherID, Reason: "gave up after 15 attempts", Attempt: 15, At: t0}
+	fail := func(f images.SyncFailure) func(images.Image) ([]images.Event, error) {
+		return func(s images.Image) ([]images.Event, error) { return images.FailSync(s, f) }
+	}
+	synced := func(s images.Image) ([]images.Event, error) {
+		return images.MarkSynced(s, images.ImageCloudCopy{SecureURL: "https://res.example/a.png", PublicID: "a"})
+	}
+	ditherSynced := func(s images.Image) ([]images.Event, error) {
+		return images.MarkDitherSynced(s, images.DitherCloudCopy{DitherID: ditherID, SecureURL: "https://res.example/d.png", PublicID: "d"})
+	}
+	tests := []struct {
+		name   string
+		state  images.Image
+		cmd    images.SyncFailure
+		code   string
+		events int
+	}{
+		{name: "original", state: build(t, uploaded), cmd: original, events: 1},
+		{name: "original again", state: build(t, uploaded, fail(original)), cmd: original, events: 0},
+		{name: "original synced", state: build(t, uploaded, synced), cmd: original, events: 0},
+		{name: "result", state: build(t, uploaded, requested(ditherID), completed(ditherID)), cmd: result, events: 1},
+		{name: "result again", state: build(t, uploaded, requested(ditherID), completed(ditherID), fail(result)), cmd: result, events: 0},
+		{name: "result synced", state: build(t, uploaded, requested(ditherID), completed(ditherID), ditherSynced), cmd: result, events: 0},
+		{name: "pending", state: build(t, uploaded, requested(ditherID)), cmd: result, code: images.CodeDitherNotCompleted},
+		{name: "unknown dither", state: build(t, uploaded), cmd: images.SyncFailure{DitherID: otherID, Reason: "x"}, code: images.CodeNotFound},
+		{name: "no reason", state: build(t, uploaded), cmd: images.SyncFailure{Reason: " "}, code: images.CodeInvalidInput},
+		{name: "unknown image", state: images.Image{}, cmd: original, code: images.CodeNotFound},
+		{name: "deleted", state: build(t, uploaded, deleted), cmd: original, code: images.CodeImageDeleted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := images.FailSync(tt.state, tt.cmd)
+			wantCode(t, err, tt.code)
+			if len(evs) != tt.events {
+				t.Fatalf("got %d events, want %d", len(evs), tt.events)
+			}
+		})
+	}
+	if evs, _ := images.FailSync(build(t, uploaded), original); evs[0] != (images.ImageSyncFailed{Reason: "Cloudinary answered HTTP 401", Attempt: 1, FailedAt: t0}) {
+		t.Errorf("original's failure: %+v", evs[0])
+	}
+	s := build(t, uploaded, requested(ditherID), completed(ditherID), fail(original), fail(result))
+	if s.SyncError != "Cloudinary answered HTTP 401" || s.Dithers[0].SyncError != "gave up after 15 attempts" || s.URL != "" {
+		t.Fatalf("failed syncs folded into %q, %q", s.SyncError, s.Dithers[0].SyncError)
+	}
+	s = build(t, uploaded, requested(ditherID), completed(ditherID), fail(original), fail(result), synced, ditherSynced)
+	if s.SyncError != "" || s.Dithers[0].SyncError != "" || s.URL == "" || s.Dithers[0].URL == "" {
+		t.Fatalf("a sync after a failure: %+v", s)
+	}
+}
+
 func TestDelete(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -2,7 +2,7 @@
 // stream ("image-<uuid>"), their versioned JSON, the state folded from them
 // (Evolve, Replay) and the decisions that turn commands into new events
 // (Upload, RequestDither, CompleteDither, FailDither, MarkSynced,
-// MarkDitherSynced, Delete).
+// MarkDitherSynced, FailSync, Delete).
 //
 // Everything here is pure: no I/O, no clocks read when a time is given, no
 // randomness. Decisions return the events to append or a *Error that the API

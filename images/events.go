@@ -23,6 +23,10 @@ const (
 	TypeImageSynced     = "ImageSynced"
 	TypeDitherSynced    = "DitherSynced"
 	TypeImageDeleted    = "ImageDeleted"
+	// TypeImageSyncFailed and TypeDitherSyncFailed record that the cloud
+	// copy of the original or of a dither's result could not be made.
+	TypeImageSyncFailed  = "ImageSyncFailed"
+	TypeDitherSyncFailed = "DitherSyncFailed"
 	// TypeNotificationSent and TypeNotificationFailed record the outcome
 	// of a notification about a dither's outcome.
 	TypeNotificationSent   = "NotificationSent"
@@ -43,6 +47,10 @@ const (
 	// versions of the notification events.
 	NotificationSentVersion   = 1
 	NotificationFailedVersion = 1
+	// ImageSyncFailedVersion and DitherSyncFailedVersion are the first
+	// versions of the sync failure events.
+	ImageSyncFailedVersion  = 1
+	DitherSyncFailedVersion = 1
 )
 
 // ChannelLevels are per-channel quantisation levels (each 2..256).
@@ -169,6 +177,26 @@ type DitherSynced struct {
 	PublicID  string    `json:"public_id"`
 }
 
+// ImageSyncFailed records that the original could not be uploaded to the
+// cloud and will not be tried again. There is at most one, and none once
+// the original is synced; a later ImageSynced (a new sync) supersedes it.
+type ImageSyncFailed struct {
+	// Reason says why, without secrets.
+	Reason string `json:"reason"`
+	// Attempt is the attempt that gave up, from 1.
+	Attempt  int       `json:"attempt"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
+// DitherSyncFailed records that a completed dither's result could not be
+// uploaded to the cloud, under the same rules as ImageSyncFailed.
+type DitherSyncFailed struct {
+	DitherID uuid.UUID `json:"dither_id"`
+	Reason   string    `json:"reason"`
+	Attempt  int       `json:"attempt"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
 // ImageDeleted records that the image was deleted. It ends the stream.
 type ImageDeleted struct {
 	DeletedAt time.Time `json:"deleted_at"`
@@ -209,6 +237,18 @@ func (DitherSynced) EventType() string { return TypeDitherSynced }
 
 // SchemaVersion implements Event.
 func (DitherSynced) SchemaVersion() int { return DitherSyncedVersion }
+
+// EventType implements Event.
+func (ImageSyncFailed) EventType() string { return TypeImageSyncFailed }
+
+// SchemaVersion implements Event.
+func (ImageSyncFailed) SchemaVersion() int { return ImageSyncFailedVersion }
+
+// EventType implements Event.
+func (DitherSyncFailed) EventType() string { return TypeDitherSyncFailed }
+
+// SchemaVersion implements Event.
+func (DitherSyncFailed) SchemaVersion() int { return DitherSyncFailedVersion }
 
 // EventType implements Event.
 func (ImageDeleted) EventType() string { return TypeImageDeleted }

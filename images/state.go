@@ -57,6 +57,9 @@ type Image struct {
 	// URL and PublicID are set once the original is synced to the cloud.
 	URL      string
 	PublicID string
+	// SyncError is why the original's sync failed for good, until a sync
+	// succeeds.
+	SyncError string
 	// Version is the stream version of the last event folded in.
 	Version   int64
 	CreatedAt time.Time
@@ -82,6 +85,9 @@ type Dither struct {
 	CompletedAt time.Time
 	URL         string
 	PublicID    string
+	// SyncError is why the result's sync failed for good, until a sync
+	// succeeds.
+	SyncError string
 	// Notify is where the outcome is to be sent; Notifications are the
 	// recorded deliveries, at most one per channel, in recording order.
 	Notify        Notify
@@ -167,9 +173,13 @@ func Evolve(s Image, e Event, meta EventMeta) Image {
 			d.CompletedAt = orTime(e.CompletedAt, meta.RecordedAt)
 		})
 	case ImageSynced:
-		s.URL, s.PublicID = e.SecureURL, e.PublicID
+		s.URL, s.PublicID, s.SyncError = e.SecureURL, e.PublicID, ""
 	case DitherSynced:
-		s = updateDither(s, e.DitherID, func(d *Dither) { d.URL, d.PublicID = e.SecureURL, e.PublicID })
+		s = updateDither(s, e.DitherID, func(d *Dither) { d.URL, d.PublicID, d.SyncError = e.SecureURL, e.PublicID, "" })
+	case ImageSyncFailed:
+		s.SyncError = e.Reason
+	case DitherSyncFailed:
+		s = updateDither(s, e.DitherID, func(d *Dither) { d.SyncError = e.Reason })
 	case ImageDeleted:
 		s.Status, s.DeletedAt = StatusDeleted, orTime(e.DeletedAt, meta.RecordedAt)
 	case NotificationSent:
@@ -253,6 +263,10 @@ func deref(e Event) Event {
 	case *ImageSynced:
 		return valueOf(p)
 	case *DitherSynced:
+		return valueOf(p)
+	case *ImageSyncFailed:
+		return valueOf(p)
+	case *DitherSyncFailed:
 		return valueOf(p)
 	case *ImageDeleted:
 		return valueOf(p)

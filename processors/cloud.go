@@ -2,20 +2,27 @@ package processors
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/tracing"
 )
 
 // Cloudinary jobs: uploads of originals and results, and the clean-up of
-// a deleted image's assets. Each is unique per subject, retried with
-// cloudsync's back-off for more than an hour on rate limits and outages,
-// and given up (cancelled) on a permanent error.
+// a deleted image's assets. Each is unique per subject and retried with
+// cloudsync's back-off for more than an hour on rate limits and outages.
+// A sync that fails for good (a permanent error, or a transient one on its
+// last attempt) is recorded as ImageSyncFailed or DitherSyncFailed, as a
+// dither's failure is, and a last attempt that cannot record it is snoozed
+// (keepLastAttempt). A refusal of the domain (the image or dither is gone,
+// or has no result yet) cancels the job: there is nothing to sync.
 
 // SyncImageArgs uploads an image's original.
 type SyncImageArgs struct {
@@ -61,21 +68,47 @@ const cloudQueue = "cloud"
 // cloudWorker runs one kind of Cloudinary job with cloudsync's retry rules.
 type cloudWorker[T river.JobArgs] struct {
 	river.WorkerDefaults[T]
-	do     func(ctx context.Context, args T) error
+	do func(ctx context.Context, args T) error
+	// failed records that the job failed for good, at the given attempt
+	// and for the given cause; nil for a job that has nothing to record
+	// (a destroy: its image's stream has ended).
+	failed func(ctx context.Context, args T, attempt int, cause error) error
 	tracer trace.Tracer
+	log    *slog.Logger
 }
 
-// Work implements river.Worker: permanent errors cancel the job. The
+// Work implements river.Worker. A transient error is returned to be
+// retried. A permanent error, or a transient one on the last attempt, is
+// recorded as the sync's failure (with time of its own: the attempt's may
+// be what ran out) and the job ends; a last attempt that cannot record it
+// is tried again later (keepLastAttempt). A refusal of the domain cancels
+// the job, as does a permanent error of a job that records nothing. An
+// attempt cut short by the service stopping is handed back as it is. The
 // attempt has a span, a child of the trace of the event that asked for
 // the job, which the sync's event records as its trace parent.
 func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error) {
 	ctx, span := startJob(ctx, w.tracer, job.JobRow)
 	defer func() { tracing.End(span, err) }()
 	err = w.do(ctx, job.Args)
-	if err != nil && !cloudsync.Retryable(err) {
-		return river.JobCancel(err)
+	last := job.Attempt >= job.MaxAttempts
+	switch {
+	case err == nil, errors.Is(ctx.Err(), context.Canceled):
+		return err
+	case cloudsync.Retryable(err) && !last:
+		return err
+	case images.CodeOf(err) != "" || w.failed == nil:
+		if !cloudsync.Retryable(err) {
+			return river.JobCancel(err)
+		}
+		w.log.ErrorContext(ctx, "cloudinary job given up after its last attempt", "job", job.Kind, "id", job.ID, "err", err)
+		return err
 	}
-	return err
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if rerr := w.failed(rctx, job.Args, job.Attempt, err); rerr != nil {
+		return keepLastAttempt(ctx, w.log, job.JobRow, errors.Join(err, rerr))
+	}
+	return nil
 }
 
 // NextRetry implements river.Worker with cloudsync's back-off.
@@ -84,14 +117,17 @@ func (w *cloudWorker[T]) NextRetry(job *river.Job[T]) time.Time {
 }
 
 // addCloudWorkers registers the Cloudinary workers of a syncer.
-func addCloudWorkers(workers *river.Workers, s *cloudsync.Syncer, tracer trace.Tracer) {
-	river.AddWorker(workers, &cloudWorker[SyncImageArgs]{tracer: tracer, do: func(ctx context.Context, a SyncImageArgs) error {
-		return s.SyncImage(ctx, a.ImageID)
-	}})
-	river.AddWorker(workers, &cloudWorker[SyncDitherArgs]{tracer: tracer, do: func(ctx context.Context, a SyncDitherArgs) error {
-		return s.SyncDither(ctx, a.ImageID, a.DitherID)
-	}})
-	river.AddWorker(workers, &cloudWorker[DestroyImageArgs]{tracer: tracer, do: func(ctx context.Context, a DestroyImageArgs) error {
-		return s.DestroyImage(ctx, a.ImageID)
-	}})
+func addCloudWorkers(workers *river.Workers, s *cloudsync.Syncer, tracer trace.Tracer, log *slog.Logger) {
+	river.AddWorker(workers, &cloudWorker[SyncImageArgs]{tracer: tracer, log: log,
+		do: func(ctx context.Context, a SyncImageArgs) error { return s.SyncImage(ctx, a.ImageID) },
+		failed: func(ctx context.Context, a SyncImageArgs, attempt int, cause error) error {
+			return s.RecordFailure(ctx, a.ImageID, uuid.Nil, attempt, cause)
+		}})
+	river.AddWorker(workers, &cloudWorker[SyncDitherArgs]{tracer: tracer, log: log,
+		do: func(ctx context.Context, a SyncDitherArgs) error { return s.SyncDither(ctx, a.ImageID, a.DitherID) },
+		failed: func(ctx context.Context, a SyncDitherArgs, attempt int, cause error) error {
+			return s.RecordFailure(ctx, a.ImageID, a.DitherID, attempt, cause)
+		}})
+	river.AddWorker(workers, &cloudWorker[DestroyImageArgs]{tracer: tracer, log: log,
+		do: func(ctx context.Context, a DestroyImageArgs) error { return s.DestroyImage(ctx, a.ImageID) }})
 }

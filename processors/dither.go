@@ -23,7 +23,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -88,29 +87,6 @@ func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) (er
 	defer func() { tracing.End(span, err) }()
 	return keepLastAttempt(ctx, w.Logger, job.JobRow, w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts))
 }
-
-// keepLastAttempt returns the error of a job's attempt for River, except
-// on the last attempt: River would discard the job, so that nothing would
-// ever record its outcome, and the attempt is snoozed instead, to run
-// again after lastAttemptSnooze, still as the last. An attempt cut short
-// by the service stopping is returned as is: River hands the job back
-// with its attempts intact.
-func keepLastAttempt(ctx context.Context, log *slog.Logger, job *rivertype.JobRow, err error) error {
-	if err == nil || job.Attempt < job.MaxAttempts || errors.Is(ctx.Err(), context.Canceled) {
-		return err
-	}
-	log.ErrorContext(ctx, "outcome not recorded on the last attempt; trying again later",
-		"job", job.Kind, "id", job.ID, "in", lastAttemptSnooze, "err", err)
-	return river.JobSnooze(lastAttemptSnooze)
-}
-
-// lastAttemptSnooze is how long a last attempt that could not record its
-// outcome waits before trying again.
-const lastAttemptSnooze = time.Minute
-
-// recordTimeout bounds the recording of a failure on the last attempt,
-// which must not share the deadline of the attempt that ran out of time.
-const recordTimeout = 30 * time.Second
 
 // Process does one dither: it records exactly one outcome, or returns a
 // transient error to be retried later. On the last attempt a transient

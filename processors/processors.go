@@ -125,7 +125,7 @@ func New(store *espg.Store, cmds *commands.Service, blobs blobstore.Store, cfg C
 		}
 		// Results may be larger than uploads: read what the store holds.
 		maxBytes := max(cfg.Limits.MaxBytes, blobstore.DefaultMaxSize)
-		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: maxBytes}), tracer)
+		addCloudWorkers(workers, cloudsync.NewSyncer(cloud, cmds, blobs, cloudsync.Options{Logger: cfg.Logger, MaxBytes: maxBytes}), tracer, cfg.Logger)
 		queues[cloudQueue] = river.QueueConfig{MaxWorkers: 4}
 	}
 	client, err := river.NewClient(riverpgxv5.New(store.Pool()), &river.Config{

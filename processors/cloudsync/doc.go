@@ -8,5 +8,8 @@
 // are uploaded with overwrite on, so a retried upload replaces the asset
 // instead of adding a second one. The outcome is recorded as ImageSynced or
 // DitherSynced through the command service, with event ids derived from the
-// copy, so a retried record writes nothing.
+// copy, so a retried record writes nothing. A sync that fails for good (a
+// permanent error, or a transient one on the runner's last attempt) is
+// recorded by RecordFailure as ImageSyncFailed or DitherSyncFailed, with a
+// reason from FailureReason.
 package cloudsync

@@ -3,6 +3,7 @@ package cloudsync
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -64,6 +65,35 @@ func Retryable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// FailureReason is the reason a sync's failure records (see
+// Syncer.RecordFailure): what Cloudinary answered, or which stored file is
+// at fault, or that Cloudinary could not be reached, never a URL, key or
+// secret. A transient error (one given up on at its last attempt) is
+// prefixed with the number of attempts.
+func FailureReason(err error, attempts int) string {
+	var (
+		api    *APIError
+		netErr net.Error
+	)
+	reason := "the copy could not be made"
+	switch {
+	case errors.As(err, &api):
+		reason = fmt.Sprintf("Cloudinary answered HTTP %d: %s", api.StatusCode, api.Message)
+	case errors.Is(err, blobstore.ErrNotFound), errors.Is(err, blobstore.ErrInvalidKey):
+		reason = "the stored file is missing"
+	case errors.Is(err, blobstore.ErrTooLarge):
+		reason = "the stored file is too large to upload"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		reason = "Cloudinary did not answer in time"
+	case errors.As(err, &netErr):
+		reason = "Cloudinary could not be reached"
+	}
+	if Retryable(err) {
+		return fmt.Sprintf("gave up after %d attempts: %s", attempts, reason)
+	}
+	return reason
 }
 
 // Back-off recommended for retrying a transient failure: NextRetry(attempt)

@@ -1,8 +1,12 @@
 package cloudsync_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +56,31 @@ func TestRetryable(t *testing.T) {
 	} {
 		if got := cloudsync.Retryable(tc.err); got != tc.want {
 			t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// A failure's reason says what went wrong without URLs, keys or secrets,
+// and how many attempts a transient one was given.
+func TestFailureReason(t *testing.T) {
+	secretKey := strings.Repeat("a", 64)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("sync image: %w", &cloudsync.APIError{StatusCode: 401, Message: "Invalid api_key", PublicID: "imageservice/x"}),
+			"Cloudinary answered HTTP 401: Invalid api_key"},
+		{&cloudsync.APIError{StatusCode: 503, Message: "Service Unavailable"}, "gave up after 15 attempts: Cloudinary answered HTTP 503: Service Unavailable"},
+		{fmt.Errorf("open blob %s: %w", secretKey, blobstore.ErrNotFound), "the stored file is missing"},
+		{fmt.Errorf("read blob %s: %w", secretKey, blobstore.ErrTooLarge), "the stored file is too large to upload"},
+		{&url.Error{Op: "Post", URL: "https://api.example/v1_1/cloud/image/upload?api_key=k", Err: context.DeadlineExceeded},
+			"gave up after 15 attempts: Cloudinary did not answer in time"},
+		{&url.Error{Op: "Post", URL: "https://api.example/", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}},
+			"gave up after 15 attempts: Cloudinary could not be reached"},
+		{errors.New("record sync of image: conn closed"), "gave up after 15 attempts: the copy could not be made"},
+	} {
+		if got := cloudsync.FailureReason(tc.err, cloudsync.MaxAttempts); got != tc.want {
+			t.Errorf("FailureReason(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

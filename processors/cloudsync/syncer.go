@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -34,6 +35,7 @@ type Images interface {
 	Load(ctx context.Context, id uuid.UUID) (images.Image, error)
 	MarkSynced(ctx context.Context, imageID uuid.UUID, c images.ImageCloudCopy, meta eventstore.Metadata) (commands.Result, error)
 	MarkDitherSynced(ctx context.Context, imageID uuid.UUID, c images.DitherCloudCopy, meta eventstore.Metadata) (commands.Result, error)
+	FailSync(ctx context.Context, imageID uuid.UUID, f images.SyncFailure, meta eventstore.Metadata) (commands.Result, error)
 }
 
 // Blobs opens stored originals and results (a blobstore.Store).
@@ -131,6 +133,32 @@ func (s *Syncer) SyncDither(ctx context.Context, imageID, ditherID uuid.UUID) er
 		return s.fail(log, s.recordFailed(ctx, log, asset.PublicID, fmt.Errorf("record sync of dither %s: %w", ditherID, err)))
 	}
 	log.Info("cloudsync: dither synced", "public_id", asset.PublicID, "url", asset.SecureURL)
+	return nil
+}
+
+// RecordFailure records that the sync of an image's original (ditherID
+// uuid.Nil) or of a dither's result failed for good at the given attempt,
+// because of cause: ImageSyncFailed or DitherSyncFailed, with
+// FailureReason(cause, attempt) as the reason. A runner calls it for a
+// permanent error, and for a transient one on its last attempt. When the
+// domain refuses the record (the image was deleted meanwhile, the copy or
+// a failure is recorded already) there is nothing to record: nil. Any
+// other error means nothing was recorded and the call may be retried.
+func (s *Syncer) RecordFailure(ctx context.Context, imageID, ditherID uuid.UUID, attempt int, cause error) error {
+	log := s.opts.Logger.With("image_id", imageID)
+	if ditherID != uuid.Nil {
+		log = log.With("dither_id", ditherID)
+	}
+	f := images.SyncFailure{DitherID: ditherID, Reason: FailureReason(cause, attempt), Attempt: attempt, At: time.Now()}
+	_, err := s.images.FailSync(ctx, imageID, f, s.meta(ctx))
+	if err != nil && images.CodeOf(err) != "" {
+		log.Info("cloudsync: sync failure not recorded", "reason", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record sync failure of image %s: %w", imageID, err)
+	}
+	log.Error("cloudsync: sync failed for good", "attempt", attempt, "err", cause)
 	return nil
 }
 

@@ -11,6 +11,8 @@ const titles = {
   DitherFailed: 'Dither failed',
   ImageSynced: 'Original synced to the cloud',
   DitherSynced: 'Dither synced to the cloud',
+  ImageSyncFailed: 'Original not synced to the cloud',
+  DitherSyncFailed: 'Dither not synced to the cloud',
   ImageDeleted: 'Image deleted',
 };
 
@@ -21,7 +23,9 @@ function summary(e) {
     case 'ImageUploaded': return `${d.filename} · ${d.width}×${d.height} · ${d.content_type}`;
     case 'DitherRequested': return `${algorithmName(d.algorithm)} · ${d.palette ? `${d.palette} palette` : `${d.levels} levels`}`;
     case 'DitherCompleted': return `${d.width}×${d.height} · ${d.colours} colours · ${d.duration_ms} ms`;
-    case 'DitherFailed': return d.reason;
+    case 'DitherFailed':
+    case 'ImageSyncFailed':
+    case 'DitherSyncFailed': return d.reason;
     default: return '';
   }
 }

@@ -1,0 +1,41 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Every job kind that records an outcome (dithers, notifications,
+// Cloudinary syncs) ends in one: on its last attempt a failure is recorded
+// as the job's outcome (DitherFailed, NotificationFailed, ImageSyncFailed,
+// DitherSyncFailed) with time of its own (recordTimeout), and a last
+// attempt that cannot record it is snoozed, not discarded
+// (keepLastAttempt).
+
+// keepLastAttempt returns the error of a job's attempt for River, except
+// on the last attempt: River would discard the job, so that nothing would
+// ever record its outcome, and the attempt is snoozed instead, to run
+// again after lastAttemptSnooze, still as the last. An attempt cut short
+// by the service stopping is returned as is: River hands the job back
+// with its attempts intact.
+func keepLastAttempt(ctx context.Context, log *slog.Logger, job *rivertype.JobRow, err error) error {
+	if err == nil || job.Attempt < job.MaxAttempts || errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	log.ErrorContext(ctx, "outcome not recorded on the last attempt; trying again later",
+		"job", job.Kind, "id", job.ID, "in", lastAttemptSnooze, "err", err)
+	return river.JobSnooze(lastAttemptSnooze)
+}
+
+// lastAttemptSnooze is how long a last attempt that could not record its
+// outcome waits before trying again.
+const lastAttemptSnooze = time.Minute
+
+// recordTimeout bounds the recording of a failure on the last attempt,
+// which must not share the deadline of the attempt that ran out of time.
+const recordTimeout = 30 * time.Second
