@@ -25,9 +25,9 @@ func (e *engine) runDiffusion() bool {
 		return e.runWavefront()
 	}
 	d := newDiffusion(kernels[e.opts.Algorithm], e.opts.strength(), e.c*(e.w+2*pad))
-	row, direct, rewrites := e.diffusionRow(d)
+	p := e.diffusionRow(d)
 	for y := 0; y < e.h; y++ {
-		if direct {
+		if p.direct {
 			e.loadRow(y)
 		} else {
 			e.loadWork(y)
@@ -36,16 +36,30 @@ func (e *engine) runDiffusion() bool {
 		if e.opts.Serpentine && y%2 == 1 {
 			dir = -1
 		}
-		row(y, dir)
+		p.row(y, dir)
 		if !e.rowChecked() {
 			return false
 		}
-		if !direct || e.out.pal == nil {
+		if !p.writesPal || e.out.pal == nil {
 			e.emit(y)
 		}
-		d.advance(rewrites)
+		d.advance(p.rewrites)
 	}
 	return true
+}
+
+// rowPass is the function that dithers one row and what it needs.
+type rowPass struct {
+	row func(y, dir int)
+	// direct means it reads e.row itself (8-bit sources only), so the
+	// row needs no working values.
+	direct bool
+	// writesPal means it writes a paletted result's row when there is
+	// one, so the row needs no emit.
+	writesPal bool
+	// rewrites means it writes every element of the next error row,
+	// which then needs no clearing.
+	rewrites bool
 }
 
 // newDiffusion returns the state of an error-diffusion pass with kernel k,
@@ -61,23 +75,26 @@ func newDiffusion(k kernel, s int32, stride int) *diffusion {
 	return d
 }
 
-// diffusionRow picks the function that dithers one row. direct means it
-// reads e.row itself (no working values) and writes a paletted result's
-// row when there is one; rewrites means it writes every element of the
-// next error row, which then needs no clearing.
-func (e *engine) diffusionRow(d *diffusion) (row func(y, dir int), direct, rewrites bool) {
+// diffusionRow picks the function that dithers one row.
+func (e *engine) diffusionRow(d *diffusion) rowPass {
 	fs := e.opts.Algorithm == FloydSteinberg && !genericOnly
+	fsLevels := fs && e.pq == nil && e.c == 3
+	two := fsLevels && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
 	switch {
-	case fs && e.pq == nil && e.c == 3 && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2:
-		return func(y, dir int) { e.floydSteinbergRow2(d, dir, e.palRow(y)) }, true, true
-	case fs && e.pq == nil && e.c == 3:
-		return func(y, dir int) { e.floydSteinbergRow(d, dir, e.palRow(y)) }, true, true
+	case two && e.load16 != nil && e.kind == alphaOpaque && d.s == 256 && e.out.pal != nil:
+		return rowPass{row: func(y, dir int) { fs2Work(e.work, d.rows[0], d.rows[1], e.palRow(y), dir) }, writesPal: true, rewrites: true}
+	case fsLevels && e.load16 != nil:
+		return rowPass{row: func(_, dir int) { e.floydSteinbergWorkRow(d, dir) }, rewrites: true}
+	case two:
+		return rowPass{row: func(y, dir int) { e.floydSteinbergRow2(d, dir, e.palRow(y)) }, direct: true, writesPal: true, rewrites: true}
+	case fsLevels:
+		return rowPass{row: func(y, dir int) { e.floydSteinbergRow(d, dir, e.palRow(y)) }, direct: true, writesPal: true, rewrites: true}
 	case fs && e.pq != nil:
-		return func(_, dir int) { e.floydSteinbergPaletteRow(d, dir) }, false, true
+		return rowPass{row: func(_, dir int) { e.floydSteinbergPaletteRow(d, dir) }, rewrites: true}
 	case e.pq != nil:
-		return func(_, dir int) { e.diffusePaletteRow(d, dir) }, false, false
+		return rowPass{row: func(_, dir int) { e.diffusePaletteRow(d, dir) }}
 	}
-	return func(_, dir int) { e.diffuseLevelsRow(d, dir) }, false, false
+	return rowPass{row: func(_, dir int) { e.diffuseLevelsRow(d, dir) }}
 }
 
 // advance moves the error rows up by one; the fast Floyd-Steinberg path
@@ -263,6 +280,46 @@ func (e *engine) floydSteinbergRow(d *diffusion, dir int, pal []uint8) {
 	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
 }
 
+// floydSteinbergWorkRow is floydSteinbergRow for a 16-bit source: it reads
+// the working values (e.work) instead of the 8-bit row, and writes the
+// levels to e.idx.
+func (e *engine) floydSteinbergWorkRow(d *diffusion, dir int) {
+	cur, nxt, work, idx := d.rows[0], d.rows[1], e.work, e.idx
+	qr, qg, qb := e.lq[0], e.lq[1], e.lq[2]
+	var fr, fg, fb, ar, ag, ab, br, bg, bb int32 // as in floydSteinbergRow
+	step := 3 * dir
+	x := 0
+	if dir < 0 {
+		x = e.w - 1
+	}
+	for range e.w {
+		p, o := (x+pad)*3, 3*x
+		var er, eg, eb int32
+		if e.opaqueAt(x) {
+			w, c := work[o:o+3:o+3], cur[p:p+3:p+3]
+			vr := w[0] + (c[0]+fr+8)>>4
+			vg := w[1] + (c[1]+fg+8)>>4
+			vb := w[2] + (c[2]+fb+8)>>4
+			kr, kg, kb := qr.nearest(vr), qg.nearest(vg), qb.nearest(vb)
+			er, eg, eb = vr-qr.lv[kr], vg-qg.lv[kg], vb-qb.lv[kb]
+			id := idx[o : o+3 : o+3]
+			id[0], id[1], id[2] = uint8(kr), uint8(kg), uint8(kb)
+			if d.s != 256 {
+				er, eg, eb = er*d.s>>8, eg*d.s>>8, eb*d.s>>8
+			}
+		}
+		n := nxt[p-step : p-step+3 : p-step+3]
+		n[0], n[1], n[2] = ar+3*er, ag+3*eg, ab+3*eb
+		ar, ag, ab = br+5*er, bg+5*eg, bb+5*eb
+		br, bg, bb = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+		x += dir
+	}
+	p := (x - dir + pad) * 3
+	nxt[p], nxt[p+1], nxt[p+2] = ar, ag, ab
+	nxt[p+step], nxt[p+step+1], nxt[p+step+2] = br, bg, bb
+}
+
 // floydSteinbergRow2 is floydSteinbergRow for two levels in every channel,
 // the default. Quantising is a comparison with the midpoint, with no table
 // look-up between one pixel's error and the next pixel, and the palette
@@ -381,6 +438,61 @@ func fs2Backward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
 		vr := t[px[0]] + (c[0]+fr+8)>>4
 		vg := t[px[1]] + (c[1]+fg+8)>>4
 		vb := t[px[2]] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		n := nxt[p-3 : p+6 : p+6] // ahead, here, behind
+		n[6], n[7], n[8] = n[6]+3*er, n[7]+3*eg, n[8]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[0], n[1], n[2] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+	}
+}
+
+// fs2Work is fs2Opaque for a 16-bit source: it reads the working values
+// of the row (work) instead of 8-bit pixels.
+func fs2Work(work, cur, nxt []int32, pal []uint8, dir int) {
+	w := len(pal)
+	work, cur, nxt = work[:3*w], cur[:3*(w+2*pad)], nxt[:3*(w+2*pad)]
+	if dir > 0 {
+		fs2WorkForward(work, cur, nxt, pal)
+		return
+	}
+	fs2WorkBackward(work, cur, nxt, pal)
+}
+
+// fs2WorkForward is fs2Work from left to right.
+func fs2WorkForward(work, cur, nxt []int32, pal []uint8) {
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	clear(nxt[3*pad-3 : 3*pad+3])
+	for x := range pal {
+		p := (x + pad) * 3
+		v, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
+		vr := v[0] + (c[0]+fr+8)>>4
+		vg := v[1] + (c[1]+fg+8)>>4
+		vb := v[2] + (c[2]+fb+8)>>4
+		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
+		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
+		pal[x] = uint8(kr&4 | kg&2 | kb&1)
+		n := nxt[p-3 : p+6 : p+6] // behind, here, ahead
+		n[0], n[1], n[2] = n[0]+3*er, n[1]+3*eg, n[2]+3*eb
+		n[3], n[4], n[5] = n[3]+5*er, n[4]+5*eg, n[5]+5*eb
+		n[6], n[7], n[8] = er, eg, eb
+		fr, fg, fb = 7*er, 7*eg, 7*eb
+	}
+}
+
+// fs2WorkBackward is fs2Work from right to left (serpentine odd rows).
+func fs2WorkBackward(work, cur, nxt []int32, pal []uint8) {
+	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
+	last := (len(pal) - 1 + pad) * 3
+	clear(nxt[last : last+6])
+	for x := len(pal) - 1; x >= 0; x-- {
+		p := (x + pad) * 3
+		v, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
+		vr := v[0] + (c[0]+fr+8)>>4
+		vg := v[1] + (c[1]+fg+8)>>4
+		vb := v[2] + (c[2]+fb+8)>>4
 		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
 		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
 		pal[x] = uint8(kr&4 | kg&2 | kb&1)

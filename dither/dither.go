@@ -8,6 +8,8 @@
 // Error is measured in linear light by default, or on sRGB values as
 // ImageMagick does. The engine works in integer fixed point on raw pixel
 // rows; besides the result it allocates memory proportional to the width.
+// Sources with 16 bits a channel (16-bit PNGs) are dithered at 16 bits, so
+// a shade between two 8-bit values dithers to its own average.
 //
 // The package uses only the standard library and does no I/O.
 package dither
@@ -24,6 +26,11 @@ import (
 // src has transparency, else an *image.RGBA. Fully transparent pixels stay
 // transparent and other alpha values are kept. The result's bounds start
 // at (0, 0) and have the size of src's.
+//
+// An *image.NRGBA64, *image.RGBA64 or *image.Gray16, or any image with a
+// 16-bit colour model of image/color, is read and dithered at 16 bits a
+// channel; its alpha, like the result's, counts at 8 bits (the top byte):
+// a pixel whose alpha is below 0x0100 is fully transparent.
 func Dither(src image.Image, opts Options) (image.Image, error) {
 	if src == nil {
 		return nil, errors.New("dither: nil image")
@@ -68,12 +75,25 @@ type engine struct {
 	work  []int32        // current row in working values, c a pixel
 	idx   []uint8        // chosen level per channel, or palette index, a pixel
 	out   *output
+
+	// load16 is set for a 16-bit source (see is16Bit), whose rows it
+	// reads into row16; load is then unset, and row holds row16 narrowed
+	// to 8 bits for the alpha tests, or nil when the source is opaque (no
+	// alpha test reads it then). Only the paths that take working values
+	// from loadWork run on such a source.
+	load16 rowLoader16
+	buf16  []uint16 // scratch for load16
+	row16  []uint16 // current source row, straight 16-bit RGBA
 }
 
 func newEngine(src image.Image, opts Options, kind alphaKind, check bool) *engine {
 	b := src.Bounds()
 	e := &engine{opts: opts, w: b.Dx(), h: b.Dy(), c: 3, sp: spaceFor(opts.ColorSpace), kind: kind, check: check}
-	e.load = newRowLoader(src, e.kind == alphaOpaque)
+	if is16Bit(src) {
+		e.load16, e.buf16 = newRowLoader16(src), make([]uint16, 4*e.w)
+	} else {
+		e.load = newRowLoader(src, e.kind == alphaOpaque)
+	}
 	e.buf = make([]uint8, 4*e.w)
 	if p := opts.palette(); p != nil {
 		e.pq = newPaletteQuant(p, e.sp)
@@ -108,9 +128,13 @@ func (e *engine) run() bool {
 	return e.runThreshold()
 }
 
-// loadWork reads source row y into e.row and e.work.
+// loadWork reads source row y into e.row (and e.row16) and e.work.
 func (e *engine) loadWork(y int) {
 	e.loadRow(y)
+	if e.load16 != nil {
+		e.work16()
+		return
+	}
 	t := &e.sp.toWork
 	if !e.opts.Grayscale {
 		for x := 0; x < e.w; x++ {
@@ -119,20 +143,50 @@ func (e *engine) loadWork(y int) {
 		}
 		return
 	}
-	l := e.sp.luma
 	for x := 0; x < e.w; x++ {
 		p := e.row[4*x : 4*x+3 : 4*x+3]
-		y := int32((int64(t[p[0]])*l[0] + int64(t[p[1]])*l[1] + int64(t[p[2]])*l[2] + 32768) >> 16)
-		if e.c == 1 {
-			e.work[x] = y
-		} else {
-			e.work[3*x], e.work[3*x+1], e.work[3*x+2] = y, y, y
-		}
+		e.putLuma(x, t[p[0]], t[p[1]], t[p[2]])
 	}
 }
 
-// loadRow reads source row y into e.row.
+// work16 is loadWork's conversion for a 16-bit source: e.row16 to e.work.
+func (e *engine) work16() {
+	t := e.sp.toWork16()
+	if !e.opts.Grayscale {
+		for x := 0; x < e.w; x++ {
+			p, w := e.row16[4*x:4*x+3:4*x+3], e.work[3*x:3*x+3:3*x+3]
+			w[0], w[1], w[2] = t[p[0]], t[p[1]], t[p[2]]
+		}
+		return
+	}
+	for x := 0; x < e.w; x++ {
+		p := e.row16[4*x : 4*x+3 : 4*x+3]
+		e.putLuma(x, t[p[0]], t[p[1]], t[p[2]])
+	}
+}
+
+// putLuma stores the luminance of the working values r, g, b as pixel x
+// of e.work, once per channel dithered.
+func (e *engine) putLuma(x int, r, g, b int32) {
+	l := &e.sp.luma
+	y := int32((int64(r)*l[0] + int64(g)*l[1] + int64(b)*l[2] + 32768) >> 16)
+	if e.c == 1 {
+		e.work[x] = y
+	} else {
+		e.work[3*x], e.work[3*x+1], e.work[3*x+2] = y, y, y
+	}
+}
+
+// loadRow reads source row y into e.row, and for a 16-bit source into
+// e.row16, with e.row its 8-bit form when the source has transparency.
 func (e *engine) loadRow(y int) {
+	if e.load16 != nil {
+		e.row16 = e.load16(y, e.buf16)
+		if e.kind != alphaOpaque {
+			e.row = narrowRow(e.row16, e.buf)
+		}
+		return
+	}
 	e.row = e.load(y, e.buf)
 }
 

@@ -491,7 +491,12 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 	}
 }
 
-func TestCMYKAndGray16Sources(t *testing.T) {
+// TestConvertedSources checks sources read through a conversion against
+// Go's own: a CMYK image (8 bits) dithers as its RGBA conversion; a Gray16
+// image (16 bits) as its NRGBA64 conversion, whichever way the engine
+// reads it, and not as its 8-bit RGBA conversion, unless its values are
+// 8-bit ones (v*257), which dither exactly as at 8 bits.
+func TestConvertedSources(t *testing.T) {
 	cmyk := image.NewCMYK(image.Rect(0, 0, 19, 11))
 	for i := range cmyk.Pix {
 		cmyk.Pix[i] = uint8(mix(9, uint64(i)))
@@ -500,16 +505,62 @@ func TestCMYKAndGray16Sources(t *testing.T) {
 	for i := range g16.Pix {
 		g16.Pix[i] = uint8(mix(10, uint64(i)))
 	}
-	for _, src := range []image.Image{cmyk, g16} {
-		rgba := image.NewRGBA(src.Bounds())
-		draw.Draw(rgba, rgba.Bounds(), src, image.Point{}, draw.Src)
-		for _, o := range []Options{{}, {Algorithm: Bayer4x4, Levels: 4}} {
-			if !sameImage(mustDither(t, src, o), mustDither(t, rgba, o)) {
-				t.Errorf("%T %+v: differs from its RGBA conversion", src, o)
+	opts := []Options{{}, {Algorithm: Bayer4x4, Levels: 4}}
+	for _, o := range opts {
+		if !sameImage(mustDither(t, cmyk, o), mustDither(t, convert(cmyk, image.NewRGBA), o)) {
+			t.Errorf("CMYK %+v: differs from its RGBA conversion", o)
+		}
+		want := mustDither(t, convert(g16, image.NewNRGBA64), o)
+		for name, src := range wideSources(g16) {
+			if !sameImage(mustDither(t, src, o), want) {
+				t.Errorf("Gray16 as %s %+v: differs from its NRGBA64 conversion", name, o)
 			}
 		}
 	}
+	o := opts[1]
+	if sameImage(mustDither(t, g16, o), mustDither(t, convert(g16, image.NewRGBA), o)) {
+		t.Errorf("Gray16 %+v: dithered as its 8-bit RGBA conversion", o)
+	}
+	for i := 0; i < len(g16.Pix); i += 2 {
+		g16.Pix[i+1] = g16.Pix[i] // v*257: an 8-bit value
+	}
+	for _, o := range opts {
+		if !sameImage(mustDither(t, g16, o), mustDither(t, convert(g16, image.NewRGBA), o)) {
+			t.Errorf("Gray16 of 8-bit values %+v: differs from its RGBA conversion", o)
+		}
+	}
 }
+
+// convert returns src drawn into a new image made by newImage.
+func convert[M draw.Image](src image.Image, newImage func(image.Rectangle) M) M {
+	m := newImage(src.Bounds())
+	draw.Draw(m, m.Bounds(), src, src.Bounds().Min, draw.Src)
+	return m
+}
+
+// wideSources returns src (16-bit) as it is and as every other 16-bit
+// source the engine reads differently: NRGBA64, RGBA64, and images of
+// unknown type with and without RGBA64At.
+func wideSources(src image.Image) map[string]image.Image {
+	return map[string]image.Image{
+		"itself":      src,
+		"NRGBA64":     convert(src, image.NewNRGBA64),
+		"RGBA64":      convert(src, image.NewRGBA64),
+		"RGBA64Image": rgba64Image{src.(image.RGBA64Image)},
+		"Image":       plainImage{src},
+	}
+}
+
+// rgba64Image hides the type of an image but keeps RGBA64At.
+type rgba64Image struct{ image.RGBA64Image }
+
+// plainImage hides the type of an image and every method but those of
+// image.Image.
+type plainImage struct{ m image.Image }
+
+func (p plainImage) ColorModel() color.Model { return p.m.ColorModel() }
+func (p plainImage) Bounds() image.Rectangle { return p.m.Bounds() }
+func (p plainImage) At(x, y int) color.Color { return p.m.At(x, y) }
 
 func TestWavefrontSameResult(t *testing.T) {
 	for _, sz := range [][2]int{{1000, 37}, {3, 5}, {600, 1}, {257, 9}} {

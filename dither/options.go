@@ -89,8 +89,8 @@ type Options struct {
 	Seed int64
 	// Workers is how many goroutines may dither one image; 0 and 1 mean
 	// one. Only two-level Floyd-Steinberg left to right, at full strength,
-	// on an opaque image, uses more (a wavefront over rows); the result is
-	// the same whatever the number.
+	// on an opaque 8-bit image, uses more (a wavefront over rows); the
+	// result is the same whatever the number.
 	Workers int
 }
 

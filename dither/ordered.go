@@ -96,8 +96,8 @@ func (e *engine) runThreshold() bool {
 	trow := make([]int32, e.w)
 	var lut *orderedLUT
 	var table *thresholdTable
-	if e.pq == nil && e.c == 3 && !genericOnly {
-		lut = newOrderedLUT(e)
+	if e.pq == nil && e.c == 3 && e.load16 == nil && !genericOnly {
+		lut = newOrderedLUT(e) // indexed by 8-bit source values
 		if !t.random && t.side <= maxTableSide && e.out.pal != nil && e.kind == alphaOpaque {
 			table = newThresholdTable(lut, t)
 		}

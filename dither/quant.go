@@ -29,6 +29,9 @@ type space struct {
 
 	grid      cellBounds // the palette lookup's grid (see cells)
 	cellsOnce sync.Once  // guards grid
+
+	wide     *[65536]int32 // 16-bit sRGB to working value (see toWork16)
+	wideOnce sync.Once     // guards wide
 }
 
 var spaces = [2]space{{cs: Linear}, {cs: SRGB}}
@@ -53,11 +56,36 @@ func (sp *space) init() {
 	}
 	sp.luma = [3]int64{13933, 46871, 4732} // Rec. 709 luminance
 	for i := range sp.toWork {
-		sp.toWork[i] = int32(math.Round(srgbToLinear(float64(i)/255) * workMax))
+		sp.toWork[i] = linearWork(float64(i) / 255)
 	}
 	for i := range sp.toSRGB {
 		sp.toSRGB[i] = uint8(math.Round(linearToSRGB(float64(i*16+8)/65535) * 255))
 	}
+}
+
+// toWork16 returns the table from 16-bit sRGB values to working values,
+// computed on first use: only 16-bit sources need it. Its entry for v*257
+// equals toWork[v] (v/255 and v*257/65535 are the same float64), so a
+// 16-bit image of 8-bit values dithers exactly as its 8-bit form.
+func (sp *space) toWork16() *[65536]int32 {
+	sp.wideOnce.Do(func() {
+		t := new([65536]int32)
+		for i := range t {
+			if sp.cs == SRGB {
+				t[i] = int32(i) << fracBits
+			} else {
+				t[i] = linearWork(float64(i) / 65535)
+			}
+		}
+		sp.wide = t
+	})
+	return sp.wide
+}
+
+// linearWork returns the working value of the sRGB value v in [0, 1] in
+// linear light.
+func linearWork(v float64) int32 {
+	return int32(math.Round(srgbToLinear(v) * workMax))
 }
 
 func srgbToLinear(v float64) float64 {

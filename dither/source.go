@@ -166,17 +166,9 @@ func loadGeneric(src image.Image, b image.Rectangle, y int, buf []uint8) []uint8
 			r, g, bl, a = src.At(b.Min.X+x, sy).RGBA()
 		}
 		d := buf[4*x : 4*x+4 : 4*x+4]
-		d[0], d[1], d[2], d[3] = unpremul16(r, a), unpremul16(g, a), unpremul16(bl, a), uint8(a>>8)
+		d[0], d[1], d[2], d[3] = uint8(unpremul16(r, a)>>8), uint8(unpremul16(g, a)>>8), uint8(unpremul16(bl, a)>>8), uint8(a>>8)
 	}
 	return buf[:4*b.Dx()]
-}
-
-// unpremul16 turns one 16-bit premultiplied channel into 8-bit straight colour.
-func unpremul16(c, a uint32) uint8 {
-	if a == 0 {
-		return 0
-	}
-	return uint8(min(0xffff, c*0xffff/a) >> 8)
 }
 
 // alphaKind says which alpha values an image holds.

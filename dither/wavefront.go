@@ -12,10 +12,10 @@ const wavefrontChunk = 256
 
 // canWavefront reports whether the image can be dithered by several
 // workers: two-level Floyd-Steinberg left to right at full strength, on
-// an opaque image with a paletted result (the fs2Forward path).
+// an opaque 8-bit image with a paletted result (the fs2Forward path).
 func (e *engine) canWavefront() bool {
 	o := e.opts
-	return o.Workers > 1 && e.h > 1 && !genericOnly && o.Algorithm == FloydSteinberg && !o.Serpentine &&
+	return o.Workers > 1 && e.h > 1 && !genericOnly && e.load16 == nil && o.Algorithm == FloydSteinberg && !o.Serpentine &&
 		e.pq == nil && e.c == 3 && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2 &&
 		o.strength() == 256 && e.kind == alphaOpaque && e.out.pal != nil
 }
