@@ -465,12 +465,14 @@ func TestYCbCrSubsamplings(t *testing.T) {
 }
 
 // TestFastPathsMatchGeneric checks every specialised row function against
-// the generic code it replaces.
+// the generic code it replaces, on 8-bit and 16-bit sources.
 func TestFastPathsMatchGeneric(t *testing.T) {
 	img := testImage(45, 23, 11)
 	holes := testImage(45, 23, 12)
+	img16, holes16 := testImage16(45, 23, 11), testImage16(45, 23, 12)
 	for x := 0; x < 45; x += 4 {
 		holes.SetNRGBA(x, x%23, color.NRGBA{})
+		holes16.SetNRGBA64(x, x%23, color.NRGBA64{})
 	}
 	opts := []Options{
 		{}, {ColorSpace: SRGB}, {Serpentine: true}, {Strength: 0.6}, {Levels: 5}, {Levels: 7, Serpentine: true},
@@ -478,7 +480,7 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 		{Algorithm: Bayer8x8}, {Algorithm: Bayer16x16, Levels: 3}, {Algorithm: BlueNoise}, {Algorithm: Random, Levels: 7},
 		{Algorithm: None, Levels: 4}, {Algorithm: Bayer2x2, Strength: 0.3},
 	}
-	for _, src := range []*image.NRGBA{img, holes} {
+	for _, src := range []image.Image{img, holes, img16, holes16} {
 		for _, o := range opts {
 			fast := mustDither(t, src, o)
 			genericOnly = true
