@@ -480,14 +480,32 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 		{Algorithm: Bayer8x8}, {Algorithm: Bayer16x16, Levels: 3}, {Algorithm: BlueNoise}, {Algorithm: Random, Levels: 7},
 		{Algorithm: None, Levels: 4}, {Algorithm: Bayer2x2, Strength: 0.3},
 	}
-	for _, src := range []image.Image{img, holes, img16, holes16} {
+	checkFastPaths(t, []image.Image{img, holes, img16, holes16}, opts)
+	// Ordered dithering of large 16-bit images goes through a table.
+	big, holesBig, partialBig := testImage16(256, 256, 13), testImage16(256, 256, 14), testImage16(256, 256, 15)
+	for x := 0; x < 256; x += 3 {
+		holesBig.SetNRGBA64(x, x, color.NRGBA64{})
+		partialBig.SetNRGBA64(x, x, color.NRGBA64{0x1234, 0x5678, 0x9abc, 0x8000})
+	}
+	checkFastPaths(t, []image.Image{big, holesBig, partialBig}, []Options{
+		{Algorithm: Bayer8x8}, {Algorithm: Bayer16x16, Levels: 3}, {Algorithm: BlueNoise}, {Algorithm: Random, Levels: 7},
+		{Algorithm: None, Levels: 4}, {Algorithm: Bayer2x2, Strength: 0.3}, {Algorithm: Bayer4x4, LevelsR: 3, LevelsG: 5, LevelsB: 2},
+		{Algorithm: Bayer4x4, Levels: 16, ColorSpace: SRGB},
+	})
+}
+
+// checkFastPaths dithers every source with every option, with and
+// without the specialised row functions, and compares.
+func checkFastPaths(t *testing.T, srcs []image.Image, opts []Options) {
+	t.Helper()
+	for i, src := range srcs {
 		for _, o := range opts {
 			fast := mustDither(t, src, o)
 			genericOnly = true
 			slow := mustDither(t, src, o)
 			genericOnly = false
 			if !sameImage(fast, slow) {
-				t.Errorf("%+v: fast path differs from the generic one", o)
+				t.Errorf("%T %d %+v: fast path differs from the generic one", src, i, o)
 			}
 		}
 	}

@@ -96,14 +96,20 @@ func (e *engine) runThreshold() bool {
 	trow := make([]int32, e.w)
 	var lut *orderedLUT
 	var table *thresholdTable
-	if e.pq == nil && e.c == 3 && e.load16 == nil && !genericOnly {
+	var wide *wideLUT
+	rgb := e.pq == nil && e.c == 3 && !genericOnly
+	switch {
+	case rgb && e.load16 == nil:
 		lut = newOrderedLUT(e) // indexed by 8-bit source values
 		if !t.random && t.side <= maxTableSide && e.out.pal != nil && e.kind == alphaOpaque {
 			table = newThresholdTable(lut, t)
 		}
+	case rgb && e.w*e.h >= minWideLUTPixels:
+		wide = newWideLUT(e)
 	}
+	direct := lut != nil || wide != nil // reads source rows, writes paletted rows
 	for y := 0; y < e.h; y++ {
-		if lut != nil {
+		if direct {
 			e.loadRow(y)
 		} else {
 			e.loadWork(y)
@@ -114,6 +120,9 @@ func (e *engine) runThreshold() bool {
 		case lut != nil:
 			t.row(y, trow)
 			e.thresholdRGBRow(lut, trow, e.palRow(y))
+		case wide != nil:
+			t.row(y, trow)
+			e.thresholdWideRow(wide, trow, e.palRow(y))
 		case e.pq != nil:
 			t.row(y, trow)
 			e.thresholdPaletteRow(trow)
@@ -124,7 +133,7 @@ func (e *engine) runThreshold() bool {
 		if !e.rowChecked() {
 			return false
 		}
-		if lut == nil || e.out.pal == nil {
+		if !direct || e.out.pal == nil {
 			e.emit(y)
 		}
 	}
@@ -213,6 +222,61 @@ func (e *engine) thresholdRGBRow(l *orderedLUT, trow []int32, pal []uint8) {
 			pal[x] = uint8(kr*m0 + kg*m1 + kb)
 		}
 	}
+}
+
+// thresholdWideRow is thresholdRGBRow for a 16-bit source (e.row16).
+func (e *engine) thresholdWideRow(l *wideLUT, trow []int32, pal []uint8) {
+	pr, pg, pb := l.packed[0], l.packed[1], l.packed[2]
+	mr, mg, mb := l.mul[0], l.mul[1], l.mul[2]
+	row := e.row16[:4*len(trow)]
+	for x, t := range trow {
+		s := row[4*x : 4*x+4 : 4*x+4]
+		r, g, b := pr[s[0]], pg[s[1]], pb[s[2]]
+		// The level below, plus one when the fraction exceeds the threshold.
+		kr, kg, kb := r>>16-(t-r&0xffff)>>31, g>>16-(t-g&0xffff)>>31, b>>16-(t-b&0xffff)>>31
+		switch {
+		case pal == nil:
+			id := e.idx[3*x : 3*x+3 : 3*x+3]
+			id[0], id[1], id[2] = uint8(kr), uint8(kg), uint8(kb)
+		case e.kind != alphaOpaque && s[3] < 0x100:
+			pal[x] = e.out.transp
+		default:
+			pal[x] = uint8(kr*mr + kg*mg + kb*mb)
+		}
+	}
+}
+
+// minWideLUTPixels is the smallest image for which a wideLUT is built:
+// building it costs about as much as dithering this many pixels without.
+const minWideLUTPixels = 1 << 16
+
+// wideLUT is orderedLUT for 16-bit sources: for each channel and 16-bit
+// value, the level below in the high 16 bits and the fraction of the way
+// to the next level (0..65535) in the low 16. Channels with the same
+// number of levels share a table.
+type wideLUT struct {
+	packed [3]*[65536]int32
+	mul    [3]int32 // each channel's palette-index multiplier
+}
+
+func newWideLUT(e *engine) *wideLUT {
+	l := &wideLUT{}
+	tw := e.sp.toWork16()
+	for ch := range 3 {
+		q := e.lq[ch]
+		l.mul[ch] = int32(e.out.mul[ch])
+		if ch > 0 && q.n == e.lq[ch-1].n {
+			l.packed[ch] = l.packed[ch-1]
+			continue
+		}
+		p := new([65536]int32)
+		for v, c := range tw {
+			k := q.threshold(c, 65535) // the level below: no fraction exceeds 65535
+			p[v] = int32(k)<<16 | int32((int64(c-q.lv[k])*q.inv[k])>>16)
+		}
+		l.packed[ch] = p
+	}
+	return l
 }
 
 // thresholdRGBOpaque is thresholdRGBRow for an opaque row and a paletted

@@ -59,10 +59,11 @@ func newRowLoader16(src image.Image) rowLoader16 {
 // loadBigEndian decodes the big-endian 16-bit values of pix, 4 a pixel,
 // into buf.
 func loadBigEndian(pix []uint8, buf []uint16) []uint16 {
-	buf = buf[:len(pix)/2]
-	for i := 0; i+3 < len(buf); i += 4 {
-		v := binary.BigEndian.Uint64(pix[2*i:])
-		d := buf[i : i+4 : i+4]
+	n := len(pix) / 8
+	buf = buf[:4*n]
+	for x := range n {
+		v := binary.BigEndian.Uint64(pix[8*x : 8*x+8 : 8*x+8])
+		d := buf[4*x : 4*x+4 : 4*x+4]
 		d[0], d[1], d[2], d[3] = uint16(v>>48), uint16(v>>32), uint16(v>>16), uint16(v)
 	}
 	return buf
