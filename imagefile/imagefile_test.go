@@ -337,15 +337,36 @@ func TestDecodeWebP(t *testing.T) {
 	}
 }
 
+// TestDecode16BitPNG checks that 16-bit PNGs decode to 16-bit images with
+// every value kept, low byte included: the dither engine dithers images
+// of the 16-bit colour models at 16 bits.
 func TestDecode16BitPNG(t *testing.T) {
-	m := image.NewNRGBA64(image.Rect(0, 0, 3, 2))
-	m.SetNRGBA64(1, 1, color.NRGBA64{0xffff, 0x8000, 0x0101, 0xffff})
-	img, _, err := Decode(bytes.NewReader(pngBytes(t, m)), Limits{})
-	if err != nil {
-		t.Fatal(err)
+	nrgba := image.NewNRGBA64(image.Rect(0, 0, 3, 2)) // transparent pixels: PNG colour type 6
+	nrgba.SetNRGBA64(1, 1, color.NRGBA64{0xffff, 0x80ff, 0x0101, 0xffff})
+	opaque := image.NewNRGBA64(image.Rect(0, 0, 3, 2)) // colour type 2, decoded premultiplied
+	for i := range opaque.Pix {
+		opaque.Pix[i] = 0xff
 	}
-	if r, g, _, _ := img.At(1, 1).RGBA(); r != 0xffff || g != 0x8000 {
-		t.Errorf("16-bit values lost: %v", img.At(1, 1))
+	opaque.SetNRGBA64(1, 1, color.NRGBA64{0x1234, 0x80ff, 0xfedc, 0xffff})
+	gray := image.NewGray16(image.Rect(0, 0, 3, 2))
+	gray.SetGray16(1, 1, color.Gray16{0x80ff})
+	for _, m := range []image.Image{nrgba, opaque, gray} {
+		img, _, err := Decode(bytes.NewReader(pngBytes(t, m)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch img.ColorModel() {
+		case color.NRGBA64Model, color.RGBA64Model, color.Gray16Model:
+		default:
+			t.Errorf("%T: decoded as %T, not a 16-bit image", m, img)
+		}
+		for y := 0; y < 2; y++ {
+			for x := 0; x < 3; x++ {
+				if got, want := color.NRGBA64Model.Convert(img.At(x, y)), color.NRGBA64Model.Convert(m.At(x, y)); got != want {
+					t.Errorf("%T: pixel (%d,%d) is %v, want %v", m, x, y, got, want)
+				}
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,48 @@ func TestDitherFiles(t *testing.T) {
 	p := decodePaletted(t, data)
 	if p.Bounds().Dx() != 40 || p.Bounds().Dy() != 30 || len(p.Palette) > 27 {
 		t.Errorf("output %v with %d colours", p.Bounds(), len(p.Palette))
+	}
+}
+
+// TestDither16BitPNG checks that the command dithers a 16-bit PNG at 16
+// bits: posterising a 16-bit ramp across the middle of linear light (the
+// default colour space) to two levels puts the edge at the 16-bit middle,
+// to within one step, and not at the 8-bit value 0xbc00, 64 steps below.
+func TestDither16BitPNG(t *testing.T) {
+	const from, w = 0xbb00, 768
+	m := image.NewGray16(image.Rect(0, 0, w, 2))
+	for x := range w {
+		for y := range 2 {
+			m.SetGray16(x, y, color.Gray16{uint16(from + x)})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in16.png"), filepath.Join(dir, "out.png")
+	if err := os.WriteFile(in, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("dither", "--levels", "2", "--algorithm", "none", in, out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := decodePaletted(t, data)
+	mid := from
+	for math.Pow((float64(mid)/65535+0.055)/1.055, 2.4) <= 0.5 {
+		mid++
+	}
+	for x := range w {
+		v := from + x
+		r, _, _, _ := p.At(x, 1).RGBA()
+		if (v < mid-1 && r != 0) || (v > mid && r != 0xffff) {
+			t.Fatalf("value 0x%04x gave red 0x%04x; the middle is at 0x%04x", v, r, mid)
+		}
 	}
 }
 
