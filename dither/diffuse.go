@@ -51,8 +51,8 @@ func (e *engine) runDiffusion() bool {
 // rowPass is the function that dithers one row and what it needs.
 type rowPass struct {
 	row func(y, dir int)
-	// direct means it reads e.row itself (8-bit sources only), so the
-	// row needs no working values.
+	// direct means it reads the source row itself (e.row, or e.row16
+	// for a 16-bit source), so the row needs no working values.
 	direct bool
 	// writesPal means it writes a paletted result's row when there is
 	// one, so the row needs no emit.
@@ -82,7 +82,8 @@ func (e *engine) diffusionRow(d *diffusion) rowPass {
 	two := fsLevels && e.lq[0].n == 2 && e.lq[1].n == 2 && e.lq[2].n == 2
 	switch {
 	case two && e.load16 != nil && e.kind == alphaOpaque && d.s == 256 && e.out.pal != nil:
-		return rowPass{row: func(y, dir int) { fs2Work(e.work, d.rows[0], d.rows[1], e.palRow(y), dir) }, writesPal: true, rewrites: true}
+		t := e.sp.toWork16()
+		return rowPass{row: func(y, dir int) { fs2Wide(e.row16, d.rows[0], d.rows[1], e.palRow(y), t, dir) }, direct: true, writesPal: true, rewrites: true}
 	case fsLevels && e.load16 != nil:
 		return rowPass{row: func(_, dir int) { e.floydSteinbergWorkRow(d, dir) }, rewrites: true}
 	case two:
@@ -449,28 +450,28 @@ func fs2Backward(row []uint8, cur, nxt []int32, pal []uint8, t *[256]int32) {
 	}
 }
 
-// fs2Work is fs2Opaque for a 16-bit source: it reads the working values
-// of the row (work) instead of 8-bit pixels.
-func fs2Work(work, cur, nxt []int32, pal []uint8, dir int) {
+// fs2Wide is fs2Opaque for a 16-bit source: it reads 16-bit pixels
+// (row, 4 values a pixel) through the 16-bit table t.
+func fs2Wide(row []uint16, cur, nxt []int32, pal []uint8, t *[65536]int32, dir int) {
 	w := len(pal)
-	work, cur, nxt = work[:3*w], cur[:3*(w+2*pad)], nxt[:3*(w+2*pad)]
+	row, cur, nxt = row[:4*w], cur[:3*(w+2*pad)], nxt[:3*(w+2*pad)]
 	if dir > 0 {
-		fs2WorkForward(work, cur, nxt, pal)
+		fs2WideForward(row, cur, nxt, pal, t)
 		return
 	}
-	fs2WorkBackward(work, cur, nxt, pal)
+	fs2WideBackward(row, cur, nxt, pal, t)
 }
 
-// fs2WorkForward is fs2Work from left to right.
-func fs2WorkForward(work, cur, nxt []int32, pal []uint8) {
+// fs2WideForward is fs2Wide from left to right.
+func fs2WideForward(row []uint16, cur, nxt []int32, pal []uint8, t *[65536]int32) {
 	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
 	clear(nxt[3*pad-3 : 3*pad+3])
 	for x := range pal {
 		p := (x + pad) * 3
-		v, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
-		vr := v[0] + (c[0]+fr+8)>>4
-		vg := v[1] + (c[1]+fg+8)>>4
-		vb := v[2] + (c[2]+fb+8)>>4
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
 		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
 		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
 		pal[x] = uint8(kr&4 | kg&2 | kb&1)
@@ -482,17 +483,17 @@ func fs2WorkForward(work, cur, nxt []int32, pal []uint8) {
 	}
 }
 
-// fs2WorkBackward is fs2Work from right to left (serpentine odd rows).
-func fs2WorkBackward(work, cur, nxt []int32, pal []uint8) {
+// fs2WideBackward is fs2Wide from right to left (serpentine odd rows).
+func fs2WideBackward(row []uint16, cur, nxt []int32, pal []uint8, t *[65536]int32) {
 	var fr, fg, fb int32 // 7/16 of the error, for the next pixel
 	last := (len(pal) - 1 + pad) * 3
 	clear(nxt[last : last+6])
 	for x := len(pal) - 1; x >= 0; x-- {
 		p := (x + pad) * 3
-		v, c := work[3*x:3*x+3:3*x+3], cur[p:p+3:p+3]
-		vr := v[0] + (c[0]+fr+8)>>4
-		vg := v[1] + (c[1]+fg+8)>>4
-		vb := v[2] + (c[2]+fb+8)>>4
+		px, c := row[4*x:4*x+3:4*x+3], cur[p:p+3:p+3]
+		vr := t[px[0]] + (c[0]+fr+8)>>4
+		vg := t[px[1]] + (c[1]+fg+8)>>4
+		vb := t[px[2]] + (c[2]+fb+8)>>4
 		kr, kg, kb := (twoMid-1-vr)>>31, (twoMid-1-vg)>>31, (twoMid-1-vb)>>31
 		er, eg, eb := vr-kr&twoHi, vg-kg&twoHi, vb-kb&twoHi
 		pal[x] = uint8(kr&4 | kg&2 | kb&1)
