@@ -79,8 +79,9 @@ type engine struct {
 	// load16 is set for a 16-bit source (see is16Bit), whose rows it
 	// reads into row16; load is then unset, and row holds row16 narrowed
 	// to 8 bits for the alpha tests, or nil when the source is opaque (no
-	// alpha test reads it then). Only the paths that take working values
-	// from loadWork run on such a source.
+	// alpha test reads it then). The paths that read the colour of row
+	// never run on such a source: the others take working values from
+	// loadWork, or read row16 (fs2Wide, thresholdWideRow).
 	load16 rowLoader16
 	buf16  []uint16 // scratch for load16
 	row16  []uint16 // current source row, straight 16-bit RGBA

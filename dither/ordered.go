@@ -259,6 +259,7 @@ type wideLUT struct {
 	mul    [3]int32 // each channel's palette-index multiplier
 }
 
+// newWideLUT builds the tables of e's levels in e's colour space.
 func newWideLUT(e *engine) *wideLUT {
 	l := &wideLUT{}
 	tw := e.sp.toWork16()

@@ -91,6 +91,7 @@ func unpremul16(c, a uint32) uint16 {
 	return uint16(min(0xffff, c*0xffff/a))
 }
 
+// loadGray16 reads row y of a grey image as opaque grey RGBA.
 func loadGray16(s *image.Gray16, b image.Rectangle, y int, buf []uint16) []uint16 {
 	off := s.PixOffset(b.Min.X, b.Min.Y+y)
 	pix := s.Pix[off : off+2*b.Dx()]
