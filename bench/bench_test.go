@@ -25,6 +25,9 @@ const width, height = 4000, 3000
 var (
 	photoOnce sync.Once
 	photo     *image.RGBA
+
+	photo16Once sync.Once
+	photo16     *image.NRGBA64
 )
 
 // photoImage returns a deterministic 12 MP photo-like image: smooth
@@ -50,6 +53,26 @@ func photoImage() *image.RGBA {
 }
 
 func clamp(v float64) uint8 { return uint8(min(max(v, 0), 255)) }
+
+// photoImage16 returns photoImage at 16 bits a channel, made once: each
+// 8-bit value v becomes v*256 plus a pseudo-random low byte (alpha stays
+// opaque). The 8-bit photo is its top byte: the same picture.
+func photoImage16() *image.NRGBA64 {
+	photo16Once.Do(func() {
+		src := photoImage()
+		photo16 = image.NewNRGBA64(src.Rect)
+		var s uint32 = 2
+		for i, v := range src.Pix {
+			s = s*1664525 + 1013904223
+			low := uint8(s >> 24)
+			if i%4 == 3 {
+				low = 0xff
+			}
+			photo16.Pix[2*i], photo16.Pix[2*i+1] = v, low
+		}
+	})
+	return photo16
+}
 
 // palette8 is the 8-colour palette of 2 levels per channel, shared by all
 // contenders.
@@ -94,6 +117,18 @@ func engine(o dither.Options) func(*testing.B) {
 	}
 }
 
+// engine16 is engine on photoImage16: the same picture, dithered at 16 bits.
+func engine16(o dither.Options) func(*testing.B) {
+	return func(b *testing.B) {
+		img := photoImage16()
+		measure(b, func(*image.RGBA) {
+			if _, err := dither.Dither(img, o); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
 func BenchmarkEngineFloydSteinbergSRGB(b *testing.B) {
 	engine(dither.Options{ColorSpace: dither.SRGB})(b)
 }
@@ -115,6 +150,14 @@ func BenchmarkEngineJarvisJudiceNinke(b *testing.B) {
 }
 
 func BenchmarkEngineBayer8x8(b *testing.B) { engine(dither.Options{Algorithm: dither.Bayer8x8})(b) }
+
+// BenchmarkEngine16FloydSteinbergLinear is the default dither of a 16-bit
+// image (a 16-bit PNG), at 16 bits.
+func BenchmarkEngine16FloydSteinbergLinear(b *testing.B) { engine16(dither.Options{})(b) }
+
+func BenchmarkEngine16Bayer8x8(b *testing.B) {
+	engine16(dither.Options{Algorithm: dither.Bayer8x8})(b)
+}
 
 func BenchmarkEngineBlueNoise(b *testing.B) { engine(dither.Options{Algorithm: dither.BlueNoise})(b) }
 
@@ -234,5 +277,33 @@ func TestPrintRatios(t *testing.T) {
 		{"engine Bayer 8x8", "makeworld Bayer 8x8"},
 	} {
 		t.Log(fmt.Sprintf("ratio %-22s / %-20s %6.1fx wall  %6.1fx cpu", p[0], p[1], wall[p[0]]/wall[p[1]], cpu[p[0]]/cpu[p[1]]))
+	}
+}
+
+// TestPrint16BitRatios compares the engine on a 16-bit image with the
+// engine on the same picture at 8 bits, in one process: the two sides
+// alternate for three rounds, and the best rate of each is printed with
+// their ratio, so that outside load hits both alike. Skipped with -short.
+func TestPrint16BitRatios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: runs the 12 MP benchmarks")
+	}
+	pairs := []struct {
+		name          string
+		bits8, bits16 func(*testing.B)
+	}{
+		{"FS linear", BenchmarkEngineFloydSteinbergLinear, BenchmarkEngine16FloydSteinbergLinear},
+		{"Bayer 8x8", BenchmarkEngineBayer8x8, BenchmarkEngine16Bayer8x8},
+	}
+	for _, p := range pairs {
+		var wall, cpu [2]float64 // best of 8-bit, 16-bit
+		for range 3 {
+			for i, f := range []func(*testing.B){p.bits8, p.bits16} {
+				res := testing.Benchmark(f)
+				wall[i], cpu[i] = max(wall[i], res.Extra["MPix/s"]), max(cpu[i], res.Extra["cpu-MPix/s"])
+			}
+		}
+		t.Logf("%-10s 8-bit %6.1f MPix/s %6.1f cpu-MPix/s; 16-bit %6.1f MPix/s %6.1f cpu-MPix/s; 16/8 %.2fx wall %.2fx cpu",
+			p.name, wall[0], cpu[0], wall[1], cpu[1], wall[1]/wall[0], cpu[1]/cpu[0])
 	}
 }

@@ -9,6 +9,9 @@ import (
 var (
 	benchOnce sync.Once
 	benchImg  *image.RGBA
+
+	bench16Once sync.Once
+	bench16Img  *image.NRGBA64
 )
 
 // benchImage returns a 12 MP photo-like RGBA image, made once.
@@ -20,8 +23,32 @@ func benchImage() *image.RGBA {
 	return benchImg
 }
 
-func benchDither(b *testing.B, o Options) {
-	img := benchImage()
+// benchImage16 returns benchImage at 16 bits a channel: each 8-bit value
+// v becomes v*256 plus a pseudo-random low byte, so that the tables of
+// the 16-bit path are read all over, as with a real 16-bit photo.
+func benchImage16() *image.NRGBA64 {
+	bench16Once.Do(func() { bench16Img = widen(benchImage()) })
+	return bench16Img
+}
+
+// widen returns m as an *image.NRGBA64 whose values have m's as their
+// top byte and noise as their low byte (alpha stays opaque).
+func widen(m *image.RGBA) *image.NRGBA64 {
+	w := image.NewNRGBA64(m.Rect)
+	for i, v := range m.Pix {
+		w.Pix[2*i], w.Pix[2*i+1] = v, uint8(mix(5, uint64(i)))
+		if i%4 == 3 {
+			w.Pix[2*i+1] = 0xff
+		}
+	}
+	return w
+}
+
+func benchDither(b *testing.B, o Options) { benchDitherImage(b, benchImage(), o) }
+
+func benchDither16(b *testing.B, o Options) { benchDitherImage(b, benchImage16(), o) }
+
+func benchDitherImage(b *testing.B, img image.Image, o Options) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := Dither(img, o); err != nil {
@@ -44,3 +71,11 @@ func BenchmarkJarvisJudiceNinke(b *testing.B) {
 }
 
 func BenchmarkPaletteCGA(b *testing.B) { benchDither(b, Options{Palette: "cga"}) }
+
+// The same benchmarks on the same picture at 16 bits.
+
+func BenchmarkFloydSteinbergLinear16(b *testing.B) { benchDither16(b, Options{}) }
+
+func BenchmarkBayer8x8_16(b *testing.B) { benchDither16(b, Options{Algorithm: Bayer8x8}) }
+
+func BenchmarkPaletteCGA16(b *testing.B) { benchDither16(b, Options{Palette: "cga"}) }
