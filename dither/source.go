@@ -201,6 +201,10 @@ func scanAlpha(src image.Image) alphaKind {
 	}
 	load := newRowLoader(src, false)
 	buf := make([]uint8, 4*b.Dx())
+	if is16Bit(src) { // the same alpha bytes, read faster
+		load16, buf16 := newRowLoader16(src), make([]uint16, 4*b.Dx())
+		load = func(y int, buf []uint8) []uint8 { return narrowRow(load16(y, buf16), buf) }
+	}
 	kind := alphaOpaque
 	for y := 0; y < b.Dy(); y++ {
 		row := load(y, buf)
