@@ -5,6 +5,19 @@
 // The Store interface has one implementation per backend in a subpackage
 // (postgres, fs); blobtest.Exercise is the conformance suite every backend's
 // tests run. Handler serves blobs over HTTP.
+//
+// # Purging
+//
+// Since equal content is stored once and shared, a blob cannot simply be
+// deleted when one user of it goes: another may be putting the same bytes
+// at that moment. Every backend is therefore also a Purger: each Put,
+// also of content already stored, records when the key was last put
+// (Blob.PutAt, on the store's clock), and Purge removes a blob only if
+// its last Put is before a given time, atomically with respect to
+// concurrent Puts. A caller that knows no one used a blob as of time T
+// (package blobgc) may then purge with putBefore T: a Put that raced it is
+// either seen (and the blob kept) or comes after the removal (and stores
+// the content again).
 package blobstore
 
 import (
@@ -45,6 +58,10 @@ type Blob struct {
 	ContentType string
 	// CreatedAt is when the content was first stored.
 	CreatedAt time.Time
+	// PutAt is when the content was last put (by any Put, also one that
+	// stored nothing new), on the store's clock (Purger.Now). Purge
+	// compares it.
+	PutAt time.Time
 }
 
 // Reader reads a blob's content, with random access for range requests.
@@ -70,6 +87,29 @@ type Store interface {
 	Open(ctx context.Context, key string) (Reader, Blob, error)
 	// Delete removes the blob. Deleting a missing blob is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+// Purger removes blobs that no one has put for a while. Every Store of
+// this module is also a Purger (blobtest.Exercise checks both).
+type Purger interface {
+	// Now reads the clock that Put records PutAt with; compute the
+	// putBefore of Keys and Purge from it, not from the local clock.
+	Now(ctx context.Context) (time.Time, error)
+	// Keys returns up to limit blobs whose last Put is before putBefore
+	// and whose key sorts after after (in byte order; "" starts from the
+	// first), in key order: page through them by passing the last key
+	// returned. A blob put again meanwhile may still be listed: Purge
+	// decides.
+	Keys(ctx context.Context, putBefore time.Time, after string, limit int) ([]Blob, error)
+	// Purge removes the blob with key if and only if its last Put is
+	// before putBefore, and reports whether it did. It is atomic with
+	// respect to Put: a Put of the same content that returns before Purge
+	// decides is seen (its PutAt is not before putBefore, so the blob
+	// stays), and one that returns after it stores the content again.
+	// Hence, once a Put returned a blob whose PutAt is not before
+	// putBefore, no Purge with that putBefore removes it. A missing blob
+	// is not purged and is not an error.
+	Purge(ctx context.Context, key string, putBefore time.Time) (bool, error)
 }
 
 // ValidKey reports whether key is 64 lowercase hex digits.

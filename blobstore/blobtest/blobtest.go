@@ -1,5 +1,6 @@
 // Package blobtest is the conformance suite of blobstore backends. Each
-// backend's tests call Exercise with a constructor of fresh, empty stores.
+// backend's tests call Exercise with a constructor of fresh, empty stores,
+// which must be Purgers too.
 package blobtest
 
 import (
@@ -16,13 +17,19 @@ import (
 	"github.com/imageservice/imageservice/blobstore"
 )
 
+// Store is what a backend provides: a blob store that can purge.
+type Store interface {
+	blobstore.Store
+	blobstore.Purger
+}
+
 // Exercise runs the conformance suite. Every case is a parallel subtest with
 // its own store from newStore, which should register its own cleanup.
-func Exercise(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
+func Exercise(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Helper()
 	cases := []struct {
 		name string
-		run  func(t *testing.T, s blobstore.Store)
+		run  func(t *testing.T, s Store)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"Dedup", testDedup},
@@ -37,6 +44,12 @@ func Exercise(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
 		{"SeekAndReadAt", testSeekAndReadAt},
 		{"Delete", testDelete},
 		{"ReaderError", testReaderError},
+		{"PutAt", testPutAt},
+		{"Purge", testPurge},
+		{"PurgeSparesRecentPut", testPurgeSparesRecentPut},
+		{"PurgeBadKey", testPurgeBadKey},
+		{"Keys", testKeys},
+		{"PurgeRace", testPurgeRace},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -46,7 +59,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
 	}
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
@@ -75,7 +88,7 @@ func readAll(t *testing.T, s blobstore.Store, key string) ([]byte, blobstore.Blo
 	return data, b
 }
 
-func testRoundTrip(t *testing.T, s blobstore.Store) {
+func testRoundTrip(t *testing.T, s Store) {
 	data := []byte("\x89PNG\r\n\x1a\n some image bytes")
 	before := time.Now().Add(-time.Minute)
 	b := put(t, s, "image/png", data)
@@ -94,7 +107,7 @@ func testRoundTrip(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testDedup(t *testing.T, s blobstore.Store) {
+func testDedup(t *testing.T, s Store) {
 	data := []byte("same content")
 	a := put(t, s, "image/png", data)
 	b := put(t, s, "image/gif", data)
@@ -110,7 +123,7 @@ func testDedup(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testStat(t *testing.T, s blobstore.Store) {
+func testStat(t *testing.T, s Store) {
 	b := put(t, s, "image/jpeg", []byte("jpeg-ish"))
 	st, err := s.Stat(ctx(t), b.Key)
 	if err != nil {
@@ -121,7 +134,7 @@ func testStat(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testEmptyBlob(t *testing.T, s blobstore.Store) {
+func testEmptyBlob(t *testing.T, s Store) {
 	b := put(t, s, "text/plain", nil)
 	if b.Size != 0 || b.Key != blobstore.KeyOf(nil) {
 		t.Fatalf("empty blob %+v", b)
@@ -131,7 +144,7 @@ func testEmptyBlob(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testDefaultContentType(t *testing.T, s blobstore.Store) {
+func testDefaultContentType(t *testing.T, s Store) {
 	for i, ct := range []string{"", "not a / type;;"} {
 		b := put(t, s, ct, []byte{byte(i)})
 		if b.ContentType != blobstore.DefaultContentType {
@@ -140,7 +153,7 @@ func testDefaultContentType(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testNotFound(t *testing.T, s blobstore.Store) {
+func testNotFound(t *testing.T, s Store) {
 	key := blobstore.KeyOf([]byte("never stored"))
 	if _, err := s.Stat(ctx(t), key); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("Stat: %v", err)
@@ -156,7 +169,7 @@ func testNotFound(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testBadKey(t *testing.T, s blobstore.Store) {
+func testBadKey(t *testing.T, s Store) {
 	good := blobstore.KeyOf([]byte("x"))
 	bad := []string{"", "abc", strings.ToUpper(good), good + "0", good[:63] + "g",
 		"../../../../etc/passwd", good[:62] + "/.", strings.Repeat("0", 63) + "\x00"}
@@ -176,7 +189,7 @@ func testBadKey(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testConcurrentSamePut(t *testing.T, s blobstore.Store) {
+func testConcurrentSamePut(t *testing.T, s Store) {
 	data := randomBytes(t, 256<<10)
 	const n = 8
 	var wg sync.WaitGroup
@@ -199,7 +212,7 @@ func testConcurrentSamePut(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testConcurrentDistinctPuts(t *testing.T, s blobstore.Store) {
+func testConcurrentDistinctPuts(t *testing.T, s Store) {
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -221,7 +234,7 @@ func testConcurrentDistinctPuts(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testLargeBlob(t *testing.T, s blobstore.Store) {
+func testLargeBlob(t *testing.T, s Store) {
 	data := randomBytes(t, 5<<20)
 	b := put(t, s, "image/png", data)
 	if b.Size != int64(len(data)) {
@@ -232,7 +245,7 @@ func testLargeBlob(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testSeekAndReadAt(t *testing.T, s blobstore.Store) {
+func testSeekAndReadAt(t *testing.T, s Store) {
 	data := []byte("0123456789abcdefghij")
 	b := put(t, s, "text/plain", data)
 	r, _, err := s.Open(ctx(t), b.Key)
@@ -258,7 +271,7 @@ func testSeekAndReadAt(t *testing.T, s blobstore.Store) {
 	}
 }
 
-func testDelete(t *testing.T, s blobstore.Store) {
+func testDelete(t *testing.T, s Store) {
 	b := put(t, s, "image/png", []byte("to delete"))
 	if err := s.Delete(ctx(t), b.Key); err != nil {
 		t.Fatal(err)
@@ -279,7 +292,7 @@ type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-func testReaderError(t *testing.T, s blobstore.Store) {
+func testReaderError(t *testing.T, s Store) {
 	_, err := s.Put(ctx(t), "image/png", io.MultiReader(strings.NewReader("partial"), failingReader{}))
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Put with failing reader: %v", err)

@@ -3,6 +3,15 @@
 // content type and creation time. Files are written to a temporary file in
 // <root>/.tmp, synced and renamed into place, so a blob file is either
 // complete or absent.
+//
+// It is also a blobstore.Purger, on the local clock: a blob's put time is
+// its data file's modification time, set to the time of every Put (also
+// one of content already stored, which only touches the file). A lock per
+// key, in the process, makes Put's check-and-touch and Purge's
+// check-and-remove atomic with respect to each other. That lock does not
+// reach other processes: while Put, Stat, Open and Delete may be shared by
+// several processes, purging is only safe with ONE process per directory
+// (as the embedded default runs).
 package fs
 
 import (
@@ -21,12 +30,13 @@ import (
 	"github.com/imageservice/imageservice/blobstore"
 )
 
-// Store is a filesystem blob store. It is safe for concurrent use, also by
-// several processes sharing the directory.
+// Store is a filesystem blob store. It is safe for concurrent use; see the
+// package documentation about several processes.
 type Store struct {
 	root    string
 	tmp     string
 	maxSize int64
+	locks   keyLocks
 }
 
 // Option configures a Store.
@@ -42,7 +52,10 @@ func WithMaxSize(n int64) Option {
 	}
 }
 
-var _ blobstore.Store = (*Store)(nil)
+var (
+	_ blobstore.Store  = (*Store)(nil)
+	_ blobstore.Purger = (*Store)(nil)
+)
 
 // meta is the sidecar of a blob.
 type meta struct {
@@ -66,19 +79,21 @@ func (s *Store) dataPath(key string) string {
 	return filepath.Join(s.root, key[0:2], key[2:4], key)
 }
 
-// Put implements blobstore.Store.
+// Put implements blobstore.Store. Content already stored is not written
+// again, but its data file is touched: its modification time, the blob's
+// put time, becomes now.
 func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobstore.Blob, error) {
 	tmp, key, err := s.writeTemp(ctx, r)
 	if err != nil {
 		return blobstore.Blob{}, fmt.Errorf("put blob: %w", err)
 	}
 	defer os.Remove(tmp) // no-op once renamed
-	if b, err := s.Stat(ctx, key); err == nil {
-		return b, nil
-	} else if !errors.Is(err, blobstore.ErrNotFound) {
-		return blobstore.Blob{}, fmt.Errorf("put blob: %w", err)
+	defer s.locks.lock(key)()
+	err = touch(s.dataPath(key))
+	if errors.Is(err, iofs.ErrNotExist) {
+		err = s.install(key, tmp, blobstore.NormalizeContentType(contentType))
 	}
-	if err := s.install(key, tmp, blobstore.NormalizeContentType(contentType)); err != nil {
+	if err != nil {
 		return blobstore.Blob{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
 	b, err := s.Stat(ctx, key)
@@ -86,6 +101,12 @@ func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobs
 		return blobstore.Blob{}, fmt.Errorf("put blob: %w", err)
 	}
 	return b, nil
+}
+
+// touch sets a file's modification time to now.
+func touch(path string) error {
+	now := time.Now()
+	return os.Chtimes(path, now, now)
 }
 
 // writeTemp copies r into a synced temporary file and returns its path and
@@ -139,6 +160,9 @@ func (s *Store) install(key, tmp, contentType string) error {
 		return err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	if err := touch(dst); err != nil {
 		return err
 	}
 	return syncDir(dir)
@@ -207,11 +231,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.check(ctx, key); err != nil {
 		return fmt.Errorf("delete blob: %w", err)
 	}
-	p := s.dataPath(key)
-	for _, f := range []string{p, p + ".json"} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-			return fmt.Errorf("delete blob %s: %w", key, err)
-		}
+	defer s.locks.lock(key)()
+	if err := s.remove(key); err != nil {
+		return fmt.Errorf("delete blob %s: %w", key, err)
 	}
 	return nil
 }
@@ -226,7 +248,8 @@ func (s *Store) check(ctx context.Context, key string) error {
 // describe builds a Blob from the data file and its sidecar; a missing or
 // unreadable sidecar falls back to the default type and the file's mtime.
 func (s *Store) describe(key string, fi iofs.FileInfo) blobstore.Blob {
-	b := blobstore.Blob{Key: key, Size: fi.Size(), ContentType: blobstore.DefaultContentType, CreatedAt: fi.ModTime().UTC()}
+	b := blobstore.Blob{Key: key, Size: fi.Size(), ContentType: blobstore.DefaultContentType,
+		CreatedAt: fi.ModTime().UTC(), PutAt: fi.ModTime().UTC()}
 	data, err := os.ReadFile(s.dataPath(key) + ".json")
 	if err != nil {
 		return b

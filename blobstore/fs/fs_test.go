@@ -14,7 +14,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	blobtest.Exercise(t, func(t *testing.T) blobstore.Store {
+	blobtest.Exercise(t, func(t *testing.T) blobtest.Store {
 		s, err := blobfs.New(t.TempDir())
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,15 @@
 // blob in the table "blobs" of the pool's search_path. PutTx stores bytes in
 // the caller's transaction, so an upload's blob and its events commit
 // together.
+//
+// It is also a blobstore.Purger, on the database's clock: every Put is one
+// INSERT ... ON CONFLICT DO UPDATE that sets put_at to clock_timestamp(),
+// and Purge is one DELETE ... WHERE put_at < putBefore. PostgreSQL runs
+// the two atomically with respect to each other: a DELETE that meets a
+// row touched by an uncommitted Put waits for it and tests put_at again
+// on the new version, and an INSERT that meets a row being deleted waits,
+// then inserts the content afresh. So a Put never "finds the blob there"
+// while a purge removes it.
 package postgres
 
 import (
@@ -10,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,7 +46,10 @@ func WithMaxSize(n int64) Option {
 	}
 }
 
-var _ blobstore.Store = (*Store)(nil)
+var (
+	_ blobstore.Store  = (*Store)(nil)
+	_ blobstore.Purger = (*Store)(nil)
+)
 
 // New returns a store using pool. Run Migrate first.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
@@ -63,7 +76,9 @@ func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobs
 }
 
 // PutTx stores data within tx: the blob becomes visible when tx commits and
-// disappears if it rolls back. Content already stored is not written again.
+// disappears if it rolls back. Content already stored is not written again,
+// but its put time is updated in tx, whose lock on the row holds a
+// concurrent Purge until tx ends.
 func (s *Store) PutTx(ctx context.Context, tx pgx.Tx, contentType string, data []byte) (blobstore.Blob, error) {
 	return s.put(ctx, tx, contentType, data)
 }
@@ -73,23 +88,19 @@ func (s *Store) put(ctx context.Context, q querier, contentType string, data []b
 		return blobstore.Blob{}, fmt.Errorf("put blob: %w: more than %d bytes", blobstore.ErrTooLarge, s.maxSize)
 	}
 	b := blobstore.Blob{Key: blobstore.KeyOf(data), Size: int64(len(data)), ContentType: blobstore.NormalizeContentType(contentType)}
-	// The key is the content hash, so a conflicting row holds the same bytes
-	// and doing nothing is correct.
-	err := q.QueryRow(ctx, `INSERT INTO blobs (key, content_type, size, data) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (key) DO NOTHING RETURNING created_at`,
-		b.Key, b.ContentType, b.Size, data).Scan(&b.CreatedAt)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	// The key is the content hash, so a conflicting row holds the same
+	// bytes: only its put time changes, and its first content type and
+	// creation time are returned. greatest() keeps put_at from going back
+	// should the clock step back.
+	err := q.QueryRow(ctx, `INSERT INTO blobs (key, content_type, size, data, put_at)
+		VALUES ($1, $2, $3, $4, clock_timestamp())
+		ON CONFLICT (key) DO UPDATE SET put_at = greatest(blobs.put_at, excluded.put_at)
+		RETURNING content_type, created_at, put_at`,
+		b.Key, b.ContentType, b.Size, data).Scan(&b.ContentType, &b.CreatedAt, &b.PutAt)
+	if err != nil {
 		return blobstore.Blob{}, fmt.Errorf("put blob %s: %w", b.Key, err)
 	}
-	// Already there: a new statement sees the committed row.
-	existing, err := stat(ctx, q, b.Key)
-	if err != nil {
-		return blobstore.Blob{}, fmt.Errorf("put blob: %w", err)
-	}
-	return existing, nil
+	return b, nil
 }
 
 // Stat implements blobstore.Store.
@@ -106,8 +117,8 @@ func (s *Store) Stat(ctx context.Context, key string) (blobstore.Blob, error) {
 
 func stat(ctx context.Context, q querier, key string) (blobstore.Blob, error) {
 	b := blobstore.Blob{Key: key}
-	err := q.QueryRow(ctx, `SELECT content_type, size, created_at FROM blobs WHERE key = $1`, key).
-		Scan(&b.ContentType, &b.Size, &b.CreatedAt)
+	err := q.QueryRow(ctx, `SELECT content_type, size, created_at, put_at FROM blobs WHERE key = $1`, key).
+		Scan(&b.ContentType, &b.Size, &b.CreatedAt, &b.PutAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return blobstore.Blob{}, fmt.Errorf("%s: %w", key, blobstore.ErrNotFound)
 	}
@@ -126,9 +137,9 @@ func (s *Store) Open(ctx context.Context, key string) (blobstore.Reader, blobsto
 	}
 	b := blobstore.Blob{Key: key}
 	var data []byte
-	err := s.pool.QueryRow(ctx, `SELECT content_type, size, created_at,
+	err := s.pool.QueryRow(ctx, `SELECT content_type, size, created_at, put_at,
 		CASE WHEN size <= $2 THEN data END FROM blobs WHERE key = $1`, key, chunkSize).
-		Scan(&b.ContentType, &b.Size, &b.CreatedAt, &data)
+		Scan(&b.ContentType, &b.Size, &b.CreatedAt, &b.PutAt, &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, blobstore.Blob{}, fmt.Errorf("open blob %s: %w", key, blobstore.ErrNotFound)
 	}
@@ -150,6 +161,46 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete blob %s: %w", key, err)
 	}
 	return nil
+}
+
+// Now implements blobstore.Purger: the database's clock_timestamp(), the
+// clock Put records put times with.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read the database clock: %w", err)
+	}
+	return now, nil
+}
+
+// Keys implements blobstore.Purger. The blobs have Key, Size and PutAt set.
+func (s *Store) Keys(ctx context.Context, putBefore time.Time, after string, limit int) ([]blobstore.Blob, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, size, put_at FROM blobs
+		WHERE key > $1 AND put_at < $2 ORDER BY key LIMIT $3`, after, putBefore, max(limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("list blobs put before %s: %w", putBefore, err)
+	}
+	blobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (blobstore.Blob, error) {
+		var b blobstore.Blob
+		err := row.Scan(&b.Key, &b.Size, &b.PutAt)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list blobs put before %s: %w", putBefore, err)
+	}
+	return blobs, nil
+}
+
+// Purge implements blobstore.Purger with one conditional DELETE.
+func (s *Store) Purge(ctx context.Context, key string, putBefore time.Time) (bool, error) {
+	if err := blobstore.CheckKey(key); err != nil {
+		return false, fmt.Errorf("purge blob: %w", err)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM blobs WHERE key = $1 AND put_at < $2`, key, putBefore)
+	if err != nil {
+		return false, fmt.Errorf("purge blob %s: %w", key, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // memReader is a blobstore.Reader over bytes in memory.

@@ -30,7 +30,7 @@ func freshPool(t *testing.T) *pgxpool.Pool {
 }
 
 func TestConformance(t *testing.T) {
-	blobtest.Exercise(t, func(t *testing.T) blobstore.Store {
+	blobtest.Exercise(t, func(t *testing.T) blobtest.Store {
 		return blobpg.New(freshPool(t))
 	})
 }
