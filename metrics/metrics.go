@@ -47,6 +47,9 @@ type Registry struct {
 	appended prometheus.Counter
 	publish  *prometheus.HistogramVec
 	sent     *prometheus.CounterVec
+	sweeps   *prometheus.CounterVec
+	purged   prometheus.Counter
+	purgedB  prometheus.Counter
 }
 
 // New returns a registry of the HTTP, GraphQL and append metrics and the
@@ -78,8 +81,18 @@ func New(log *slog.Logger) *Registry {
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imageservice_bridge_published_messages_total", Help: "Messages the bridges' brokers acknowledged, by sink.",
 		}, []string{"sink"}),
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imageservice_blob_sweeps_total", Help: "Sweeps of unused blobs run on this replica, by outcome (ok, error).",
+		}, []string{"outcome"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imageservice_blobs_purged_total", Help: "Unused blobs purged by this replica's sweeps.",
+		}),
+		purgedB: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "imageservice_blob_purged_bytes_total", Help: "Bytes of the unused blobs purged by this replica's sweeps.",
+		}),
 	}
-	r.reg.MustRegister(r.requests, r.ops, r.appends, r.appended, r.publish, r.sent, prometheus.NewGoCollector(),
+	r.reg.MustRegister(r.requests, r.ops, r.appends, r.appended, r.publish, r.sent, r.sweeps, r.purged, r.purgedB,
+		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return r
 }
@@ -126,6 +139,18 @@ func (r *Registry) ObservePublish(sink string, messages int, d time.Duration, er
 		r.sent.WithLabelValues(sink).Add(float64(messages))
 	}
 	r.publish.WithLabelValues(sink, outcome).Observe(d.Seconds())
+}
+
+// ObserveSweep records one sweep of unused blobs: the blobs and bytes it
+// purged (also when it failed part way) and its error, nil on success.
+func (r *Registry) ObserveSweep(blobs int, bytes int64, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	r.sweeps.WithLabelValues(outcome).Inc()
+	r.purged.Add(float64(blobs))
+	r.purgedB.Add(float64(bytes))
 }
 
 // Handler serves the metrics in Prometheus's text format.

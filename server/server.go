@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/blobgc"
 	"github.com/imageservice/imageservice/blobstore"
 	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/bridge"
@@ -82,6 +83,16 @@ type Config struct {
 	// and broker publishes (nil: none; the trace context a request came
 	// with still reaches event metadata and broker messages).
 	TracerProvider trace.TracerProvider
+	// BlobRetention is how long a blob that no live image uses is kept
+	// after its last Put before the blob sweeper purges it (package
+	// blobgc; at least blobgc.MinRetention); 0 keeps every blob.
+	BlobRetention time.Duration
+	// BlobSweepInterval is how often the sweeper runs (default
+	// blobgc.DefaultInterval).
+	BlobSweepInterval time.Duration
+	// BlobSweepClock, for tests, replaces the blob store's clock in the
+	// sweeper, to sweep "as if later" (see blobgc.Options.Now).
+	BlobSweepClock func(ctx context.Context) (time.Time, error)
 }
 
 // migrations of every component, in order.
@@ -175,6 +186,8 @@ type Server struct {
 	live liveBlobs
 	// limiter bounds each client's writes, on every address.
 	limiter *rateLimiter
+	// sweeper purges unused blobs (nil: BlobRetention is 0).
+	sweeper *blobgc.Sweeper
 }
 
 // New assembles the service on a PostgreSQL pool, whose database must be
@@ -223,6 +236,7 @@ func logger(cfg Config) *slog.Logger {
 func assemble(st storage, cfg Config) (*Server, error) {
 	log := logger(cfg)
 	s := &Server{st: st, keys: auth.NewKeys(st.store), hub: live.NewHub(st.store, cfg.SubscriptionBuffer), log: log}
+	var err error
 	if src, ok := st.reads.(readcache.Source); ok {
 		s.cache = readcache.New(src, s.hub, st.store, readcache.Options{Logger: log, TTL: cfg.ReadCacheTTL})
 	}
@@ -242,14 +256,16 @@ func assemble(st storage, cfg Config) (*Server, error) {
 		if pc.Limits == (imagefile.Limits{}) {
 			pc.Limits = imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}
 		}
-		procs, err := st.procs(s.commands, pc)
-		if err != nil {
+		if s.procs, err = st.procs(s.commands, pc); err != nil {
 			st.close()
 			return nil, err
 		}
-		s.procs = procs
 	}
 	s.metrics = st.metrics
+	if s.sweeper, err = newSweeper(st, cfg, log); err != nil {
+		st.close()
+		return nil, err
+	}
 	src := metrics.Source{Lags: s.lags, Jobs: s.jobs, OldestWriteTx: st.oldestTx}
 	if s.cache != nil {
 		src.ReadCache = s.cache.Stats
@@ -262,6 +278,23 @@ func assemble(st storage, cfg Config) (*Server, error) {
 			Logger: log, ObservePublish: s.metrics.ObservePublish})
 	}
 	return s, nil
+}
+
+// newSweeper returns the blob sweeper, or nil when cfg.BlobRetention is 0.
+func newSweeper(st storage, cfg Config, log *slog.Logger) (*blobgc.Sweeper, error) {
+	if cfg.BlobRetention == 0 {
+		return nil, nil
+	}
+	purger, ok := st.blobs.(blobstore.Purger)
+	users, ok2 := st.reads.(projections.BlobUser)
+	if !ok || !ok2 {
+		return nil, errors.New("blob retention: this backend cannot purge blobs")
+	}
+	return blobgc.New(blobgc.Options{
+		Store: st.store, Blobs: purger, Users: users, WaitFor: st.reads.WaitFor,
+		Retention: cfg.BlobRetention, Interval: cfg.BlobSweepInterval, Now: cfg.BlobSweepClock,
+		Logger: log, Observe: st.metrics.ObserveSweep,
+	})
 }
 
 // routes returns the HTTP routes.
@@ -472,6 +505,10 @@ func (r cachedReads) ImageWithDithers(ctx context.Context, id uuid.UUID, first i
 	return r.cache.ImageWithDithers(ctx, id, first)
 }
 
+// BlobSweeper returns the sweeper of unused blobs, or nil when blobs are
+// kept (Config.BlobRetention is 0).
+func (s *Server) BlobSweeper() *blobgc.Sweeper { return s.sweeper }
+
 // Commands returns the command service.
 func (s *Server) Commands() *commands.Service { return s.commands }
 
@@ -498,6 +535,9 @@ func (s *Server) Run(ctx context.Context) {
 		})
 	}
 	wg.Go(func() { s.keepRunning(ctx, "live hub", s.hub.Run) })
+	if s.sweeper != nil {
+		wg.Go(func() { s.keepRunning(ctx, "blob sweeper", s.sweeper.Run) })
+	}
 	if s.cache != nil {
 		wg.Go(func() { s.keepRunning(ctx, "read cache", s.cache.Run) })
 	}

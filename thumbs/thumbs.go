@@ -6,7 +6,10 @@
 // Widths. A thumbnail is made once: it is stored in the blob store like any
 // other content, and an in-memory LRU maps the original and width to the
 // thumbnail's key. After a restart the thumbnail is made again, which
-// stores nothing new since blobs are keyed by content.
+// stores nothing new since blobs are keyed by content. Nothing durable
+// refers to a thumbnail, so the blob sweeper (package blobgc) purges it
+// once it has not been stored for the retention period, even when its
+// original's image is live: a thumbnail whose blob is gone is made again.
 package thumbs
 
 import (

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/imageservice/imageservice/blobstore"
 	blobfs "github.com/imageservice/imageservice/blobstore/fs"
@@ -221,3 +222,29 @@ func TestThumbnailErrors(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A thumbnail purged by the blob sweeper (its original's image live, but
+// nothing referring to the thumbnail) is made again, though the LRU still
+// names its key.
+func TestThumbnailRemadeWhenPurged(t *testing.T) {
+	f := newFixture(t)
+	key := f.put(t, 300, 200, 255)
+	_, body := get(t, f.url+key+"?w=160", nil)
+	purger := f.store.Store.(blobstore.Purger)
+	ctx := context.Background()
+	now, err := purger.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := purger.Purge(ctx, blobstore.KeyOf(body), now.Add(time.Hour)); !ok || err != nil {
+		t.Fatalf("purge the thumbnail: %t, %v", ok, err)
+	}
+	before := f.store.puts.Load()
+	resp, again := get(t, f.url+key+"?w=160", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(again, body) || f.store.puts.Load() != before+1 {
+		t.Fatalf("status %d, same bytes %t, puts %d after the thumbnail was purged", resp.StatusCode, bytes.Equal(again, body), f.store.puts.Load()-before)
+	}
+	if _, err := f.store.Stat(ctx, blobstore.KeyOf(body)); err != nil {
+		t.Fatalf("the thumbnail made again is not stored: %v", err)
+	}
+}

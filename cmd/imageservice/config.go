@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/imageservice/imageservice/blobgc"
 )
 
 // setting is one configuration variable: its name, default and meaning.
@@ -57,6 +59,8 @@ var settings = []setting{
 	{"REQUEST_BODY_TIMEOUT", "5m", "longest a client may take to send a request's body (an upload, say); once the body has arrived the response may take as long as it needs (downloads, websockets, event streams)"},
 	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
 	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
+	{"BLOB_RETENTION", "24h", "how long a blob (original, dither result, thumbnail) that no live image uses is kept after it was last stored before a sweep deletes its bytes; at least 1h and longer than JOB_TIMEOUT; 0 or off keeps every blob for ever"},
+	{"BLOB_SWEEP_INTERVAL", "1h", "how often unused blobs are swept (by one replica at a time)"},
 	{"NATS_URL", "", "NATS server URL; when set, the bridge republishes events to a JetStream stream (may hold credentials, never logged)"},
 	{"NATS_STREAM", "imageservice", "JetStream stream the bridge creates or updates; its subjects are the topic names"},
 	{"NATS_DUPLICATE_WINDOW", "2m", "how long JetStream remembers message ids to drop repeated publishes (a Go duration)"},
@@ -136,6 +140,25 @@ func envDuration(name string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s must be a positive duration such as 90s or 5m, not %q", name, env(name))
 	}
 	return v, nil
+}
+
+// blobRetention reads BLOB_RETENTION: 0 (or off) when blobs are kept, else
+// a duration of at least blobgc.MinRetention and longer than the longest
+// time between storing a blob and recording the event that uses it (a
+// dither attempt's jobTimeout; see package blobgc).
+func blobRetention(jobTimeout time.Duration) (time.Duration, error) {
+	v := env("BLOB_RETENTION")
+	if v == "0" || strings.EqualFold(v, "off") {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < blobgc.MinRetention {
+		return 0, fmt.Errorf("BLOB_RETENTION must be 0 or off, or a duration of at least %s such as 24h, not %q", blobgc.MinRetention, v)
+	}
+	if d <= jobTimeout {
+		return 0, fmt.Errorf("BLOB_RETENTION (%s) must be longer than JOB_TIMEOUT (%s)", d, jobTimeout)
+	}
+	return d, nil
 }
 
 // publicURL returns PUBLIC_URL without a trailing slash, or a localhost

@@ -75,6 +75,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		WriteRate:      cfg.writeRate, WriteBurst: int(cfg.writeBurst),
 		SubscriptionBuffer: int(cfg.subscriptionBuffer),
 		TracerProvider:     tracer.TracerProvider(),
+		BlobRetention:      cfg.blobRetention, BlobSweepInterval: cfg.sweepInterval,
 	}, log)
 	if err != nil {
 		return err
@@ -120,6 +121,7 @@ type serveConfig struct {
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	bodyTimeout                      time.Duration
+	blobRetention, sweepInterval     time.Duration
 	cloud                            *cloudsync.Config
 	notify                           notify.Config
 }
@@ -170,6 +172,10 @@ func loadServeConfig() (serveConfig, error) {
 	if err == nil && cfg.rescueAfter <= cfg.jobTimeout {
 		errs = append(errs, fmt.Errorf("JOB_RESCUE_AFTER (%s) must be longer than JOB_TIMEOUT (%s)", cfg.rescueAfter, cfg.jobTimeout))
 	}
+	cfg.blobRetention, err = blobRetention(cfg.jobTimeout)
+	errs = append(errs, err)
+	cfg.sweepInterval, err = envDuration("BLOB_SWEEP_INTERVAL")
+	errs = append(errs, err)
 	return cfg, errors.Join(errs...)
 }
 
