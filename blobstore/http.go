@@ -11,7 +11,8 @@ import (
 
 // Withdrawn reports whether the blob with key must no longer be served,
 // though it may still be stored (imageservice withdraws a blob once every
-// image that used it is deleted).
+// image that used it is deleted, and the blob sweeper of package blobgc
+// deletes its bytes after the retention period).
 type Withdrawn func(ctx context.Context, key string) (bool, error)
 
 // HandlerOptions tune Handler.
