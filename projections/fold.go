@@ -30,7 +30,10 @@ type StateStore interface {
 // it groups the events of image streams by stream (GroupByImage), loads
 // the states of those images, folds each stream's events in (Fold) and
 // writes every image back. Images whose stream has no ImageUploaded are
-// logged and left out. It returns the number of images written.
+// logged and left out. It returns the number of images written. An event
+// of a type or schema version this build cannot read fails the batch with
+// ErrUnreadableEvent (see Fold), so that the caller's transaction, and its
+// checkpoint, goes no further.
 func ApplyBatch(ctx context.Context, log *slog.Logger, st StateStore, events []eventstore.Event) (int, error) {
 	groups := GroupByImage(log, events)
 	if len(groups) == 0 {
@@ -47,7 +50,10 @@ func ApplyBatch(ctx context.Context, log *slog.Logger, st StateStore, events []e
 	written := 0
 	for _, g := range groups {
 		old := states[g.ID]
-		s := Fold(log, old, g.Events)
+		s, err := Fold(log, old, g.Events)
+		if err != nil {
+			return written, err
+		}
 		if !s.Exists() {
 			log.Warn("projections: events of an image stream without ImageUploaded; skipped",
 				"stream", images.StreamID(g.ID), "events", len(g.Events))
@@ -96,36 +102,45 @@ func GroupByImage(log *slog.Logger, events []eventstore.Event) []StreamEvents {
 	return groups
 }
 
+// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
+// or images.ErrUnknownSchemaVersion) by Fold and ApplyBatch for an event
+// this build cannot read: the log was written by a newer build.
+var ErrUnreadableEvent = errors.New("event this build cannot read")
+
 // Fold applies a stream's events to its state with images.Evolve. Events
 // at or below the state's version are already in it and are left out, so
-// a batch applied twice changes nothing; events that cannot be decoded
-// are logged (SkipEvent) and left out.
-func Fold(log *slog.Logger, s images.Image, events []eventstore.Event) images.Image {
+// a batch applied twice changes nothing. Events that cannot be decoded
+// are logged (SkipEvent) and left out, except events of a type or schema
+// version this build does not know: Fold stops at the first of those with
+// ErrUnreadableEvent. A read model that skipped them would lack what they
+// say for good, since its checkpoint moves past them (in a rolling deploy
+// the newer replicas would never see them either); stopping leaves the
+// model behind but right, until a build that reads them takes over (the
+// runner hands the partition back after a failed batch).
+func Fold(log *slog.Logger, s images.Image, events []eventstore.Event) (images.Image, error) {
 	for _, e := range events {
 		if e.StreamVersion <= s.Version {
 			continue
 		}
 		ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+		if errors.Is(err, images.ErrUnknownEventType) || errors.Is(err, images.ErrUnknownSchemaVersion) {
+			return s, fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
+				ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
+		}
 		if err != nil {
 			SkipEvent(log, e, err)
 			continue
 		}
 		s = images.Evolve(s, ev, images.EventMeta{EventID: e.ID, StreamVersion: e.StreamVersion, RecordedAt: e.RecordedAt})
 	}
-	return s
+	return s, nil
 }
 
-// SkipEvent logs an event that a projection leaves out: a warning for an
-// event type this build does not know, an error for an event it cannot
-// decode.
+// SkipEvent logs, as an error, an event that a projection leaves out
+// because it cannot decode it.
 func SkipEvent(log *slog.Logger, e eventstore.Event, err error) {
-	args := []any{"stream", e.StreamID, "version", e.StreamVersion, "type", e.Type,
-		"schema_version", e.SchemaVersion, "event_id", e.ID, "position", e.Position.String(), "err", err}
-	if errors.Is(err, images.ErrUnknownEventType) {
-		log.Warn("projections: event of unknown type skipped", args...)
-		return
-	}
-	log.Error("projections: malformed event skipped", args...)
+	log.Error("projections: malformed event skipped", "stream", e.StreamID, "version", e.StreamVersion, "type", e.Type,
+		"schema_version", e.SchemaVersion, "event_id", e.ID, "position", e.Position.String(), "err", err)
 }
 
 // ChangedDithers returns the read models of the dithers of s that differ

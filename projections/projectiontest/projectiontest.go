@@ -68,6 +68,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) {
 		{"WaitFor", testWaitFor},
 		{"ProjectorResumes", testProjectorResumes},
 		{"SkipsForeignAndBadEvents", testSkipsForeignAndBadEvents},
+		{"StopsAtUnreadableEvents", testStopsAtUnreadableEvents},
 		{"RebuildWhileReading", testRebuildWhileReading},
 		{"RebuildEmptyLogTwice", testRebuildEmptyLogTwice},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/projections"
 )
 
@@ -345,29 +346,25 @@ func testProjectorResumes(t *testing.T, e *Env) {
 }
 
 // testSkipsForeignAndBadEvents: events of other streams are ignored,
-// unknown and malformed events are logged and skipped, and the events
-// after them are still applied.
+// malformed events are logged and skipped, and the events after them are
+// still applied.
 func testSkipsForeignAndBadEvents(t *testing.T, e *Env) {
 	e.StartProjector(t)
 	ctx := context.Background()
 	img := e.Upload(t, t0, 0)
 	stream := images.StreamID(img.State.ID)
-	raw := func(typ string, v int, data string) eventstore.NewEvent {
-		return eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: []byte(data)}
-	}
-	mustAppend(t, e, "order-1", eventstore.Any, raw("OrderPlaced", 1, `{}`))
-	mustAppend(t, e, "image-not-a-uuid", eventstore.Any, raw(images.TypeImageDeleted, 1, `{}`))
-	mustAppend(t, e, stream, eventstore.Exact(1),
-		raw("ImageRotated", 1, `{"degrees": 90}`), raw(images.TypeDitherRequested, 2, `{"dither_id": 5}`))
-	img.State.Version = 3
+	mustAppend(t, e, "order-1", eventstore.Any, rawEvent("OrderPlaced", 1, `{}`))
+	mustAppend(t, e, "image-not-a-uuid", eventstore.Any, rawEvent(images.TypeImageDeleted, 1, `{}`))
+	mustAppend(t, e, stream, eventstore.Exact(1), rawEvent(images.TypeDitherRequested, 2, `{"dither_id": 5}`))
+	img.State.Version = 2
 	e.Apply(t, img)(images.MarkSynced(img.State, images.ImageCloudCopy{SecureURL: "https://cloud.example/x.png", PublicID: "x"}))
 	e.WaitFor(t, img.Pos)
 	got, err := e.Model.Image(ctx, img.State.ID)
-	if err != nil || got.URL != "https://cloud.example/x.png" || got.Version != 4 || got.DitherCount != 0 {
+	if err != nil || got.URL != "https://cloud.example/x.png" || got.Version != 3 || got.DitherCount != 0 {
 		t.Errorf("image after bad events = %+v, %v", got, err)
 	}
 	logs := e.logs.String()
-	for _, want := range []string{"event of unknown type skipped", "malformed event skipped", "image-not-a-uuid"} {
+	for _, want := range []string{"malformed event skipped", "image-not-a-uuid"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
@@ -375,6 +372,68 @@ func testSkipsForeignAndBadEvents(t *testing.T, e *Env) {
 	if strings.Contains(logs, "order-1") {
 		t.Errorf("events of other streams should be ignored silently:\n%s", logs)
 	}
+}
+
+// testStopsAtUnreadableEvents: an event of a type or schema version this
+// build does not know (a newer build wrote it) fails its batch, with
+// nothing of the batch applied and the checkpoint where it was, and fails
+// a rebuild, rather than being skipped for good.
+func testStopsAtUnreadableEvents(t *testing.T, e *Env) {
+	for _, c := range []struct {
+		name string
+		ev   eventstore.NewEvent
+		want error
+	}{
+		{"unknown type", rawEvent("ImageRotated", 1, `{"degrees": 90}`), images.ErrUnknownEventType},
+		{"newer schema version", rawEvent(images.TypeImageDeleted, images.ImageDeletedVersion+1, `{}`), images.ErrUnknownSchemaVersion},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			sub := e.Model.Projector()
+			key := eventstore.CheckpointKey{Subscription: sub.Name}
+			before, err := e.Store.Checkpoint(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from, _, err := e.Store.Head(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := e.Upload(t, t0, 0)
+			img := e.Upload(t, t0, 0)
+			mustAppend(t, e, images.StreamID(img.State.ID), eventstore.Exact(1), c.ev)
+			var events []eventstore.Event
+			testwait.Until(t, 20*time.Second, "the three events to be readable", func() bool {
+				events, err = e.Store.ReadAll(ctx, from, 100)
+				return err != nil || len(events) >= 3
+			})
+			if err != nil || len(events) != 3 {
+				t.Fatalf("read the batch: %d events, %v", len(events), err)
+			}
+			err = sub.Handler(ctx, eventstore.Batch{Events: events,
+				Checkpoint: eventstore.Checkpoint{Key: key, Position: events[len(events)-1].Position}})
+			if !errors.Is(err, projections.ErrUnreadableEvent) || !errors.Is(err, c.want) {
+				t.Fatalf("handle the batch: %v, want ErrUnreadableEvent and %v", err, c.want)
+			}
+			if cp, err := e.Store.Checkpoint(ctx, key); err != nil || cp != before {
+				t.Errorf("checkpoint after the failed batch = %s, %v; want %s", cp, err, before)
+			}
+			for _, id := range []uuid.UUID{other.State.ID, img.State.ID} {
+				if got, err := e.Model.Image(ctx, id); !errors.Is(err, projections.ErrNotFound) {
+					t.Errorf("image of the failed batch = %+v, %v; want ErrNotFound", got, err)
+				}
+			}
+			if e.Rebuild != nil {
+				if err := e.Rebuild(ctx, nil); !errors.Is(err, projections.ErrUnreadableEvent) {
+					t.Errorf("rebuild: %v, want ErrUnreadableEvent", err)
+				}
+			}
+		})
+	}
+}
+
+func rawEvent(typ string, v int, data string) eventstore.NewEvent {
+	return eventstore.NewEvent{ID: eventstore.NewEventID(), Type: typ, SchemaVersion: v, Data: []byte(data)}
 }
 
 func mustAppend(t *testing.T, e *Env, stream string, v eventstore.ExpectedVersion, evs ...eventstore.NewEvent) {
