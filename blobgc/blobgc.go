@@ -48,8 +48,11 @@
 // Retention must therefore exceed G by a wide margin: New refuses less
 // than MinRetention (an hour), and the service's configuration also
 // requires more than JOB_TIMEOUT. The argument also assumes that the read
-// model folds in every ImageUploaded and DitherCompleted event (it skips
-// events it cannot decode, with an error in the log) and, for the
+// model folds in every ImageUploaded and DitherCompleted event: it stops
+// at an event of a type or schema version its build does not know rather
+// than skip it (projections.Fold), and skips, with an error in the log,
+// only an event of a known version whose JSON does not decode, which the
+// service never appends. It also assumes, for the
 // filesystem blob store, that one process uses the directory.
 package blobgc
 
