@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -49,29 +50,12 @@ type attemptsWorld struct {
 
 func newAttemptsWorld(t *testing.T, jobTimeout time.Duration) *attemptsWorld {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	for _, migrate := range []func(context.Context) error{
-		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return Migrate(ctx, pool) },
-	} {
-		if err := migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store := espg.Open(pool, espg.Options{})
-	t.Cleanup(store.Close)
-	blobs := blobpg.New(pool)
-	cmds := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 40, 30))); err != nil {
-		t.Fatal(err)
-	}
-	res, err := cmds.Upload(ctx, commands.UploadInput{Body: &b, Filename: "a.png"})
+	pg := newPGWorld(t)
+	res, err := pg.cmds.Upload(context.Background(), commands.UploadInput{Body: bytes.NewReader(grayPNG(t, 40, 30)), Filename: "a.png"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, blobs, cmds := pg.store, pg.blobs, pg.cmds
 	started := make(chan struct{})
 	p, err := New(store, cmds, stuckPut{Store: blobs, started: started}, Config{JobTimeout: jobTimeout})
 	if err != nil {
@@ -164,4 +148,43 @@ func TestInlineRetryWaits(t *testing.T) {
 	if total < time.Minute || total > 5*time.Minute {
 		t.Errorf("the attempts span %v, want between one and five minutes", total)
 	}
+}
+
+// pgWorld is the event store, blob store and commands of a fresh
+// PostgreSQL schema, migrated for processors.
+type pgWorld struct {
+	pool  *pgxpool.Pool
+	store *espg.Store
+	blobs *blobpg.Store
+	cmds  *commands.Service
+}
+
+func newPGWorld(t *testing.T) pgWorld {
+	t.Helper()
+	ctx := context.Background()
+	pool := pgtest.Pool(t)
+	for _, migrate := range []func(context.Context) error{
+		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
+		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
+		func(ctx context.Context) error { return Migrate(ctx, pool) },
+	} {
+		if err := migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := espg.Open(pool, espg.Options{})
+	t.Cleanup(store.Close)
+	blobs := blobpg.New(pool)
+	cmds := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
+	return pgWorld{pool: pool, store: store, blobs: blobs, cmds: cmds}
+}
+
+// grayPNG is a black w×h PNG.
+func grayPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"image"
-	"image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,12 +16,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
-	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
 	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/processors/cloudsync/cloudsynctest"
@@ -44,30 +39,15 @@ type cloudWorld struct {
 func newCloudWorld(t *testing.T) *cloudWorld {
 	t.Helper()
 	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	for _, migrate := range []func(context.Context) error{
-		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return Migrate(ctx, pool) },
-	} {
-		if err := migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store := espg.Open(pool, espg.Options{})
-	t.Cleanup(store.Close)
-	blobs := blobpg.New(pool)
-	cmds := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
-	var b bytes.Buffer
-	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 6))); err != nil {
-		t.Fatal(err)
-	}
-	res, err := cmds.Upload(ctx, commands.UploadInput{Body: bytes.NewReader(b.Bytes()), Filename: "a.png"})
+	pg := newPGWorld(t)
+	pool, store, blobs, cmds := pg.pool, pg.store, pg.blobs, pg.cmds
+	png := grayPNG(t, 8, 6)
+	res, err := cmds.Upload(ctx, commands.UploadInput{Body: bytes.NewReader(png), Filename: "a.png"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ditherID := res.Image.Dithers[0].ID
-	blob, err := blobs.Put(ctx, "image/png", bytes.NewReader(b.Bytes()))
+	blob, err := blobs.Put(ctx, "image/png", bytes.NewReader(png))
 	if err != nil {
 		t.Fatal(err)
 	}
