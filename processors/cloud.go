@@ -82,7 +82,11 @@ type cloudWorker[T river.JobArgs] struct {
 // recorded as the sync's failure (with time of its own: the attempt's may
 // be what ran out) and the job ends; a last attempt that cannot record it
 // is tried again later (keepLastAttempt). A refusal of the domain cancels
-// the job, as does a permanent error of a job that records nothing. An
+// the job, as does a permanent error of a job that records nothing. A job
+// that records nothing (a destroy) and still meets rate limits or outages
+// on its last attempt is snoozed for destroyRetry, again and again, still
+// as the last attempt: a deleted image's assets are destroyed once
+// Cloudinary answers, however long that takes, not left there. An
 // attempt cut short by the service stopping is handed back as it is. The
 // attempt has a span, a child of the trace of the event that asked for
 // the job, which the sync's event records as its trace parent.
@@ -100,8 +104,9 @@ func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error
 		if !cloudsync.Retryable(err) {
 			return river.JobCancel(err)
 		}
-		w.log.ErrorContext(ctx, "cloudinary job given up after its last attempt", "job", job.Kind, "id", job.ID, "err", err)
-		return err
+		w.log.ErrorContext(ctx, "cloudinary job still failing after its last attempt; trying again later",
+			"job", job.Kind, "id", job.ID, "in", destroyRetry, "err", err)
+		return river.JobSnooze(destroyRetry)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -110,6 +115,10 @@ func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error
 	}
 	return nil
 }
+
+// destroyRetry is how long a destroy that is still failing after its
+// last attempt waits before it tries again.
+const destroyRetry = time.Hour
 
 // NextRetry implements river.Worker with cloudsync's back-off.
 func (w *cloudWorker[T]) NextRetry(job *river.Job[T]) time.Time {

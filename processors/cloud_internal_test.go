@@ -194,3 +194,41 @@ func TestCloudSyncLastAttemptNotRecordedIsSnoozed(t *testing.T) {
 		t.Errorf("last attempt with the database down: %v, want snoozed for %v", err, lastAttemptSnooze)
 	}
 }
+
+// A deleted image's assets are destroyed however long Cloudinary fails:
+// the last attempt of a destroy that meets a server error is snoozed, not
+// discarded, and a later one destroys them.
+func TestCloudDestroyKeepsTrying(t *testing.T) {
+	w := newCloudWorld(t)
+	if err := w.syncer.SyncImage(context.Background(), w.imageID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.cmds.Delete(context.Background(), w.imageID, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	worker := &cloudWorker[DestroyImageArgs]{log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		do: func(ctx context.Context, a DestroyImageArgs) error { return w.syncer.DestroyImage(ctx, a.ImageID) }}
+	job := func(attempt int) *river.Job[DestroyImageArgs] {
+		return &river.Job[DestroyImageArgs]{Args: DestroyImageArgs{ImageID: w.imageID},
+			JobRow: &rivertype.JobRow{ID: 1, Kind: DestroyImageArgs{}.Kind(), Attempt: attempt, MaxAttempts: 3}}
+	}
+	var snooze *river.JobSnoozeError
+	w.cloud.FailNext(http.StatusInternalServerError, 3)
+	if err := worker.Work(context.Background(), job(2)); err == nil || errors.As(err, &snooze) {
+		t.Errorf("attempt 2 of 3 with Cloudinary failing: %v, want its error to retry", err)
+	}
+	for range 2 {
+		if err := worker.Work(context.Background(), job(3)); !errors.As(err, &snooze) || snooze.Duration != destroyRetry {
+			t.Errorf("last attempt with Cloudinary failing: %v, want snoozed for %v", err, destroyRetry)
+		}
+	}
+	if _, ok := w.cloud.Asset(cloudsync.ImagePublicID(w.imageID)); !ok {
+		t.Fatal("the asset went before Cloudinary answered")
+	}
+	if err := worker.Work(context.Background(), job(3)); err != nil {
+		t.Errorf("last attempt once Cloudinary answers: %v", err)
+	}
+	if _, ok := w.cloud.Asset(cloudsync.ImagePublicID(w.imageID)); ok {
+		t.Error("the deleted image's asset is still at Cloudinary")
+	}
+}
