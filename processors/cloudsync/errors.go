@@ -68,10 +68,11 @@ func Retryable(err error) bool {
 }
 
 // FailureReason is the reason a sync's failure records (see
-// Syncer.RecordFailure): what Cloudinary answered, or which stored file is
-// at fault, or that Cloudinary could not be reached, never a URL, key or
-// secret. A transient error (one given up on at its last attempt) is
-// prefixed with the number of attempts.
+// Syncer.RecordFailure): what Cloudinary answered (only its status when
+// it refused the credentials), or which stored file is at fault, or that
+// Cloudinary could not be reached, never a URL, key or secret. A
+// transient error (one given up on at its last attempt) is prefixed with
+// the number of attempts.
 func FailureReason(err error, attempts int) string {
 	var (
 		api    *APIError
@@ -79,6 +80,11 @@ func FailureReason(err error, attempts int) string {
 	)
 	reason := "the copy could not be made"
 	switch {
+	case errors.As(err, &api) && (api.StatusCode == http.StatusUnauthorized || api.StatusCode == http.StatusForbidden):
+		// Cloudinary's answer names the account's API key ("Unknown API
+		// key 1234…") or the string it signed: the operator's business,
+		// kept in the log, not in a reason every reader of the image sees.
+		reason = fmt.Sprintf("Cloudinary refused the service's credentials (HTTP %d)", api.StatusCode)
 	case errors.As(err, &api):
 		reason = fmt.Sprintf("Cloudinary answered HTTP %d: %s", api.StatusCode, api.Message)
 	case errors.Is(err, blobstore.ErrNotFound), errors.Is(err, blobstore.ErrInvalidKey):

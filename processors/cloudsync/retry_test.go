@@ -68,8 +68,11 @@ func TestFailureReason(t *testing.T) {
 		err  error
 		want string
 	}{
-		{fmt.Errorf("sync image: %w", &cloudsync.APIError{StatusCode: 401, Message: "Invalid api_key", PublicID: "imageservice/x"}),
-			"Cloudinary answered HTTP 401: Invalid api_key"},
+		{fmt.Errorf("sync image: %w", &cloudsync.APIError{StatusCode: 401, Message: "Unknown API key 123456789012345", PublicID: "imageservice/x"}),
+			"Cloudinary refused the service's credentials (HTTP 401)"},
+		{&cloudsync.APIError{StatusCode: 403, Message: "Invalid Signature abc. String to sign - 'public_id=x&timestamp=1'"},
+			"Cloudinary refused the service's credentials (HTTP 403)"},
+		{&cloudsync.APIError{StatusCode: 400, Message: "Invalid image file"}, "Cloudinary answered HTTP 400: Invalid image file"},
 		{&cloudsync.APIError{StatusCode: 503, Message: "Service Unavailable"}, "gave up after 15 attempts: Cloudinary answered HTTP 503: Service Unavailable"},
 		{fmt.Errorf("open blob %s: %w", secretKey, blobstore.ErrNotFound), "the stored file is missing"},
 		{fmt.Errorf("read blob %s: %w", secretKey, blobstore.ErrTooLarge), "the stored file is too large to upload"},
