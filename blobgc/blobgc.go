@@ -7,7 +7,8 @@
 // lease "blob-sweeper" of the event store, and keeps it for the interval
 // after a sweep, so the lease is also the fleet's schedule). A sweep:
 //
-//  1. reads the blob store's clock and takes cutoff = now - Retention;
+//  1. reads the blob store's clock and takes cutoff = now - Retention, and
+//     ends there when no blob was last put before the cutoff;
 //  2. appends BlobSweepStarted (with the cutoff) to the stream
 //     "blob-sweeps" and waits until the image read model has folded the
 //     log in up to that marker;
@@ -86,6 +87,10 @@ const (
 const (
 	// MinRetention is the shortest Retention New accepts.
 	MinRetention = time.Hour
+	// MinInterval is the shortest Interval New accepts: a sweep that has
+	// candidates appends a marker to the log, which would otherwise grow
+	// without bound under a tiny interval.
+	MinInterval = 5 * time.Minute
 	// DefaultInterval is how often a sweep runs unless configured.
 	DefaultInterval = time.Hour
 	// DefaultPageSize is how many blobs a sweep lists at a time.
@@ -127,7 +132,8 @@ type Options struct {
 	// Retention is how long a blob is kept after its last Put, at least
 	// MinRetention (see the package documentation).
 	Retention time.Duration
-	// Interval is how often a sweep runs (default DefaultInterval).
+	// Interval is how often a sweep runs (default DefaultInterval, at
+	// least MinInterval).
 	Interval time.Duration
 	// Now is the clock the cutoff is computed from (default Blobs.Now, the
 	// clock Put times are recorded with). Tests set it to sweep "as if
@@ -160,8 +166,11 @@ func New(opts Options) (*Sweeper, error) {
 	if opts.Retention < MinRetention {
 		return nil, fmt.Errorf("blob sweeper: retention %s is shorter than the minimum, %s", opts.Retention, MinRetention)
 	}
-	if opts.Interval <= 0 {
+	if opts.Interval == 0 {
 		opts.Interval = DefaultInterval
+	}
+	if opts.Interval < MinInterval {
+		return nil, fmt.Errorf("blob sweeper: interval %s is shorter than the minimum, %s", opts.Interval, MinInterval)
 	}
 	if opts.Now == nil {
 		opts.Now = opts.Blobs.Now

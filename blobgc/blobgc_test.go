@@ -206,6 +206,7 @@ func TestOneSweepPerIntervalAcrossReplicas(t *testing.T) {
 	s := newStack(t)
 	s.runProjector(t)
 	ctx := context.Background()
+	s.upload(t, 4) // a candidate, so that a sweep marks its start
 	var mu sync.Mutex
 	sweeps := 0
 	observe := func(int, int64, error) { mu.Lock(); sweeps++; mu.Unlock() }
@@ -220,11 +221,37 @@ func TestOneSweepPerIntervalAcrossReplicas(t *testing.T) {
 	}
 }
 
-func TestNewRefusesShortRetention(t *testing.T) {
+// TestSweepWithoutCandidatesWritesNothing: a sweep that finds no blob
+// last put before its cutoff appends no marker (an idle service does not
+// grow its log) and does not wait for the read model.
+func TestSweepWithoutCandidatesWritesNothing(t *testing.T) {
 	s := newStack(t)
-	_, err := blobgc.New(blobgc.Options{Store: s.store, Blobs: s.blobs, Users: s.reads, WaitFor: s.reads.WaitFor,
-		Retention: blobgc.MinRetention - time.Second})
-	if err == nil {
-		t.Fatal("a retention under the minimum was accepted")
+	ctx := context.Background()
+	img := s.upload(t, 5) // not projected: a wait for the read model would time out
+	r, err := s.sweeper(t, blobgc.Options{Now: s.blobs.Now, WaitTimeout: time.Millisecond}).Sweep(ctx)
+	if err != nil || r.Candidates != 0 || r.Purged != 0 || !s.stored(t, img.SHA256) {
+		t.Fatalf("sweep without candidates: %+v, %v", r, err)
+	}
+	if evs, err := s.store.ReadStream(ctx, blobgc.Stream, 0, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("%d events on %s (%v), want none", len(evs), blobgc.Stream, err)
+	}
+}
+
+func TestNewRefusesShortRetentionOrInterval(t *testing.T) {
+	s := newStack(t)
+	for _, o := range []struct{ retention, interval time.Duration }{
+		{blobgc.MinRetention - time.Second, 0},
+		{blobgc.MinRetention, blobgc.MinInterval - time.Second},
+		{blobgc.MinRetention, -time.Hour},
+	} {
+		_, err := blobgc.New(blobgc.Options{Store: s.store, Blobs: s.blobs, Users: s.reads, WaitFor: s.reads.WaitFor,
+			Retention: o.retention, Interval: o.interval})
+		if err == nil {
+			t.Errorf("retention %s and interval %s accepted", o.retention, o.interval)
+		}
+	}
+	if _, err := blobgc.New(blobgc.Options{Store: s.store, Blobs: s.blobs, Users: s.reads, WaitFor: s.reads.WaitFor,
+		Retention: blobgc.MinRetention, Interval: blobgc.MinInterval}); err != nil {
+		t.Errorf("the minimums refused: %v", err)
 	}
 }

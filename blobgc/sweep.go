@@ -39,24 +39,28 @@ func (s *Sweeper) sweep(ctx context.Context, keep func(context.Context) error) (
 		return Report{}, fmt.Errorf("sweep blobs: read the clock: %w", err)
 	}
 	r := Report{Cutoff: now.Add(-s.o.Retention)}
+	blobs, err := s.o.Blobs.Keys(ctx, r.Cutoff, "", s.o.PageSize)
+	if err != nil {
+		return r, fmt.Errorf("sweep blobs: %w", err)
+	}
+	if len(blobs) == 0 {
+		return r, nil // nothing to decide: no marker, no wait
+	}
 	if err := s.catchUp(ctx, r.Cutoff); err != nil {
 		return r, err
 	}
-	after := ""
 	for {
-		blobs, err := s.o.Blobs.Keys(ctx, r.Cutoff, after, s.o.PageSize)
-		if err != nil {
-			return r, fmt.Errorf("sweep blobs: %w", err)
-		}
 		if err := s.purgePage(ctx, blobs, &r); err != nil {
 			return r, err
 		}
 		if len(blobs) < s.o.PageSize {
 			return r, nil
 		}
-		after = blobs[len(blobs)-1].Key
 		if err := keep(ctx); err != nil {
 			return r, err
+		}
+		if blobs, err = s.o.Blobs.Keys(ctx, r.Cutoff, blobs[len(blobs)-1].Key, s.o.PageSize); err != nil {
+			return r, fmt.Errorf("sweep blobs: %w", err)
 		}
 	}
 }

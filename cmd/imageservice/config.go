@@ -60,7 +60,7 @@ var settings = []setting{
 	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
 	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
 	{"BLOB_RETENTION", "24h", "how long a blob (original, dither result, thumbnail) that no live image uses is kept after it was last stored before a sweep deletes its bytes; at least 1h and longer than JOB_TIMEOUT; 0 or off keeps every blob for ever"},
-	{"BLOB_SWEEP_INTERVAL", "1h", "how often unused blobs are swept (by one replica at a time)"},
+	{"BLOB_SWEEP_INTERVAL", "1h", "how often unused blobs are swept (by one replica at a time; at least 5m)"},
 	{"NATS_URL", "", "NATS server URL; when set, the bridge republishes events to a JetStream stream (may hold credentials, never logged)"},
 	{"NATS_STREAM", "imageservice", "JetStream stream the bridge creates or updates; its subjects are the topic names"},
 	{"NATS_DUPLICATE_WINDOW", "2m", "how long JetStream remembers message ids to drop repeated publishes (a Go duration)"},

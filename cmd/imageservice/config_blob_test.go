@@ -47,8 +47,10 @@ func TestServeConfigBlobSweep(t *testing.T) {
 	if err != nil || cfg.blobRetention != 48*time.Hour || cfg.sweepInterval != 15*time.Minute {
 		t.Fatalf("retention %s, interval %s, %v", cfg.blobRetention, cfg.sweepInterval, err)
 	}
-	t.Setenv("BLOB_SWEEP_INTERVAL", "0")
-	if _, err := loadServeConfig(); err == nil || !strings.Contains(err.Error(), "BLOB_SWEEP_INTERVAL") {
-		t.Fatalf("interval 0: %v", err)
+	for _, bad := range []string{"0", "4m59s"} {
+		t.Setenv("BLOB_SWEEP_INTERVAL", bad)
+		if _, err := loadServeConfig(); err == nil || !strings.Contains(err.Error(), "BLOB_SWEEP_INTERVAL") {
+			t.Fatalf("interval %s: %v", bad, err)
+		}
 	}
 }

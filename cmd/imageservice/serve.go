@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/imageservice/imageservice/blobgc"
 	"github.com/imageservice/imageservice/processors"
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/processors/notify"
@@ -176,6 +177,9 @@ func loadServeConfig() (serveConfig, error) {
 	errs = append(errs, err)
 	cfg.sweepInterval, err = envDuration("BLOB_SWEEP_INTERVAL")
 	errs = append(errs, err)
+	if err == nil && cfg.sweepInterval < blobgc.MinInterval {
+		errs = append(errs, fmt.Errorf("BLOB_SWEEP_INTERVAL (%s) must be at least %s", cfg.sweepInterval, blobgc.MinInterval))
+	}
 	return cfg, errors.Join(errs...)
 }
 
