@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -184,10 +185,24 @@ func (b *Bridge) log() *slog.Logger {
 const maxCachedStates = 10_000
 
 // messages maps a batch's events to buf.msgs, their bodies and headers in
-// buf. An event that cannot be mapped in the old format is logged and
-// forwarded on the events topic only: one bad event must not stop the
-// bridge. Each event is decoded once, for both its messages and the
-// cached state of its image.
+// buf. Each event is decoded once, for both its messages and the cached
+// state of its image.
+//
+// What the bridge does with an event it cannot decode follows the log's
+// rule for consumers: never skip for good what a newer build would
+// forward. An event of a type with old-format messages but a schema
+// version this build does not know (a newer build wrote it, during a
+// rolling deploy) fails the batch with ErrUnreadableEvent: nothing of it
+// is published, the checkpoint stays before it, and the runner hands the
+// bridge to a replica that reads it; forwarding it on the events topic
+// alone would lose its old-format message for the old consumers for good.
+// So does an event whose old-format message needs the image's state when
+// an earlier event of its stream is one this build cannot read (see
+// stateBefore). An event of a type this build does not know has no
+// old-format message (those are the four types of hasLegacy) and goes on
+// the events topic. A malformed event of a known version (retrying never
+// helps; the service never appends one) is logged and forwarded on the
+// events topic only.
 func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore.Event) error {
 	m := b.Mapper.withDefaults()
 	for _, e := range events {
@@ -196,6 +211,9 @@ func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore
 			return err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
+		if hasLegacy(e.Type) && images.Unreadable(derr) && isImageStream(e.StreamID) {
+			return unreadable(e, derr)
+		}
 		buf.msgs, err = m.appendMessages(buf.msgs, buf, e, decoded, derr, before, derr == nil)
 		if err != nil {
 			b.log().Error("bridge: event forwarded on the events topic only", "subscription", b.Name(), "event_id", e.ID, "err", err)
@@ -205,9 +223,29 @@ func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore
 	return nil
 }
 
+// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
+// or images.ErrUnknownSchemaVersion) by the bridge's subscription for a
+// batch that it stops at: see Bridge.messages.
+var ErrUnreadableEvent = errors.New("event this build cannot read")
+
+func unreadable(e eventstore.Event, err error) error {
+	return fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
+		ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
+}
+
+func isImageStream(stream string) bool {
+	_, err := images.ParseStreamID(stream)
+	return err == nil
+}
+
 // stateBefore returns the image's state just before the event when Map
 // needs it: from the states folded from earlier events when they reach
-// exactly the version before, or else by replaying the stream.
+// exactly the version before, or else by replaying the stream. An earlier
+// event this build cannot read fails with ErrUnreadableEvent rather than
+// give a state without it: the old-format message would then be wrong
+// for good (a DITHER_DELETED without a dither that a newer event
+// completed, a DITHER_UPLOADED without the levels of a newer request).
+// The cached states never hold such an event (see remember).
 func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Image, error) {
 	if !NeedsState(e.Type) || e.StreamVersion <= 1 {
 		return images.Image{}, nil
@@ -222,6 +260,9 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 	var state images.Image
 	for _, prior := range events {
 		decoded, err := images.Unmarshal(prior.Type, prior.SchemaVersion, prior.Data)
+		if images.Unreadable(err) {
+			return images.Image{}, fmt.Errorf("state of %s before version %d: %w", e.StreamID, e.StreamVersion, unreadable(prior, err))
+		}
 		state = evolve(state, prior, decoded, err)
 	}
 	state.Version = e.StreamVersion - 1
@@ -244,8 +285,11 @@ func (b *Bridge) remember(e eventstore.Event, decoded images.Event, decodeErr er
 		delete(b.states, e.StreamID)
 		return
 	}
-	if e.Type == images.TypeImageDeleted {
-		delete(b.states, e.StreamID) // nothing follows a deletion
+	if e.Type == images.TypeImageDeleted || images.Unreadable(decodeErr) {
+		// Nothing follows a deletion; a state without an event this build
+		// cannot read is not cached, so that stateBefore replays the
+		// stream, and stops there, when it is needed.
+		delete(b.states, e.StreamID)
 		return
 	}
 	b.states[e.StreamID] = evolve(s, e, decoded, decodeErr)

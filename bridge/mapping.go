@@ -76,7 +76,9 @@ func NeedsState(eventType string) bool {
 // CloudEvent on the events topic. before is the image's state before the
 // event; it is only read for the types of NeedsState. When the event
 // cannot be decoded, Map still returns the events-topic message, with an
-// error saying why the old-format messages are missing. Events of streams
+// error saying why the old-format messages are missing (wrapping
+// images.ErrUnknownSchemaVersion for a version this build does not know:
+// the Bridge stops at those rather than publish without them). Events of streams
 // that are not images' (the API keys', whose events hold key hashes) are
 // the service's own business and map to no message.
 func (m Mapper) Map(e eventstore.Event, before images.Image) ([]Message, error) {

@@ -17,6 +17,17 @@ var ErrUnknownEventType = errors.New("unknown event type")
 // version newer than the code or with no upcaster.
 var ErrUnknownSchemaVersion = errors.New("unknown schema version")
 
+// Unreadable reports whether err, from Unmarshal, says that an event is of
+// a type or schema version this build does not know: a newer build wrote
+// it (during a rolling deploy, old and new replicas share one log), as
+// opposed to an event of a known version whose JSON does not decode. No
+// consumer of the log skips such an event where skipping would lose work
+// or data for good: it stops, and a replica of a newer build carries on
+// (see the README, "The event store in brief").
+func Unreadable(err error) bool {
+	return errors.Is(err, ErrUnknownEventType) || errors.Is(err, ErrUnknownSchemaVersion)
+}
+
 // upcaster rewrites the JSON of version v into version v+1.
 type upcaster func(data []byte) ([]byte, error)
 

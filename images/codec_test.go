@@ -107,6 +107,9 @@ func TestUnmarshalErrors(t *testing.T) {
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
+			if images.Unreadable(err) != (tt.want != nil) {
+				t.Fatalf("Unreadable(%v) = %t, want %t", err, images.Unreadable(err), tt.want != nil)
+			}
 			if !strings.Contains(err.Error(), tt.typ) {
 				t.Fatalf("error %q does not name the type", err)
 			}

@@ -123,7 +123,7 @@ func Fold(log *slog.Logger, s images.Image, events []eventstore.Event) (images.I
 			continue
 		}
 		ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		if errors.Is(err, images.ErrUnknownEventType) || errors.Is(err, images.ErrUnknownSchemaVersion) {
+		if images.Unreadable(err) {
 			return s, fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
 				ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
 		}
