@@ -98,7 +98,12 @@ func TestBridgeStopsAtStateWithUnreadableEvent(t *testing.T) {
 			if _, err := w.store.Append(context.Background(), images.StreamID(id), eventstore.Exact(3), c.prior, c.next); err != nil {
 				t.Fatal(err)
 			}
-			events, err := w.store.ReadAll(context.Background(), eventstore.Position{}, 100)
+			var events []eventstore.Event
+			var err error
+			testwait.Until(t, 20*time.Second, "the five events to be readable", func() bool {
+				events, err = w.store.ReadAll(context.Background(), eventstore.Position{}, 100)
+				return err != nil || len(events) >= 5
+			})
 			if err != nil || len(events) != 5 {
 				t.Fatalf("read the log: %d events, %v", len(events), err)
 			}

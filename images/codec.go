@@ -81,20 +81,15 @@ func Marshal(e Event) (typ string, schemaVersion int, data []byte, err error) {
 // upcasting older versions step by step. The result is a value (not a
 // pointer) of one of the event struct types.
 func Unmarshal(typ string, schemaVersion int, data []byte) (Event, error) {
-	c, ok := registry[typ]
-	if !ok {
-		return nil, fmt.Errorf("unmarshal event %q: %w", typ, ErrUnknownEventType)
-	}
-	if schemaVersion < 1 || schemaVersion > c.current {
-		return nil, fmt.Errorf("unmarshal event %q v%d (this build reads up to v%d): %w",
-			typ, schemaVersion, c.current, ErrUnknownSchemaVersion)
+	c, err := codecOf(typ, schemaVersion)
+	if err != nil {
+		return nil, err
 	}
 	for v := schemaVersion; v < c.current; v++ {
 		up, ok := c.upcasters[v]
 		if !ok {
 			return nil, fmt.Errorf("unmarshal event %q: no upcaster from v%d: %w", typ, v, ErrUnknownSchemaVersion)
 		}
-		var err error
 		if data, err = up(data); err != nil {
 			return nil, fmt.Errorf("unmarshal event %q: upcast v%d: %w", typ, v, err)
 		}
@@ -104,6 +99,26 @@ func Unmarshal(typ string, schemaVersion int, data []byte) (Event, error) {
 		return nil, fmt.Errorf("unmarshal event %q v%d: %w", typ, schemaVersion, err)
 	}
 	return e, nil
+}
+
+// Readable returns the error Unmarshal would return for an event of this
+// type and schema version that this build cannot read (see Unreadable),
+// or nil, without decoding anything.
+func Readable(typ string, schemaVersion int) error {
+	_, err := codecOf(typ, schemaVersion)
+	return err
+}
+
+func codecOf(typ string, schemaVersion int) (codec, error) {
+	c, ok := registry[typ]
+	if !ok {
+		return codec{}, fmt.Errorf("unmarshal event %q: %w", typ, ErrUnknownEventType)
+	}
+	if schemaVersion < 1 || schemaVersion > c.current {
+		return codec{}, fmt.Errorf("unmarshal event %q v%d (this build reads up to v%d): %w",
+			typ, schemaVersion, c.current, ErrUnknownSchemaVersion)
+	}
+	return c, nil
 }
 
 // decodeOptions make the JSON v2 decoder (github.com/go-json-experiment/json,

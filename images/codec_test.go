@@ -110,6 +110,9 @@ func TestUnmarshalErrors(t *testing.T) {
 			if images.Unreadable(err) != (tt.want != nil) {
 				t.Fatalf("Unreadable(%v) = %t, want %t", err, images.Unreadable(err), tt.want != nil)
 			}
+			if rerr := images.Readable(tt.typ, tt.version); images.Unreadable(rerr) != (tt.want != nil) {
+				t.Fatalf("Readable = %v, want an error: %t", rerr, tt.want != nil)
+			}
 			if !strings.Contains(err.Error(), tt.typ) {
 				t.Fatalf("error %q does not name the type", err)
 			}

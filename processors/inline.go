@@ -55,21 +55,31 @@ func NewInline(store eventstore.Store, cmds *commands.Service, blobs blobstore.S
 
 // Run follows the log until ctx ends.
 func (p *Inline) Run(ctx context.Context, runner *eventstore.Runner) error {
-	return runner.Run(ctx, eventstore.Subscription{
-		Name: InlineName, Partitions: p.n, Handler: p.handle,
-		Read: eventstore.ReadOptions{BatchSize: 20},
-	})
+	return runner.Run(ctx, p.Subscription())
 }
 
-// handle does the batch's dithers in order; an error hands the batch over again.
+// Subscription is the inline processor's subscription.
+func (p *Inline) Subscription() eventstore.Subscription {
+	return eventstore.Subscription{
+		Name: InlineName, Partitions: p.n, Handler: p.handle,
+		Read: eventstore.ReadOptions{BatchSize: 20},
+	}
+}
+
+// handle does the batch's dithers in order; an error hands the batch over
+// again. An event this build cannot read fails the batch there with
+// ErrUnreadableEvent, as in the Enqueuer.
 func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 	for _, e := range b.Events {
+		if err := checkReadable(e); err != nil {
+			return err
+		}
 		if e.Type != images.TypeDitherRequested {
 			continue
 		}
 		args, err := ditherArgs(e)
 		if err != nil {
-			p.worker.Logger.Error("skipping an unreadable event", "event", e.ID, "err", err)
+			p.worker.Logger.Error("skipping a malformed event", "event", e.ID, "err", err)
 			continue
 		}
 		if err := p.process(ctx, e, args); err != nil {

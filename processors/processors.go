@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -166,7 +167,8 @@ const EnqueuerName = "processors-enqueue"
 // Enqueuer returns the subscription that inserts a job for every
 // DitherRequested (and every other event that asks for work), in the same
 // transaction as its checkpoint, with the event's trace context in the
-// job's metadata.
+// job's metadata. It stops at an event this build cannot read
+// (ErrUnreadableEvent): nothing of the batch is enqueued.
 func (p *Processors) Enqueuer() eventstore.Subscription {
 	return eventstore.Subscription{
 		Name:                   EnqueuerName,
@@ -182,9 +184,37 @@ func (p *Processors) Enqueuer() eventstore.Subscription {
 	}
 }
 
+// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
+// or images.ErrUnknownSchemaVersion) by the processors' subscriptions for
+// an event of an image's stream that this build cannot read (a newer
+// build wrote it): the batch fails, its checkpoint stays before the
+// event, and the runner hands the partition to a replica that reads it.
+// Skipping it could lose work for good: a DitherRequested of a newer
+// version would stay PENDING for ever, and an event of a type this build
+// does not know may ask a newer build for work. A malformed event of a
+// known version is logged and skipped (retrying never helps; the service
+// never appends one).
+var ErrUnreadableEvent = errors.New("event this build cannot read")
+
+// checkReadable returns ErrUnreadableEvent for an event of an image's
+// stream of a type or schema version this build does not know.
+func checkReadable(e eventstore.Event) error {
+	if _, err := images.ParseStreamID(e.StreamID); err != nil {
+		return nil // not an image's: no work
+	}
+	if err := images.Readable(e.Type, e.SchemaVersion); err != nil {
+		return fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
+			ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
+	}
+	return nil
+}
+
 func (p *Processors) enqueue(ctx context.Context, tx pgx.Tx, events []eventstore.Event) error {
 	var jobs []river.InsertManyParams
 	for _, e := range events {
+		if err := checkReadable(e); err != nil {
+			return err
+		}
 		opts := insertOpts(e)
 		if args := p.jobOf(e); args != nil {
 			jobs = append(jobs, river.InsertManyParams{Args: args, InsertOpts: opts})
@@ -220,7 +250,7 @@ func (p *Processors) jobOf(e eventstore.Event) river.JobArgs {
 	}
 	rec, err := commands.Decode(e)
 	if err != nil {
-		p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
+		p.log.Error("skipping a malformed event", "event", e.ID, "err", err)
 		return nil
 	}
 	switch ev := rec.Event.(type) {
@@ -248,7 +278,7 @@ func (p *Processors) notifyJobsOf(ctx context.Context, e eventstore.Event) ([]ri
 	}
 	rec, err := commands.Decode(e)
 	if err != nil {
-		p.log.Error("skipping an unreadable event", "event", e.ID, "err", err)
+		p.log.Error("skipping a malformed event", "event", e.ID, "err", err)
 		return nil, nil
 	}
 	var ditherID uuid.UUID
