@@ -181,9 +181,19 @@ func (s *Service) History(ctx context.Context, id uuid.UUID, after int64, limit 
 	return events, nil
 }
 
+// ErrNewerEvents is returned (wrapped, with images.ErrUnknownEventType or
+// images.ErrUnknownSchemaVersion) for an image whose stream, up to the
+// version asked for, holds an event this build cannot read: a newer build
+// wrote it, and the service is being upgraded. A command refuses, and
+// appends nothing, rather than decide on a state without that event,
+// which might break the domain's rules (the event might have deleted the
+// image, or decided the dither); a replica of the newer build decides.
+var ErrNewerEvents = errors.New("the image holds events of a newer version of the service, which is being upgraded; try again shortly")
+
 // load replays an image's stream up to version (0: all of it), returning
 // the state and the position of its last event. A stream with no events
-// is images.ErrNotFound.
+// is images.ErrNotFound; an event this build cannot read is
+// ErrNewerEvents, and any other event that does not decode an error too.
 func (s *Service) load(ctx context.Context, id uuid.UUID, version int64) (images.Image, eventstore.Position, error) {
 	stream := images.StreamID(id)
 	var state images.Image
@@ -198,6 +208,9 @@ func (s *Service) load(ctx context.Context, id uuid.UUID, version int64) (images
 				return state, pos, nil
 			}
 			rec, err := Decode(e)
+			if images.Unreadable(err) {
+				return images.Image{}, pos, fmt.Errorf("load image %s: %w: %w", id, ErrNewerEvents, err)
+			}
 			if err != nil {
 				return images.Image{}, pos, fmt.Errorf("load image %s: %w", id, err)
 			}

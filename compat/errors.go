@@ -17,6 +17,9 @@ const (
 	CodeNoDither               = "NO_DITHER"
 	CodeDitherDeleteNotAllowed = "DITHER_DELETE_NOT_SUPPORTED"
 	CodeInternal               = "INTERNAL"
+	// CodeUnavailable: the image needs a newer build of the service,
+	// which a rolling deploy is bringing in (commands.ErrNewerEvents).
+	CodeUnavailable = "UNAVAILABLE"
 )
 
 // errorBody is the JSON body of every error response.
@@ -49,6 +52,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var de *images.Error
 	if errors.As(err, &de) {
 		writeError(w, statusOf(de.Code), de.Code, de.Message)
+		return
+	}
+	if errors.Is(err, commands.ErrNewerEvents) {
+		a.cfg.Logger.Warn("compat: refused: the image holds events of a newer build", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, commands.ErrNewerEvents.Error())
 		return
 	}
 	a.cfg.Logger.Error("compat: request failed", "method", r.Method, "path", r.URL.Path, "err", err)

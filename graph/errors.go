@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/graph/model"
 	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/projections"
@@ -19,6 +20,9 @@ import (
 const (
 	codeBadUserInput = "BAD_USER_INPUT"
 	codeInternal     = "INTERNAL_SERVER_ERROR"
+	// codeUnavailable: the request needs a newer build of the service,
+	// which a rolling deploy is bringing in (commands.ErrNewerEvents).
+	codeUnavailable = "SERVICE_UNAVAILABLE"
 )
 
 // badInput is a GraphQL error for a bad argument of a query.
@@ -91,6 +95,12 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			out := graphql.DefaultErrorPresenter(ctx, err)
 			out.Extensions = map[string]any{"code": codeBadUserInput}
 			return out
+		}
+		if errors.Is(err, commands.ErrNewerEvents) {
+			log.WarnContext(ctx, "graphql resolver refused: the image holds events of a newer build",
+				"path", graphql.GetPath(ctx).String(), "err", err)
+			return &gqlerror.Error{Message: commands.ErrNewerEvents.Error(), Path: graphql.GetPath(ctx),
+				Extensions: map[string]any{"code": codeUnavailable}}
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return &gqlerror.Error{Message: "request cancelled or timed out", Path: graphql.GetPath(ctx),
