@@ -188,7 +188,15 @@ type decided struct {
 	owner  string
 }
 
-// decided replays the image of an outcome event up to the event.
+// decided replays the image of an outcome event up to the event. An
+// outcome event, or an earlier event of its stream, that this build
+// cannot read is an error: pump logs it and the subscriber is not told of
+// that outcome. Nothing is lost for good (the log and the read model hold
+// the outcome; a subscriber on a newer replica is told), whereas stopping
+// would end every subscription of the image. imageEvents shows every
+// event as recorded, readable or not, as Image.history does; imageAt and
+// subscribing to an image whose stream holds such an event answer
+// SERVICE_UNAVAILABLE (commands.ErrNewerEvents).
 func (r *Resolver) decided(ctx context.Context, e eventstore.Event) (decided, error) {
 	rec, err := commands.Decode(e)
 	if err != nil {
