@@ -79,3 +79,37 @@ func BenchmarkFloydSteinbergLinear16(b *testing.B) { benchDither16(b, Options{})
 func BenchmarkBayer8x8_16(b *testing.B) { benchDither16(b, Options{Algorithm: Bayer8x8}) }
 
 func BenchmarkPaletteCGA16(b *testing.B) { benchDither16(b, Options{Palette: "cga"}) }
+
+// The transparency decision for the 16-bit photo: BenchmarkScanAlpha16 is
+// the scan Dither did before dithering a 16-bit image (its Opaque method,
+// a pass over the whole image in memory), BenchmarkCheckAlpha16 the check
+// of the guess of opaque that replaced it: each row tested right after it
+// was loaded for dithering, while it is in the cache (here: each row
+// loaded, then tested; the loading is BenchmarkLoadRows16).
+
+func BenchmarkScanAlpha16(b *testing.B) {
+	img := benchImage16()
+	b.ResetTimer()
+	for b.Loop() {
+		if scanAlpha(img) != alphaOpaque {
+			b.Fatal("not opaque")
+		}
+	}
+}
+
+func BenchmarkCheckAlpha16(b *testing.B) { benchLoadRows16(b, true) }
+
+func BenchmarkLoadRows16(b *testing.B) { benchLoadRows16(b, false) }
+
+func benchLoadRows16(b *testing.B, check bool) {
+	img := benchImage16()
+	load, buf := newRowLoader16(img), make([]uint16, 4*img.Rect.Dx())
+	b.ResetTimer()
+	for b.Loop() {
+		for y := range img.Rect.Dy() {
+			if row := load(y, buf); check && !rgba64Opaque(row) {
+				b.Fatal("not opaque")
+			}
+		}
+	}
+}

@@ -49,11 +49,12 @@ func Dither(src image.Image, opts Options) (image.Image, error) {
 }
 
 // guessAlpha returns the alphaKind of src and whether it is certain. For
-// RGBA and NRGBA images it guesses opaque, to be checked row by row while
-// dithering, which saves a pass over the image.
+// RGBA and NRGBA images, and their 16-bit forms, it guesses opaque, to be
+// checked row by row while dithering, which saves a pass over the image
+// (for a 12 MP NRGBA64, the 20 to 25 ms of its Opaque method).
 func guessAlpha(src image.Image) (alphaKind, bool) {
 	switch src.(type) {
-	case *image.RGBA, *image.NRGBA:
+	case *image.RGBA, *image.NRGBA, *image.RGBA64, *image.NRGBA64:
 		return alphaOpaque, false
 	}
 	return scanAlpha(src), true
@@ -79,7 +80,7 @@ type engine struct {
 	// load16 is set for a 16-bit source (see is16Bit), whose rows it
 	// reads into row16; load is then unset, and row holds row16 narrowed
 	// to 8 bits for the alpha tests, or nil when the source is opaque (no
-	// alpha test reads it then). The paths that read the colour of row
+	// alpha test reads it then; rowChecked reads row16's alpha). The paths that read the colour of row
 	// never run on such a source: the others take working values from
 	// loadWork, or read row16 (fs2Wide, thresholdWideRow).
 	load16 rowLoader16
@@ -193,9 +194,17 @@ func (e *engine) loadRow(y int) {
 
 // rowChecked reports whether the current row satisfies e.check: callers
 // test it after dithering the row, while the row is still in the cache,
-// and start again when it fails.
+// and start again when it fails. A 16-bit row is tested in row16 (row is
+// not loaded for an opaque 16-bit source), by its alpha's top byte, as
+// scanAlpha decides.
 func (e *engine) rowChecked() bool {
-	return !e.check || rgbaOpaque(e.row, 0, 0, e.w, 1)
+	if !e.check {
+		return true
+	}
+	if e.load16 != nil {
+		return rgba64Opaque(e.row16)
+	}
+	return rgbaOpaque(e.row, 0, 0, e.w, 1)
 }
 
 // opaqueAt reports whether pixel x of the current row is drawn (not

@@ -133,3 +133,14 @@ func narrowRow(row []uint16, dst []uint8) []uint8 {
 	}
 	return dst
 }
+
+// rgba64Opaque reports whether every pixel of a 16-bit RGBA row is opaque
+// at 8 bits: the top byte of its alpha is 0xff (as narrowRow and scanAlpha
+// take it). The alpha values are ANDed together, without a branch a pixel.
+func rgba64Opaque(row []uint16) bool {
+	acc := uint16(0xffff)
+	for i := 3; i < len(row); i += 4 {
+		acc &= row[i]
+	}
+	return acc>>8 == 0xff
+}

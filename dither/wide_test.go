@@ -251,3 +251,51 @@ func TestWideAlpha(t *testing.T) {
 		}
 	}
 }
+
+// TestWideAlphaGuess checks the guess-and-check of transparency on 16-bit
+// sources: an NRGBA64 or RGBA64 is taken to be opaque without a scan, a
+// transparent pixel in its last row makes the check fail and the engine
+// start again, and the result is the one dithering with the scanned
+// alphaKind gives. Alpha whose top byte is 0xff (0xff00 to 0xfffe) is
+// opaque at 8 bits and passes the check.
+func TestWideAlphaGuess(t *testing.T) {
+	const w, h = 300, 240 // over minWideLUTPixels: ordered dithering takes the table path
+	lastRow := testImage16(w, h, 41)
+	lastRow.SetNRGBA64(w-2, h-1, color.NRGBA64{0x1234, 0x5678, 0x9abc, 0})
+	partialLast := testImage16(w, h, 42)
+	partialLast.SetNRGBA64(w/2, h-1, color.NRGBA64{0x1234, 0x5678, 0x9abc, 0x8000})
+	nearlyOpaque := testImage16(w, h, 43)
+	for x := range w {
+		c := nearlyOpaque.NRGBA64At(x, x%h)
+		c.A = 0xff00 + uint16(x%256)
+		nearlyOpaque.SetNRGBA64(x, x%h, c)
+	}
+	srcs := []struct {
+		name   string
+		img    image.Image
+		opaque bool // at 8 bits: the guess holds
+	}{
+		{"NRGBA64 transparent in the last row", lastRow, false},
+		{"RGBA64 transparent in the last row", convert(lastRow, image.NewRGBA64), false},
+		{"NRGBA64 partly transparent in the last row", partialLast, false},
+		{"NRGBA64 alpha 0xff00 and up", nearlyOpaque, true},
+		{"RGBA64 alpha 0xff00 and up", convert(nearlyOpaque, image.NewRGBA64), true},
+	}
+	opts := []Options{{}, {Levels: 5, Serpentine: true}, {Palette: "cga"}, {Algorithm: Bayer8x8}, {Algorithm: Random, Levels: 3}}
+	for _, s := range srcs {
+		kind, sure := guessAlpha(s.img)
+		if sure || kind != alphaOpaque {
+			t.Fatalf("%s: guessAlpha = %v, %v; want a guess of opaque, without a scan", s.name, kind, sure)
+		}
+		for _, o := range opts {
+			if got := newEngine(s.img, o, kind, true).run(); got != s.opaque {
+				t.Errorf("%s %+v: the guess of opaque checked %v, want %v", s.name, o, got, s.opaque)
+			}
+			want := newEngine(s.img, o, scanAlpha(s.img), false)
+			want.run()
+			if !sameImage(mustDither(t, s.img, o), want.out.img) {
+				t.Errorf("%s %+v: differs from dithering with the scanned alpha", s.name, o)
+			}
+		}
+	}
+}
