@@ -55,10 +55,21 @@ func openEmbedded(ctx context.Context, dir string, opts essqlite.Options) (*essq
 // SQLite and files, dithering with the inline processor. Run starts its
 // background work; Close closes the database.
 func NewEmbedded(ctx context.Context, dir string, cfg Config) (*Server, error) {
-	m := metrics.New(logger(cfg))
+	log := logger(cfg)
+	m := metrics.New(log)
 	store, blobs, err := openEmbedded(ctx, dir, essqlite.Options{ObserveAppend: m.ObserveAppend})
 	if err != nil {
 		return nil, err
+	}
+	// The server is the one process that puts blobs into the directory
+	// (the admin commands only open it), and it has put none yet: the
+	// temporary files there are those of Puts a crash cut short.
+	files, bytes, err := blobs.RemoveTemp()
+	if err != nil {
+		log.Warn("blob store: temporary files left by an earlier run not all removed", "err", err)
+	}
+	if files > 0 {
+		log.Info("blob store: removed temporary files left by an earlier run", "files", files, "bytes", bytes)
 	}
 	reads := projsqlite.New(store)
 	return assemble(storage{

@@ -2,7 +2,8 @@
 // lives at <root>/k[0:2]/k[2:4]/k with a JSON sidecar k.json holding its
 // content type and creation time. Files are written to a temporary file in
 // <root>/.tmp, synced and renamed into place, so a blob file is either
-// complete or absent.
+// complete or absent. Those a crash leaves behind are removed by
+// RemoveTemp, which the one process that puts calls when it starts.
 //
 // It is also a blobstore.Purger, on the local clock: a blob's put time is
 // its data file's modification time, set to the time of every Put (also
@@ -115,7 +116,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader) (path, key string, e
 	if err := ctx.Err(); err != nil {
 		return "", "", err
 	}
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	f, err := os.CreateTemp(s.tmp, putPrefix+"*")
 	if err != nil {
 		return "", "", err
 	}
@@ -169,7 +170,7 @@ func (s *Store) install(key, tmp, contentType string) error {
 }
 
 func (s *Store) writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(s.tmp, "meta-*")
+	f, err := os.CreateTemp(s.tmp, metaPrefix+"*")
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/imageservice/imageservice/blobstore"
@@ -73,5 +74,64 @@ func TestCanceledContext(t *testing.T) {
 	cancel()
 	if _, err := s.Put(ctx, "", bytes.NewReader([]byte("x"))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Put: %v", err)
+	}
+}
+
+// A crash mid-Put leaves its temporary files under .tmp; RemoveTemp, as a
+// restarted process calls it, removes them and says how many bytes they
+// held, and touches nothing else: stored blobs, and files in .tmp that are
+// not the store's.
+func TestRemoveTemp(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := blobfs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.Put(ctx, "image/png", bytes.NewReader([]byte("kept")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(root, ".tmp")
+	left := map[string]int{"put-1234": 100, "put-5678": 0, "meta-9012": 10}
+	for name, n := range left {
+		if err := os.WriteFile(filepath.Join(tmp, name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "notes.txt"), []byte("not the store's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(tmp, "put-dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = blobfs.New(root) // the restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, n, err := s.RemoveTemp()
+	if err != nil || files != 3 || n != 110 {
+		t.Fatalf("RemoveTemp = %d files, %d bytes, %v; want 3 files, 110 bytes", files, n, err)
+	}
+	var names []string
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"notes.txt", "put-dir"}) {
+		t.Errorf(".tmp holds %v after RemoveTemp, want only what is not the store's", names)
+	}
+	if _, err := s.Stat(ctx, kept.Key); err != nil {
+		t.Errorf("a stored blob after RemoveTemp: %v", err)
+	}
+	if files, n, err := s.RemoveTemp(); err != nil || files != 0 || n != 0 {
+		t.Errorf("RemoveTemp again = %d files, %d bytes, %v; want nothing", files, n, err)
+	}
+	if _, err := s.Put(ctx, "", bytes.NewReader([]byte("after"))); err != nil {
+		t.Errorf("Put after RemoveTemp: %v", err)
 	}
 }
