@@ -30,9 +30,10 @@
 // longest time between a Put and the commit of the event that references
 // it: an upload stores its bytes and appends in one request (on PostgreSQL
 // in one transaction), and a dither stores its result and then appends its
-// outcome (on PostgreSQL within one job attempt, which JOB_TIMEOUT bounds;
-// the embedded default's inline processor appends right after storing, a
-// local write). Both take seconds at most. With Retention > G, the event
+// outcome within one attempt, which JOB_TIMEOUT bounds (a River job on
+// PostgreSQL; on the embedded default an attempt of the inline processor,
+// which appends right after storing, a local write). Both take seconds at
+// most. With Retention > G, the event
 // committed before P + Retention < cutoff + Retention = the start of the
 // sweep, before the marker was appended. In the event store's order every
 // transaction that committed before the marker's began has a lower

@@ -19,7 +19,7 @@ type diffusion struct {
 }
 
 // runDiffusion dithers every row with the chosen error-diffusion kernel;
-// false means a row failed the opaqueness check.
+// false means a row failed the opaqueness check, or the engine was stopped.
 func (e *engine) runDiffusion() bool {
 	if e.canWavefront() {
 		return e.runWavefront()
@@ -37,7 +37,7 @@ func (e *engine) runDiffusion() bool {
 			dir = -1
 		}
 		p.row(y, dir)
-		if !e.rowChecked() {
+		if !e.rowChecked() || e.stopped() {
 			return false
 		}
 		if !p.writesPal || e.out.pal == nil {

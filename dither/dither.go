@@ -15,6 +15,7 @@
 package dither
 
 import (
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -32,18 +33,37 @@ import (
 // channel; its alpha, like the result's, counts at 8 bits (the top byte):
 // a pixel whose alpha is below 0x0100 is fully transparent.
 func Dither(src image.Image, opts Options) (image.Image, error) {
+	return DitherContext(context.Background(), src, opts)
+}
+
+// DitherContext is Dither, stopped when ctx is done: the engine looks at
+// ctx between rows and then returns ctx's error (and no image). Reading
+// the source's alpha before dithering (for image types other than RGBA,
+// NRGBA and their 16-bit forms) is not interrupted. A ctx that is never
+// done, such as context.Background, costs nothing.
+func DitherContext(ctx context.Context, src image.Image, opts Options) (image.Image, error) {
 	if src == nil {
 		return nil, errors.New("dither: nil image")
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	kind, sure := guessAlpha(src)
 	e := newEngine(src, opts, kind, !sure)
+	e.done = ctx.Done()
 	if !e.run() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		// A row of an image taken to be opaque was not: start again.
 		e = newEngine(src, opts, scanAlpha(src), false)
-		e.run()
+		e.done = ctx.Done()
+		if !e.run() {
+			return nil, ctx.Err()
+		}
 	}
 	return e.out.img, nil
 }
@@ -68,14 +88,17 @@ type engine struct {
 	load  rowLoader
 	kind  alphaKind
 	check bool // verify that every row is opaque, as kind was only guessed
-	sp    *space
-	lq    [3]*levelQuant // per channel, when quantising to levels
-	pq    *paletteQuant  // when quantising to a palette
-	buf   []uint8        // scratch for the loader, 4 bytes a pixel
-	row   []uint8        // current source row, straight RGBA
-	work  []int32        // current row in working values, c a pixel
-	idx   []uint8        // chosen level per channel, or palette index, a pixel
-	out   *output
+	// done, when not nil, stops the engine between rows once closed (the
+	// Done channel of DitherContext's ctx).
+	done <-chan struct{}
+	sp   *space
+	lq   [3]*levelQuant // per channel, when quantising to levels
+	pq   *paletteQuant  // when quantising to a palette
+	buf  []uint8        // scratch for the loader, 4 bytes a pixel
+	row  []uint8        // current source row, straight RGBA
+	work []int32        // current row in working values, c a pixel
+	idx  []uint8        // chosen level per channel, or palette index, a pixel
+	out  *output
 
 	// load16 is set for a 16-bit source (see is16Bit), whose rows it
 	// reads into row16; load is then unset, and row holds row16 narrowed
@@ -119,7 +142,7 @@ func newEngine(src image.Image, opts Options, kind alphaKind, check bool) *engin
 }
 
 // run dithers every row into e.out. It returns false when e.check finds
-// a row that is not opaque.
+// a row that is not opaque, or when e.done is closed (see stopped).
 func (e *engine) run() bool {
 	if e.w == 0 || e.h == 0 {
 		return true
@@ -205,6 +228,20 @@ func (e *engine) rowChecked() bool {
 		return rgba64Opaque(e.row16)
 	}
 	return rgbaOpaque(e.row, 0, 0, e.w, 1)
+}
+
+// stopped reports whether e.done is closed: the engine's caller no longer
+// wants the result. Run loops test it once a row.
+func (e *engine) stopped() bool {
+	if e.done == nil {
+		return false
+	}
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // opaqueAt reports whether pixel x of the current row is drawn (not

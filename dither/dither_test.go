@@ -1,12 +1,14 @@
 package dither
 
 import (
+	"context"
 	"errors"
 	"image"
 	"image/color"
 	"image/draw"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -644,5 +646,60 @@ func TestPaletteErrorStaysBounded(t *testing.T) {
 				t.Errorf("%s %v on %v: %d pixels took far colours", c.palette, alg, c.fill, far)
 			}
 		}
+	}
+}
+
+// cancelingImage hides an image's type and cancels a context the second
+// time row cancelRow is read (the first is the scan for transparency),
+// and counts the reads of its rows. Several workers may read it at once.
+type cancelingImage struct {
+	plainImage
+	cancelRow int
+	cancel    context.CancelFunc
+	mu        sync.Mutex
+	reads     map[int]int // of pixel (0, y)
+}
+
+func (c *cancelingImage) At(x, y int) color.Color {
+	if x == c.plainImage.Bounds().Min.X {
+		c.mu.Lock()
+		c.reads[y]++
+		if y == c.cancelRow && c.reads[y] == 2 {
+			c.cancel()
+		}
+		c.mu.Unlock()
+	}
+	return c.plainImage.At(x, y)
+}
+
+// TestDitherContextStops checks that DitherContext stops between rows
+// once its ctx is done, on every kind of run loop (error diffusion, the
+// several-worker wavefront, ordered, palette; 8 and 16 bits), and returns
+// the ctx's error; and that a ctx done before the start dithers nothing.
+func TestDitherContextStops(t *testing.T) {
+	const w, h = 64, 64
+	srcs := map[string]image.Image{"8-bit": testImage(w, h, 51), "16-bit": testImage16(w, h, 52)}
+	opts := []Options{{}, {Workers: 2}, {Levels: 5, Serpentine: true}, {Algorithm: Bayer8x8}, {Palette: "cga"}, {Algorithm: Atkinson, Grayscale: true}}
+	for name, src := range srcs {
+		for _, o := range opts {
+			ctx, cancel := context.WithCancel(context.Background())
+			img := &cancelingImage{plainImage: plainImage{src}, cancelRow: 5, cancel: cancel, reads: map[int]int{}}
+			out, err := DitherContext(ctx, img, o)
+			cancel()
+			if !errors.Is(err, context.Canceled) || out != nil {
+				t.Errorf("%s %+v: canceled at row 5, got %T, %v; want no image and context.Canceled", name, o, out, err)
+			}
+			if img.reads[5] != 2 || img.reads[h-1] > 1 {
+				t.Errorf("%s %+v: row 5 read %d times, the last row %d times; want 2 and at most 1 (the scan)", name, o, img.reads[5], img.reads[h-1])
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if out, err := DitherContext(ctx, testImage(w, h, 53), Options{}); !errors.Is(err, context.Canceled) || out != nil {
+		t.Errorf("a canceled ctx: got %T, %v; want no image and context.Canceled", out, err)
+	}
+	if out, err := DitherContext(context.Background(), testImage(w, h, 53), Options{}); err != nil || !sameImage(out, mustDither(t, testImage(w, h, 53), Options{})) {
+		t.Errorf("DitherContext differs from Dither: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func mix(seed, v uint64) uint64 {
 }
 
 // runThreshold dithers every row with ordered, random or no thresholds;
-// false means a row failed the opaqueness check.
+// false means a row failed the opaqueness check, or the engine was stopped.
 func (e *engine) runThreshold() bool {
 	t := newThresholds(e.opts)
 	trow := make([]int32, e.w)
@@ -130,7 +130,7 @@ func (e *engine) runThreshold() bool {
 			t.row(y, trow)
 			e.thresholdLevelsRow(trow)
 		}
-		if !e.rowChecked() {
+		if !e.rowChecked() || e.stopped() {
 			return false
 		}
 		if !direct || e.out.pal == nil {

@@ -24,7 +24,8 @@ func (e *engine) canWavefront() bool {
 // worker k takes rows k, k+n, k+2n... and dithers each a chunk at a time,
 // once the row above is far enough ahead (Floyd-Steinberg needs the row
 // above finished up to one pixel to the right). The result is the same as
-// with one worker. False means a row failed the opaqueness check.
+// with one worker. False means a row failed the opaqueness check, or the
+// engine was stopped.
 func (e *engine) runWavefront() bool {
 	n := min(e.opts.Workers, e.h)
 	w := &wavefront{e: e, workers: n, stride: int64(e.w) + 1}
@@ -55,7 +56,7 @@ type wavefront struct {
 	// progress[y%len] is y*stride plus the pixels of row y done.
 	progress []atomic.Int64
 	stride   int64
-	abort    atomic.Bool // a row was not opaque: every worker stops
+	abort    atomic.Bool // a row was not opaque, or the engine stopped: every worker stops
 }
 
 // work dithers the rows of worker k.
@@ -75,7 +76,7 @@ func (w *wavefront) work(k int) {
 			fs2ForwardRange(row, cur, nxt, pal, &e.sp.toWork, x0, x1, &f)
 			w.progress[y%ring].Store(int64(y)*w.stride + int64(x1))
 		}
-		if e.check && !rgbaOpaque(row, 0, 0, e.w, 1) {
+		if e.check && !rgbaOpaque(row, 0, 0, e.w, 1) || e.stopped() {
 			w.abort.Store(true)
 			return
 		}

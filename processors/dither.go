@@ -171,7 +171,12 @@ func (w *DitherWorker) dither(ctx context.Context, img images.Image, d images.Di
 	if reason != "" || err != nil {
 		return images.DitherResult{}, reason, err
 	}
-	out, err := dither.Dither(src, opts)
+	out, err := dither.DitherContext(ctx, src, opts)
+	if cerr := ctx.Err(); err != nil && cerr != nil {
+		// The attempt ran out of time, or the service is stopping: the
+		// engine stopped between rows. Not the image's fault.
+		return images.DitherResult{}, "", fmt.Errorf("dither: %w", cerr)
+	}
 	if err != nil {
 		return images.DitherResult{}, "the image could not be dithered: " + err.Error(), nil
 	}

@@ -27,11 +27,17 @@ import (
 // keeps failing transiently is tried again after inlineRetryWait, and is
 // recorded as failed after DitherMaxAttempts hand-overs in this process
 // (about two minutes), so that a short outage of the disk or the
-// database does not fail it for good.
+// database does not fail it for good. Like a River job, an attempt may
+// take Config.JobTimeout at most (JOB_TIMEOUT): one that runs out of time
+// fails as any transient failure does, tried again later, recorded as
+// failed on the last attempt. The engine stops between rows once the time
+// is up (dither.DitherContext); decoding the original is bounded by the
+// decoding caps, not by the timeout.
 type Inline struct {
-	store  eventstore.Store
-	worker *DitherWorker
-	n      int
+	store   eventstore.Store
+	worker  *DitherWorker
+	n       int
+	timeout time.Duration // of one attempt
 
 	mu       sync.Mutex
 	attempts map[DitherArgs]int
@@ -44,7 +50,7 @@ const InlineName = "processors-inline"
 func NewInline(store eventstore.Store, cmds *commands.Service, blobs blobstore.Store, cfg Config) *Inline {
 	cfg = cfg.withDefaults()
 	return &Inline{
-		store: store, n: cfg.Concurrency, attempts: map[DitherArgs]int{},
+		store: store, n: cfg.Concurrency, timeout: cfg.JobTimeout, attempts: map[DitherArgs]int{},
 		worker: &DitherWorker{
 			Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
 			BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
@@ -90,9 +96,9 @@ func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 	return nil
 }
 
-// process does one dither in a span ("process dither"), a child of the
-// trace of its DitherRequested event e.
-func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArgs) (err error) {
+// process counts an attempt at one dither, waits before it when it is not
+// the first, and makes it.
+func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArgs) error {
 	attempt := p.attempt(args)
 	if attempt > 1 {
 		select {
@@ -101,6 +107,14 @@ func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArg
 		case <-time.After(inlineRetryWait(attempt)):
 		}
 	}
+	return p.try(ctx, e, args, attempt)
+}
+
+// try makes the given attempt at a dither, within p.timeout, in a span
+// ("process dither"), a child of the trace of its DitherRequested event e.
+func (p *Inline) try(ctx context.Context, e eventstore.Event, args DitherArgs, attempt int) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	ctx, span := orNoop(p.worker.Tracer).Start(tracing.WithTraceParent(ctx, e.Metadata.TraceParent), "process "+DitherArgs{}.Kind(),
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 			attribute.String("imageservice.event_id", e.ID.String()), attribute.Int("imageservice.attempt", attempt)))

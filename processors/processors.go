@@ -40,9 +40,9 @@ type Config struct {
 	Limits imagefile.Limits
 	// Cloud, when set, syncs originals and results to Cloudinary.
 	Cloud *cloudsync.Config
-	// JobTimeout bounds one attempt (default 5 min); RescueAfter is when
-	// a job whose replica died is handed to another (default 6 min; at
-	// least JobTimeout).
+	// JobTimeout bounds one attempt (default 5 min), of a River job or
+	// of the inline processor; RescueAfter is when a job whose replica
+	// died is handed to another (default 6 min; at least JobTimeout).
 	JobTimeout, RescueAfter time.Duration
 	Logger                  *slog.Logger
 	// Notify configures the e-mail and webhook notifications of dither

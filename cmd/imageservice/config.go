@@ -57,7 +57,7 @@ var settings = []setting{
 	{"PROCESSORS", "true", "run the dither processor on this replica (false for an API-only replica)"},
 	{"DITHER_CONCURRENCY", "", "dithers run at once on this replica (default: the number of CPUs)"},
 	{"REQUEST_BODY_TIMEOUT", "5m", "longest a client may take to send a request's body (an upload, say); once the body has arrived the response may take as long as it needs (downloads, websockets, event streams)"},
-	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take"},
+	{"JOB_TIMEOUT", "5m", "longest one attempt at a dither may take (a River job on PostgreSQL, an attempt of the inline processor on the embedded default)"},
 	{"JOB_RESCUE_AFTER", "6m", "when a job whose replica died is retried by another (longer than JOB_TIMEOUT)"},
 	{"BLOB_RETENTION", "24h", "how long a blob (original, dither result, thumbnail) that no live image uses is kept after it was last stored before a sweep deletes its bytes; at least 1h and longer than JOB_TIMEOUT; 0 or off keeps every blob for ever"},
 	{"BLOB_SWEEP_INTERVAL", "1h", "how often unused blobs are swept (by one replica at a time; at least 5m)"},
