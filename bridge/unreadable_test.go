@@ -1,12 +1,10 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/testlog"
 	"github.com/imageservice/imageservice/internal/testwait"
 )
 
@@ -26,7 +25,7 @@ func TestNATSStopsAtUnreadableVersion(t *testing.T) {
 	w := newWorld(t)
 	n := startNATS(t)
 	w.image(1, false)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	b := w.runLogged(n.sink(n.url()), logs)
 	w.waitCaughtUp(b)
 	want, before := w.expected(), w.last()
@@ -119,7 +118,7 @@ func TestBridgeStopsAtStateWithUnreadableEvent(t *testing.T) {
 }
 
 // runLogged runs a bridge whose runner logs to logs.
-func (w *world) runLogged(sink bridge.Sink, logs *syncBuffer) *bridge.Bridge {
+func (w *world) runLogged(sink bridge.Sink, logs *testlog.Buffer) *bridge.Bridge {
 	w.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -150,21 +149,3 @@ type nopSink struct{}
 func (nopSink) Name() string                                    { return "nop" }
 func (nopSink) Publish(context.Context, []bridge.Message) error { return nil }
 func (nopSink) Close() error                                    { return nil }
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

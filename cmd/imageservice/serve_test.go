@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/testlog"
 )
 
 // startServe runs "imageservice serve" in-process with the environment
@@ -43,7 +44,7 @@ func tryServe(t *testing.T, env map[string]string) (string, func() int, string) 
 // and returns its base URL, a function that stops it (once; later calls
 // return the same exit code) and its log. The service is stopped when the
 // test ends, if it was not before.
-func serveInProcess(t *testing.T, env map[string]string) (string, func() int, *syncBuffer, error) {
+func serveInProcess(t *testing.T, env map[string]string) (string, func() int, *testlog.Buffer, error) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -52,7 +53,7 @@ func serveInProcess(t *testing.T, env map[string]string) (string, func() int, *s
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	code := make(chan int, 1)
-	logs := new(syncBuffer)
+	logs := new(testlog.Buffer)
 	go func() { code <- run(ctx, []string{"serve"}, w, logs); w.Close() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -64,24 +65,6 @@ func serveInProcess(t *testing.T, env map[string]string) (string, func() int, *s
 	stop := sync.OnceValue(func() int { cancel(); return <-code })
 	t.Cleanup(func() { stop() })
 	return base, stop, logs, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -1,7 +1,6 @@
 package projectiontest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/testlog"
 	"github.com/imageservice/imageservice/projections"
 )
 
@@ -21,33 +21,15 @@ import (
 // cases use it, and so may a backend's own tests.
 type Env struct {
 	Backend
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 // NewEnv makes a fresh backend, set up to log into the Env's buffer.
 func NewEnv(t *testing.T, newBackend func(t *testing.T, cfg Config) Backend) *Env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return &Env{Backend: newBackend(t, Config{Logger: logger, RebuildBatchSize: rebuildBatch}), logs: logs}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // StartProjector runs the projector under a runner until the returned
