@@ -4,11 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imageservice/imageservice/bridge"
+	"github.com/imageservice/imageservice/internal/testlog"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -75,5 +81,31 @@ func TestEmbeddedReadiness(t *testing.T) {
 	code, rd := getReadyz(t, srv.Handler())
 	if code != http.StatusOK || rd.Status != "ready" || rd.Checks["database"] != "up" || rd.Checks["migrations"] != "up" {
 		t.Fatalf("/readyz = %d %+v", code, rd)
+	}
+}
+
+// The embedded default removes, when it opens its blob store, the
+// temporary files that Puts cut short by a crash left, and says so.
+func TestEmbeddedRemovesLeftoverTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, server.BlobDir, ".tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(tmp, "put-123456")
+	if err := os.WriteFile(left, []byte("half an upload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs testlog.Buffer
+	srv, err := server.NewEmbedded(context.Background(), dir, server.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("leftover temp file: %v, want it removed", err)
+	}
+	if !strings.Contains(logs.String(), `"files":1,"bytes":14`) {
+		t.Errorf("the removal is not logged:\n%s", logs.String())
 	}
 }
