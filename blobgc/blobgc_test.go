@@ -8,7 +8,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	essqlite "github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/teststores"
 	projsqlite "github.com/imageservice/imageservice/projections/sqlite"
 )
 
@@ -39,17 +39,9 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := essqlite.Open(ctx, filepath.Join(dir, "test.db"), essqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	lite := teststores.NewSQLite(t)
+	store, blobs := lite.Store, lite.Blobs
 	if err := projsqlite.Migrate(ctx, store); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
 		t.Fatal(err)
 	}
 	return &stack{store: store, reads: projsqlite.New(store), blobs: blobs,

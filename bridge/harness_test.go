@@ -24,7 +24,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 )
 
 // testTopics are the topics every integration test publishes to.
@@ -42,17 +42,8 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	pool := pgtest.Pool(t)
-	ctx := context.Background()
-	if err := espg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	if err := blobpg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	store := espg.Open(pool, espg.Options{Logger: quietLogger()})
-	t.Cleanup(store.Close)
-	blobs := blobpg.New(pool)
+	pg := teststores.NewPostgres(t, espg.Options{Logger: quietLogger()})
+	store, blobs := pg.Store, pg.Blobs
 	mux := http.NewServeMux()
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(blobs, blobstore.HandlerOptions{})))
 	srv := httptest.NewServer(mux)

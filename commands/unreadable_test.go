@@ -10,12 +10,11 @@ import (
 
 	"github.com/google/uuid"
 
-	blobpg "github.com/imageservice/imageservice/blobstore/postgres"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 )
 
 // TestCommandsRefuseStreamsWithNewerEvents: a command on an image whose
@@ -66,17 +65,8 @@ func TestCommandsRefuseStreamsWithNewerEvents(t *testing.T) {
 
 func newService(t *testing.T) (*espg.Store, *commands.Service) {
 	t.Helper()
-	pool := pgtest.Pool(t)
-	ctx := context.Background()
-	if err := espg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	if err := blobpg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	store := espg.Open(pool, espg.Options{})
-	t.Cleanup(store.Close)
-	return store, commands.New(commands.Postgres{Store: store, Blobs: blobpg.New(pool)}, commands.Options{})
+	pg := teststores.NewPostgres(t, espg.Options{})
+	return pg.Store, commands.New(commands.Postgres{Store: pg.Store, Blobs: pg.Blobs}, commands.Options{})
 }
 
 func pngBytes(t *testing.T) []byte {

@@ -5,12 +5,10 @@ import (
 	"context"
 	"image"
 	"image/png"
-	"path/filepath"
 	"testing"
 	"time"
 
-	blobfs "github.com/imageservice/imageservice/blobstore/fs"
-	"github.com/imageservice/imageservice/eventstore/sqlite"
+	"github.com/imageservice/imageservice/internal/teststores"
 )
 
 // Uploads are decoded within the decode budget: one that would exceed it
@@ -19,17 +17,8 @@ import (
 func TestUploadsWaitForTheDecodeBudget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(SQLite{Store: store, Blobs: blobs}, Options{DecodeBudget: 100})
+	lite := teststores.NewSQLite(t)
+	s := New(SQLite{Store: lite.Store, Blobs: lite.Blobs}, Options{DecodeBudget: 100})
 	var file bytes.Buffer
 	if err := png.Encode(&file, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil { // 64 pixels
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/imageservice/imageservice/commands"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/internal/testwait"
 )
 
@@ -161,22 +161,12 @@ type pgWorld struct {
 
 func newPGWorld(t *testing.T) pgWorld {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	for _, migrate := range []func(context.Context) error{
-		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return Migrate(ctx, pool) },
-	} {
-		if err := migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+	pg := teststores.NewPostgres(t, espg.Options{})
+	if err := Migrate(context.Background(), pg.Pool); err != nil {
+		t.Fatal(err)
 	}
-	store := espg.Open(pool, espg.Options{})
-	t.Cleanup(store.Close)
-	blobs := blobpg.New(pool)
-	cmds := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
-	return pgWorld{pool: pool, store: store, blobs: blobs, cmds: cmds}
+	cmds := commands.New(commands.Postgres{Store: pg.Store, Blobs: pg.Blobs}, commands.Options{AutoDither: true})
+	return pgWorld{pool: pg.Pool, store: pg.Store, blobs: pg.Blobs, cmds: cmds}
 }
 
 // grayPNG is a black w×h PNG.

@@ -16,7 +16,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/processors"
 )
 
@@ -38,20 +38,10 @@ func testPNG(t *testing.T) []byte {
 // outcome per request, also when it is restarted in between, and a
 // corrupt original ends in DitherFailed with a reason.
 func TestInlineProcessor(t *testing.T) {
-	pool := pgtest.Pool(t)
+	pg := teststores.NewPostgres(t, espg.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, m := range []func(context.Context) error{
-		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
-	} {
-		if err := m(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store := espg.Open(pool, espg.Options{})
-	defer store.Close()
-	blobs := blobpg.New(pool)
+	store, blobs := pg.Store, pg.Blobs
 	cmds := commands.New(commands.Postgres{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
 	ids := []uuid.UUID{corruptUpload(t, ctx, store, blobs)}
 	for range 3 {

@@ -5,16 +5,14 @@ import (
 	"context"
 	"image"
 	"image/png"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/imageservice/imageservice/blobstore"
-	blobfs "github.com/imageservice/imageservice/blobstore/fs"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
-	"github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/internal/testwait"
 )
 
@@ -42,16 +40,8 @@ type inlineWorld struct {
 func newInlineWorld(t *testing.T, timeout time.Duration, wrap func(blobstore.Store) blobstore.Store) *inlineWorld {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lite := teststores.NewSQLite(t)
+	store, blobs := lite.Store, lite.Blobs
 	cmds := commands.New(commands.SQLite{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
 	var b bytes.Buffer
 	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 40, 30))); err != nil {

@@ -3,18 +3,16 @@ package processors_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	blobfs "github.com/imageservice/imageservice/blobstore/fs"
 	"github.com/imageservice/imageservice/commands"
 	"github.com/imageservice/imageservice/eventstore"
-	"github.com/imageservice/imageservice/eventstore/sqlite"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/processors"
 )
 
@@ -25,16 +23,8 @@ func TestInlineProcessorContinuesTheTrace(t *testing.T) {
 	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lite := teststores.NewSQLite(t)
+	store, blobs := lite.Store, lite.Blobs
 	cmds := commands.New(commands.SQLite{Store: store, Blobs: blobs}, commands.Options{AutoDither: true})
 	res, err := cmds.Upload(ctx, commands.UploadInput{Body: bytes.NewReader(testPNG(t)), Filename: "a.png",
 		Metadata: eventstore.Metadata{TraceParent: incoming}})

@@ -14,7 +14,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/processors"
 )
@@ -44,19 +44,12 @@ type unreadableLog struct {
 
 func newUnreadableLog(t *testing.T, ev eventstore.NewEvent) *unreadableLog {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	pg := teststores.NewPostgres(t, espg.Options{})
 	ctx := context.Background()
-	for _, m := range []func(context.Context) error{
-		func(ctx context.Context) error { return espg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return blobpg.Migrate(ctx, pool) },
-		func(ctx context.Context) error { return processors.Migrate(ctx, pool) },
-	} {
-		if err := m(ctx); err != nil {
-			t.Fatal(err)
-		}
+	if err := processors.Migrate(ctx, pg.Pool); err != nil {
+		t.Fatal(err)
 	}
-	l := &unreadableLog{store: espg.Open(pool, espg.Options{}), blobs: blobpg.New(pool)}
-	t.Cleanup(l.store.Close)
+	l := &unreadableLog{store: pg.Store, blobs: pg.Blobs}
 	l.cmds = commands.New(commands.Postgres{Store: l.store, Blobs: l.blobs}, commands.Options{AutoDither: true})
 	first := l.upload(t, true)
 	if _, err := l.store.Append(ctx, images.StreamID(first), eventstore.Exact(1), ev); err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/imageservice/imageservice/eventstore"
 	espg "github.com/imageservice/imageservice/eventstore/postgres"
 	"github.com/imageservice/imageservice/images"
-	"github.com/imageservice/imageservice/internal/pgtest"
+	"github.com/imageservice/imageservice/internal/teststores"
 	"github.com/imageservice/imageservice/processors/cloudsync"
 	"github.com/imageservice/imageservice/processors/cloudsync/cloudsynctest"
 )
@@ -33,17 +33,9 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	ctx := context.Background()
-	pool := pgtest.Pool(t)
-	if err := espg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	if err := blobpg.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	store := espg.Open(pool, espg.Options{})
-	t.Cleanup(store.Close)
-	w := &world{t: t, blobs: blobpg.New(pool), fake: cloudsynctest.NewServer(t)}
+	pg := teststores.NewPostgres(t, espg.Options{})
+	store := pg.Store
+	w := &world{t: t, blobs: pg.Blobs, fake: cloudsynctest.NewServer(t)}
 	w.svc = commands.New(commands.Postgres{Store: store, Blobs: w.blobs}, commands.Options{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w.syncer = cloudsync.NewSyncer(newClient(t, w.fake.Config()), w.svc, w.blobs, cloudsync.Options{Logger: log})
