@@ -192,7 +192,7 @@ const maxCachedStates = 10_000
 // rule for consumers: never skip for good what a newer build would
 // forward. An event of a type with old-format messages but a schema
 // version this build does not know (a newer build wrote it, during a
-// rolling deploy) fails the batch with ErrUnreadableEvent: nothing of it
+// rolling deploy) fails the batch with images.ErrUnreadable: nothing of it
 // is published, the checkpoint stays before it, and the runner hands the
 // bridge to a replica that reads it; forwarding it on the events topic
 // alone would lose its old-format message for the old consumers for good.
@@ -211,8 +211,8 @@ func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore
 			return err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		if hasLegacy(e.Type) && images.Unreadable(derr) && isImageStream(e.StreamID) {
-			return unreadable(e, derr)
+		if hasLegacy(e.Type) && errors.Is(derr, images.ErrUnreadable) && isImageStream(e.StreamID) {
+			return fmt.Errorf("%s: %w", e.Describe(), derr)
 		}
 		buf.msgs, err = m.appendMessages(buf.msgs, buf, e, decoded, derr, before, derr == nil)
 		if err != nil {
@@ -223,16 +223,6 @@ func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore
 	return nil
 }
 
-// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
-// or images.ErrUnknownSchemaVersion) by the bridge's subscription for a
-// batch that it stops at: see Bridge.messages.
-var ErrUnreadableEvent = errors.New("event this build cannot read")
-
-func unreadable(e eventstore.Event, err error) error {
-	return fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
-		ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
-}
-
 func isImageStream(stream string) bool {
 	_, err := images.ParseStreamID(stream)
 	return err == nil
@@ -241,7 +231,7 @@ func isImageStream(stream string) bool {
 // stateBefore returns the image's state just before the event when Map
 // needs it: from the states folded from earlier events when they reach
 // exactly the version before, or else by replaying the stream. An earlier
-// event this build cannot read fails with ErrUnreadableEvent rather than
+// event this build cannot read fails with images.ErrUnreadable rather than
 // give a state without it: the old-format message would then be wrong
 // for good (a DITHER_DELETED without a dither that a newer event
 // completed, a DITHER_UPLOADED without the levels of a newer request).
@@ -260,8 +250,8 @@ func (b *Bridge) stateBefore(ctx context.Context, e eventstore.Event) (images.Im
 	var state images.Image
 	for _, prior := range events {
 		decoded, err := images.Unmarshal(prior.Type, prior.SchemaVersion, prior.Data)
-		if images.Unreadable(err) {
-			return images.Image{}, fmt.Errorf("state of %s before version %d: %w", e.StreamID, e.StreamVersion, unreadable(prior, err))
+		if errors.Is(err, images.ErrUnreadable) {
+			return images.Image{}, fmt.Errorf("state of %s before version %d: %s: %w", e.StreamID, e.StreamVersion, prior.Describe(), err)
 		}
 		state = evolve(state, prior, decoded, err)
 	}
@@ -285,7 +275,7 @@ func (b *Bridge) remember(e eventstore.Event, decoded images.Event, decodeErr er
 		delete(b.states, e.StreamID)
 		return
 	}
-	if e.Type == images.TypeImageDeleted || images.Unreadable(decodeErr) {
+	if e.Type == images.TypeImageDeleted || errors.Is(decodeErr, images.ErrUnreadable) {
 		// Nothing follows a deletion; a state without an event this build
 		// cannot read is not cached, so that stateBefore replays the
 		// stream, and stops there, when it is needed.

@@ -40,7 +40,7 @@ func TestNATSStopsAtUnreadableVersion(t *testing.T) {
 	key := eventstore.CheckpointKey{Subscription: b.Name()}
 	testwait.Until(t, time.Minute, "the bridge to stop at the event (or to pass it)", func() bool {
 		cp, err := w.store.Checkpoint(context.Background(), key)
-		return strings.Contains(logs.String(), bridge.ErrUnreadableEvent.Error()) || (err == nil && !cp.Less(after))
+		return strings.Contains(logs.String(), images.ErrUnreadable.Error()) || (err == nil && !cp.Less(after))
 	})
 	if cp, err := w.store.Checkpoint(context.Background(), key); err != nil || cp != before {
 		t.Errorf("checkpoint = %s, %v; want %s, before the unreadable event", cp, err, before)
@@ -109,8 +109,8 @@ func TestBridgeStopsAtStateWithUnreadableEvent(t *testing.T) {
 			for _, batch := range [][]eventstore.Event{events, events[4:]} {
 				sub := (&bridge.Bridge{Store: w.store, Sink: nopSink{}, Mapper: w.mapper, Logger: quietLogger()}).Subscription()
 				_, err := sub.Prepare(context.Background(), batch)
-				if !errors.Is(err, bridge.ErrUnreadableEvent) || !errors.Is(err, c.want) {
-					t.Errorf("prepare %d events: %v, want ErrUnreadableEvent and %v", len(batch), err, c.want)
+				if !errors.Is(err, images.ErrUnreadable) || !errors.Is(err, c.want) {
+					t.Errorf("prepare %d events: %v, want ErrUnreadable and %v", len(batch), err, c.want)
 				}
 			}
 		})

@@ -208,7 +208,7 @@ func (s *Service) load(ctx context.Context, id uuid.UUID, version int64) (images
 				return state, pos, nil
 			}
 			rec, err := Decode(e)
-			if images.Unreadable(err) {
+			if errors.Is(err, images.ErrUnreadable) {
 				return images.Image{}, pos, fmt.Errorf("load image %s: %w: %w", id, ErrNewerEvents, err)
 			}
 			if err != nil {

@@ -97,6 +97,12 @@ func (p Position) Less(q Position) bool {
 // String formats p as "transaction/global".
 func (p Position) String() string { return fmt.Sprintf("%d/%d", p.TransactionID, p.Global) }
 
+// Describe names the event for errors and logs: "event <id> of <stream>
+// (version n) at <position>".
+func (e Event) Describe() string {
+	return fmt.Sprintf("event %s of %s (version %d) at %s", e.ID, e.StreamID, e.StreamVersion, e.Position)
+}
+
 // ExpectedVersion is the optimistic concurrency check of an append: the
 // version the stream must have before the append (its number of events).
 // Exact versions are non-negative; 0 means the same as NoStream.

@@ -17,16 +17,15 @@ var ErrUnknownEventType = errors.New("unknown event type")
 // version newer than the code or with no upcaster.
 var ErrUnknownSchemaVersion = errors.New("unknown schema version")
 
-// Unreadable reports whether err, from Unmarshal, says that an event is of
-// a type or schema version this build does not know: a newer build wrote
-// it (during a rolling deploy, old and new replicas share one log), as
+// ErrUnreadable is returned (wrapped) by Unmarshal and Readable, beside
+// ErrUnknownEventType or ErrUnknownSchemaVersion, for an event of a type
+// or schema version this build does not know: a newer build wrote it
+// (during a rolling deploy, old and new replicas share one log), as
 // opposed to an event of a known version whose JSON does not decode. No
 // consumer of the log skips such an event where skipping would lose work
-// or data for good: it stops, and a replica of a newer build carries on
-// (see the README, "The event store in brief").
-func Unreadable(err error) bool {
-	return errors.Is(err, ErrUnknownEventType) || errors.Is(err, ErrUnknownSchemaVersion)
-}
+// or data for good: it stops with this error, and a replica of a newer
+// build carries on (see the README, "The event store in brief").
+var ErrUnreadable = errors.New("event this build cannot read")
 
 // upcaster rewrites the JSON of version v into version v+1.
 type upcaster func(data []byte) ([]byte, error)
@@ -88,7 +87,7 @@ func Unmarshal(typ string, schemaVersion int, data []byte) (Event, error) {
 	for v := schemaVersion; v < c.current; v++ {
 		up, ok := c.upcasters[v]
 		if !ok {
-			return nil, fmt.Errorf("unmarshal event %q: no upcaster from v%d: %w", typ, v, ErrUnknownSchemaVersion)
+			return nil, fmt.Errorf("unmarshal event %q: no upcaster from v%d: %w: %w", typ, v, ErrUnreadable, ErrUnknownSchemaVersion)
 		}
 		if data, err = up(data); err != nil {
 			return nil, fmt.Errorf("unmarshal event %q: upcast v%d: %w", typ, v, err)
@@ -102,8 +101,8 @@ func Unmarshal(typ string, schemaVersion int, data []byte) (Event, error) {
 }
 
 // Readable returns the error Unmarshal would return for an event of this
-// type and schema version that this build cannot read (see Unreadable),
-// or nil, without decoding anything.
+// type and schema version that this build cannot read (ErrUnreadable), or
+// nil, without decoding anything.
 func Readable(typ string, schemaVersion int) error {
 	_, err := codecOf(typ, schemaVersion)
 	return err
@@ -112,11 +111,11 @@ func Readable(typ string, schemaVersion int) error {
 func codecOf(typ string, schemaVersion int) (codec, error) {
 	c, ok := registry[typ]
 	if !ok {
-		return codec{}, fmt.Errorf("unmarshal event %q: %w", typ, ErrUnknownEventType)
+		return codec{}, fmt.Errorf("unmarshal event %q: %w: %w", typ, ErrUnreadable, ErrUnknownEventType)
 	}
 	if schemaVersion < 1 || schemaVersion > c.current {
-		return codec{}, fmt.Errorf("unmarshal event %q v%d (this build reads up to v%d): %w",
-			typ, schemaVersion, c.current, ErrUnknownSchemaVersion)
+		return codec{}, fmt.Errorf("unmarshal event %q v%d (this build reads up to v%d): %w: %w",
+			typ, schemaVersion, c.current, ErrUnreadable, ErrUnknownSchemaVersion)
 	}
 	return c, nil
 }

@@ -107,10 +107,10 @@ func TestUnmarshalErrors(t *testing.T) {
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
-			if images.Unreadable(err) != (tt.want != nil) {
-				t.Fatalf("Unreadable(%v) = %t, want %t", err, images.Unreadable(err), tt.want != nil)
+			if errors.Is(err, images.ErrUnreadable) != (tt.want != nil) {
+				t.Fatalf("error %v is ErrUnreadable: %t, want %t", err, errors.Is(err, images.ErrUnreadable), tt.want != nil)
 			}
-			if rerr := images.Readable(tt.typ, tt.version); images.Unreadable(rerr) != (tt.want != nil) {
+			if rerr := images.Readable(tt.typ, tt.version); errors.Is(rerr, images.ErrUnreadable) != (tt.want != nil) {
 				t.Fatalf("Readable = %v, want an error: %t", rerr, tt.want != nil)
 			}
 			if !strings.Contains(err.Error(), tt.typ) {

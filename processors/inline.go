@@ -74,7 +74,7 @@ func (p *Inline) Subscription() eventstore.Subscription {
 
 // handle does the batch's dithers in order; an error hands the batch over
 // again. An event this build cannot read fails the batch there with
-// ErrUnreadableEvent, as in the Enqueuer.
+// images.ErrUnreadable, as in the Enqueuer.
 func (p *Inline) handle(ctx context.Context, b eventstore.Batch) error {
 	for _, e := range b.Events {
 		if err := checkReadable(e); err != nil {

@@ -2,7 +2,6 @@ package processors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -168,7 +167,7 @@ const EnqueuerName = "processors-enqueue"
 // DitherRequested (and every other event that asks for work), in the same
 // transaction as its checkpoint, with the event's trace context in the
 // job's metadata. It stops at an event this build cannot read
-// (ErrUnreadableEvent): nothing of the batch is enqueued.
+// (images.ErrUnreadable): nothing of the batch is enqueued.
 func (p *Processors) Enqueuer() eventstore.Subscription {
 	return eventstore.Subscription{
 		Name:                   EnqueuerName,
@@ -184,27 +183,21 @@ func (p *Processors) Enqueuer() eventstore.Subscription {
 	}
 }
 
-// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
-// or images.ErrUnknownSchemaVersion) by the processors' subscriptions for
-// an event of an image's stream that this build cannot read (a newer
-// build wrote it): the batch fails, its checkpoint stays before the
-// event, and the runner hands the partition to a replica that reads it.
-// Skipping it could lose work for good: a DitherRequested of a newer
-// version would stay PENDING for ever, and an event of a type this build
-// does not know may ask a newer build for work. A malformed event of a
-// known version is logged and skipped (retrying never helps; the service
-// never appends one).
-var ErrUnreadableEvent = errors.New("event this build cannot read")
-
-// checkReadable returns ErrUnreadableEvent for an event of an image's
-// stream of a type or schema version this build does not know.
+// checkReadable returns images.ErrUnreadable (wrapped) for an event of an
+// image's stream of a type or schema version this build does not know (a
+// newer build wrote it): the processors' subscriptions fail the batch, its
+// checkpoint stays before the event, and the runner hands the partition to
+// a replica that reads it. Skipping it could lose work for good: a
+// DitherRequested of a newer version would stay PENDING for ever, and an
+// event of a type this build does not know may ask a newer build for
+// work. A malformed event of a known version is logged and skipped
+// (retrying never helps; the service never appends one).
 func checkReadable(e eventstore.Event) error {
 	if _, err := images.ParseStreamID(e.StreamID); err != nil {
 		return nil // not an image's: no work
 	}
 	if err := images.Readable(e.Type, e.SchemaVersion); err != nil {
-		return fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
-			ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
+		return fmt.Errorf("%s: %w", e.Describe(), err)
 	}
 	return nil
 }

@@ -110,8 +110,8 @@ func TestEnqueuerStopsAtUnreadableEvents(t *testing.T) {
 					Checkpoint: eventstore.Checkpoint{Key: key, Epoch: lease.Epoch, Position: events[len(events)-1].Position}})
 			}
 			err = handle(l.events)
-			if !errors.Is(err, processors.ErrUnreadableEvent) || !errors.Is(err, c.want) {
-				t.Fatalf("handle the batch: %v, want ErrUnreadableEvent and %v", err, c.want)
+			if !errors.Is(err, images.ErrUnreadable) || !errors.Is(err, c.want) {
+				t.Fatalf("handle the batch: %v, want ErrUnreadable and %v", err, c.want)
 			}
 			if cp, err := l.store.Checkpoint(ctx, key); err != nil || cp != (eventstore.Position{}) {
 				t.Errorf("checkpoint after the failed batch = %s, %v; want none", cp, err)
@@ -149,8 +149,8 @@ func TestInlineStopsAtUnreadableEvents(t *testing.T) {
 					Checkpoint: eventstore.Checkpoint{Key: eventstore.CheckpointKey{Subscription: sub.Name}, Position: events[len(events)-1].Position}})
 			}
 			err := handle(l.events)
-			if !errors.Is(err, processors.ErrUnreadableEvent) || !errors.Is(err, c.want) {
-				t.Fatalf("handle the batch: %v, want ErrUnreadableEvent and %v", err, c.want)
+			if !errors.Is(err, images.ErrUnreadable) || !errors.Is(err, c.want) {
+				t.Fatalf("handle the batch: %v, want ErrUnreadable and %v", err, c.want)
 			}
 			if !l.pending(t) {
 				t.Error("the dither after the unreadable event was done by the failed batch")

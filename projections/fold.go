@@ -32,7 +32,7 @@ type StateStore interface {
 // writes every image back. Images whose stream has no ImageUploaded are
 // logged and left out. It returns the number of images written. An event
 // of a type or schema version this build cannot read fails the batch with
-// ErrUnreadableEvent (see Fold), so that the caller's transaction, and its
+// images.ErrUnreadable (see Fold), so that the caller's transaction, and its
 // checkpoint, goes no further.
 func ApplyBatch(ctx context.Context, log *slog.Logger, st StateStore, events []eventstore.Event) (int, error) {
 	groups := GroupByImage(log, events)
@@ -102,17 +102,12 @@ func GroupByImage(log *slog.Logger, events []eventstore.Event) []StreamEvents {
 	return groups
 }
 
-// ErrUnreadableEvent is returned (wrapped, with images.ErrUnknownEventType
-// or images.ErrUnknownSchemaVersion) by Fold and ApplyBatch for an event
-// this build cannot read: the log was written by a newer build.
-var ErrUnreadableEvent = errors.New("event this build cannot read")
-
 // Fold applies a stream's events to its state with images.Evolve. Events
 // at or below the state's version are already in it and are left out, so
 // a batch applied twice changes nothing. Events that cannot be decoded
 // are logged (SkipEvent) and left out, except events of a type or schema
 // version this build does not know: Fold stops at the first of those with
-// ErrUnreadableEvent. A read model that skipped them would lack what they
+// images.ErrUnreadable. A read model that skipped them would lack what they
 // say for good, since its checkpoint moves past them (in a rolling deploy
 // the newer replicas would never see them either); stopping leaves the
 // model behind but right, until a build that reads them takes over (the
@@ -123,9 +118,8 @@ func Fold(log *slog.Logger, s images.Image, events []eventstore.Event) (images.I
 			continue
 		}
 		ev, err := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		if images.Unreadable(err) {
-			return s, fmt.Errorf("%w: event %s of %s (version %d) at %s: %w",
-				ErrUnreadableEvent, e.ID, e.StreamID, e.StreamVersion, e.Position, err)
+		if errors.Is(err, images.ErrUnreadable) {
+			return s, fmt.Errorf("%s: %w", e.Describe(), err)
 		}
 		if err != nil {
 			SkipEvent(log, e, err)

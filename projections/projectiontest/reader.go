@@ -412,8 +412,8 @@ func testStopsAtUnreadableEvents(t *testing.T, e *Env) {
 			}
 			err = sub.Handler(ctx, eventstore.Batch{Events: events,
 				Checkpoint: eventstore.Checkpoint{Key: key, Position: events[len(events)-1].Position}})
-			if !errors.Is(err, projections.ErrUnreadableEvent) || !errors.Is(err, c.want) {
-				t.Fatalf("handle the batch: %v, want ErrUnreadableEvent and %v", err, c.want)
+			if !errors.Is(err, images.ErrUnreadable) || !errors.Is(err, c.want) {
+				t.Fatalf("handle the batch: %v, want ErrUnreadable and %v", err, c.want)
 			}
 			if cp, err := e.Store.Checkpoint(ctx, key); err != nil || cp != before {
 				t.Errorf("checkpoint after the failed batch = %s, %v; want %s", cp, err, before)
@@ -424,8 +424,8 @@ func testStopsAtUnreadableEvents(t *testing.T, e *Env) {
 				}
 			}
 			if e.Rebuild != nil {
-				if err := e.Rebuild(ctx, nil); !errors.Is(err, projections.ErrUnreadableEvent) {
-					t.Errorf("rebuild: %v, want ErrUnreadableEvent", err)
+				if err := e.Rebuild(ctx, nil); !errors.Is(err, images.ErrUnreadable) {
+					t.Errorf("rebuild: %v, want ErrUnreadable", err)
 				}
 			}
 		})
