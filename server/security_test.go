@@ -15,6 +15,8 @@ import (
 
 	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/bridge"
+	"github.com/imageservice/imageservice/eventstore"
+	"github.com/imageservice/imageservice/images"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -398,5 +400,29 @@ func TestPrivateDitherOutcomes(t *testing.T) {
 	mine := e.as(bob).mustUpload("bob.png", pngBytes(8, 8))
 	if d := nextCompleted(t, c); d.Image.ID != mine.ID {
 		t.Errorf("bob was told of the dither of %s (alice's is %s), want his own %s", d.Image.ID, theirs.ID, mine.ID)
+	}
+}
+
+// During a rolling deploy an image may hold an event of a newer build: a
+// mutation on it is refused with SERVICE_UNAVAILABLE over HTTP and
+// appends nothing, rather than decide without that event.
+func TestMutationOnNewerEventsIsUnavailable(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true})
+	img := e.mustUpload("n.png", pngBytes(4, 4))
+	ctx := context.Background()
+	stream := "image-" + img.ID
+	newer := eventstore.NewEvent{ID: eventstore.NewEventID(), Type: images.TypeImageDeleted,
+		SchemaVersion: images.ImageDeletedVersion + 1, Data: []byte(`{}`)}
+	if _, err := e.srv.Store().Append(ctx, stream, eventstore.Exact(int64(img.Version)), newer); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(`mutation ($id: ID!) { requestDither(input: {imageId: $id}) { dither { id } userErrors { code } } }`,
+		map[string]any{"id": img.ID}, nil)
+	if errorCodes(r) != "SERVICE_UNAVAILABLE" {
+		t.Fatalf("requestDither on an image with a newer event: %+v, want SERVICE_UNAVAILABLE", r.Errors)
+	}
+	events, err := e.srv.Store().ReadStream(ctx, stream, 0, 100)
+	if err != nil || len(events) != img.Version+1 || events[len(events)-1].ID != newer.ID {
+		t.Fatalf("stream after the refused mutation: %d events (%v), want %d ending with the newer event", len(events), err, img.Version+1)
 	}
 }
