@@ -90,9 +90,32 @@ func (b *Bridge) Subscription() eventstore.Subscription {
 	}
 }
 
-// Run runs the bridge under the runner's leases until ctx ends.
+// Run runs the bridge under the runner's leases until ctx ends. Its sink
+// is warmed (see Warmer) meanwhile, so that the first batch does not wait
+// for the broker's set-up after the lease and the first read.
 func (b *Bridge) Run(ctx context.Context, r *eventstore.Runner) error {
+	stop := b.warm(ctx)
+	defer stop()
 	return r.Run(ctx, b.Subscription())
+}
+
+// warm warms the sink, when it can be, on a goroutine of its own, and
+// returns a function that stops it and waits for it. A failure is logged
+// at debug level only: the first Publish meets it again and reports it.
+func (b *Bridge) warm(ctx context.Context) (stop func()) {
+	w, ok := sinkAs[Warmer](b.Sink)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Warm(ctx); err != nil && ctx.Err() == nil {
+			b.log().Debug("bridge: warming the sink failed; the first publish will retry", "subscription", b.Name(), "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // Lag reports how far the bridge is behind the log.

@@ -121,6 +121,21 @@ func (k *Kafka) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Warm implements Warmer: it creates missing topics when configured to,
+// loads the idempotent producer's id, and opens the produce connections.
+func (k *Kafka) Warm(ctx context.Context) error {
+	if err := k.ensureTopics(ctx); err != nil {
+		return err
+	}
+	if _, _, err := k.cl.ProducerID(ctx); err != nil {
+		return fmt.Errorf("kafka sink: producer id: %w", err)
+	}
+	if err := k.cl.EnsureProduceConnectionIsOpen(ctx); err != nil {
+		return fmt.Errorf("kafka sink: open produce connections: %w", err)
+	}
+	return nil
+}
+
 // Close implements Sink.
 func (k *Kafka) Close() error {
 	k.cl.Close()

@@ -78,18 +78,35 @@ type Pinger interface {
 
 // PingerOf returns the Pinger of a sink, looking through wrappers (such
 // as Traced) that have an Unwrap() Sink method; false when none can ping.
-func PingerOf(s Sink) (Pinger, bool) {
+func PingerOf(s Sink) (Pinger, bool) { return sinkAs[Pinger](s) }
+
+// Warmer is implemented by sinks that can get ready to publish before
+// their first batch: connect, create or update their topics or stream,
+// and obtain whatever else the first Publish would wait for. A bridge
+// warms its sink while it takes its lease and reads and maps its first
+// batch, so that a bridge that starts or takes over publishes sooner.
+// Publish never depends on it: after a failed Warm, Publish does the
+// same work itself.
+type Warmer interface {
+	// Warm readies the sink and returns nil once it is ready.
+	Warm(ctx context.Context) error
+}
+
+// sinkAs returns the first of a sink and the sinks it wraps (through an
+// Unwrap() Sink method) that implements T.
+func sinkAs[T any](s Sink) (T, bool) {
 	for s != nil {
-		if p, ok := s.(Pinger); ok {
-			return p, true
+		if t, ok := s.(T); ok {
+			return t, true
 		}
 		u, ok := s.(interface{ Unwrap() Sink })
 		if !ok {
-			return nil, false
+			break
 		}
 		s = u.Unwrap()
 	}
-	return nil, false
+	var zero T
+	return zero, false
 }
 
 // ErrNotAcknowledged is returned (wrapped) by sinks when the broker did

@@ -108,6 +108,9 @@ func (s *NATS) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Warm implements Warmer: it creates or updates the stream.
+func (s *NATS) Warm(ctx context.Context) error { return s.ensureStream(ctx) }
+
 // Close implements Sink.
 func (s *NATS) Close() error {
 	s.nc.Close()
