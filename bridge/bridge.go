@@ -229,12 +229,15 @@ const maxCachedStates = 10_000
 func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore.Event) error {
 	m := b.Mapper.withDefaults()
 	for _, e := range events {
+		if !isImageStream(e.StreamID) {
+			continue // not an image's event (an API key's): never published, not even decoded
+		}
 		before, err := b.stateBefore(ctx, e)
 		if err != nil {
 			return err
 		}
 		decoded, derr := images.Unmarshal(e.Type, e.SchemaVersion, e.Data)
-		if hasLegacy(e.Type) && errors.Is(derr, images.ErrUnreadable) && isImageStream(e.StreamID) {
+		if hasLegacy(e.Type) && errors.Is(derr, images.ErrUnreadable) {
 			return fmt.Errorf("%s: %w", e.Describe(), derr)
 		}
 		buf.msgs, err = m.appendMessages(buf.msgs, buf, e, decoded, derr, before, derr == nil)

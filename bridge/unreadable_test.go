@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/bridge"
 	"github.com/imageservice/imageservice/eventstore"
 	"github.com/imageservice/imageservice/images"
@@ -149,3 +150,35 @@ type nopSink struct{}
 func (nopSink) Name() string                                    { return "nop" }
 func (nopSink) Publish(context.Context, []bridge.Message) error { return nil }
 func (nopSink) Close() error                                    { return nil }
+
+// TestNATSLeavesAPIKeysOut: the API keys' events (they hold key hashes)
+// share the log with the images' but are never published, not even one of
+// a schema version this build does not know, and they do not hold the
+// bridge up.
+func TestNATSLeavesAPIKeysOut(t *testing.T) {
+	w := newWorld(t)
+	n := startNATS(t)
+	ctx := context.Background()
+	keys := auth.NewKeys(w.store)
+	key, _, err := keys.Create(ctx, "ci", []string{auth.ScopeWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Revoke(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	newer := rawEvent(auth.TypeKeyCreated, 99, `{"id": "x", "hash": "not for the topics"}`)
+	if _, err := w.store.Append(ctx, auth.Stream, eventstore.Any, newer); err != nil {
+		t.Fatal(err)
+	}
+	w.image(1, false)
+	r := w.run(n.sink(n.url()))
+	w.waitCaughtUp(r.b)
+	got := readStream(t, n.url())
+	checkNATSMessages(t, got, w.expected())
+	for _, m := range got {
+		if strings.Contains(string(m.Body), key.Hash) || strings.Contains(string(m.Body), "not for the topics") {
+			t.Errorf("message %s on %s carries an API key's event: %s", m.ID, m.Topic, m.Body)
+		}
+	}
+}
