@@ -117,6 +117,24 @@ func sniff(data []byte) (format, error) {
 	return format{}, ErrUnsupportedFormat
 }
 
+// PeakPixels returns how many pixels decoding the image in data, of an
+// accepted format, holds at its peak, from its header and EXIF orientation
+// alone: its width times its height, twice that when turning it upright
+// copies the decoded pixels (OrientCopies: a quarter turn or a
+// transposition, or any turn of a JPEG or lossy WebP, which become RGBA).
+// A caller that bounds the pixels decoded at once reserves this many.
+func PeakPixels(data []byte) (int64, error) {
+	f, cfg, err := header(data)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(cfg.Width) * int64(cfg.Height)
+	if f.orientation != nil && OrientCopies(f.orientation(data), cfg.ColorModel) {
+		n *= 2
+	}
+	return n, nil
+}
+
 // Size returns the width and height of the image in data, of an accepted
 // format, from its header alone: what decoding it will take. They are the
 // stored size, before EXIF orientation (Decode's Info has the upright one).
@@ -141,8 +159,9 @@ func header(data []byte) (format, image.Config, error) {
 // Decode reads one image from r within limits. It reads at most
 // MaxBytes+1 bytes, identifies the format by content, reads the header to
 // check the pixel count before decoding, decodes (the first frame of a
-// GIF), and turns a JPEG, PNG or WebP upright by its EXIF orientation.
-// Info's width and height are those of the upright image.
+// GIF), and turns a JPEG, PNG or WebP upright by its EXIF orientation
+// (Orient; PeakPixels tells what that holds at its peak). Info's width and
+// height are those of the upright image.
 func Decode(r io.Reader, limits Limits) (image.Image, Info, error) {
 	limits = limits.withDefaults()
 	data, err := io.ReadAll(io.LimitReader(r, limits.MaxBytes+1))

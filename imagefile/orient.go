@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"image"
+	"image/color"
 	"image/draw"
 )
 
@@ -152,6 +153,16 @@ func tiffOrientation(t []byte) int {
 // (1..8) displays upright; orientation 1 and unknown values return img.
 // Gray, Gray16, RGBA, NRGBA, RGBA64, NRGBA64 and Paletted images keep their
 // type (and so their depth and alpha as stored); others become *image.RGBA.
+// The result's bounds start at (0, 0).
+//
+// Orientations 2, 3 and 4 (the mirrors and the half turn) keep the size:
+// an image of one of the types kept is turned in place, its pixels within
+// its bounds rearranged (none outside them touched) and shared by the
+// result, so that no second pixel buffer is held. Orientations 5 to 8
+// swap width and height and copy the pixels into a new image. An image of
+// another type is converted to a new RGBA image, a row at a time as it is
+// turned, so that it too holds no third buffer. OrientCopies tells which
+// orientations copy.
 func Orient(img image.Image, o int) image.Image {
 	if o <= 1 || o > 8 {
 		return img
@@ -162,42 +173,146 @@ func Orient(img image.Image, o int) image.Image {
 	if o >= 5 {
 		r = image.Rect(0, 0, h, w)
 	}
-	turn := func(dst []byte, dstStride int, src []byte, srcStride, offset, bpp int) {
-		remap(dst, dstStride, src[offset:], srcStride, bpp, r.Dx(), r.Dy(), func(x, y int) (int, int) { return sourceXY(o, x, y, w, h) })
+	if pix, stride, bpp, ok := layout(img); ok {
+		if o <= 4 {
+			flip(pix, stride, bpp, w, h, o)
+			return like(img, pix, stride, r)
+		}
+		out := make([]byte, r.Dx()*r.Dy()*bpp)
+		remap(out, r.Dx()*bpp, pix, stride, bpp, r.Dx(), r.Dy(), func(x, y int) (int, int) { return sourceXY(o, x, y, w, h) })
+		return like(img, out, r.Dx()*bpp, r)
+	}
+	out := image.NewRGBA(r)
+	if o <= 4 {
+		draw.Draw(out, out.Bounds(), img, b.Min, draw.Src)
+		flip(out.Pix, out.Stride, 4, w, h, o)
+		return out
+	}
+	row := image.NewRGBA(image.Rect(0, 0, w, 1))
+	for y := range h {
+		draw.Draw(row, row.Bounds(), img, image.Pt(b.Min.X, b.Min.Y+y), draw.Src)
+		for x := range w {
+			dx, dy := uprightXY(o, x, y, w, h)
+			copy(out.Pix[dy*out.Stride+dx*4:][:4], row.Pix[x*4:])
+		}
+	}
+	return out
+}
+
+// OrientCopies reports whether Orient copies the decoded pixels, holding a
+// second buffer as large as the image (or larger) beside them, to turn an
+// image of EXIF orientation o whose header gives colour model m: for a
+// quarter turn or a transposition (5..8), which swap width and height, and
+// for any orientation but 1 of a type Orient cannot turn in place (JPEG's
+// YCbCr and CMYK, lossy WebP), which it converts to RGBA. A model it does
+// not know counts as a copy.
+func OrientCopies(o int, m color.Model) bool {
+	if o <= 1 || o > 8 {
+		return false
+	}
+	if o >= 5 {
+		return true
+	}
+	switch m.(type) {
+	case color.Palette:
+		return false
+	}
+	switch m {
+	case color.GrayModel, color.Gray16Model, color.RGBAModel, color.NRGBAModel, color.RGBA64Model, color.NRGBA64Model:
+		return false
+	}
+	return true
+}
+
+// layout returns the pixel bytes of an image of a type Orient keeps, from
+// its top-left pixel on, its stride and its bytes a pixel, or false.
+func layout(img image.Image) (pix []byte, stride, bpp int, ok bool) {
+	b := img.Bounds()
+	at := func(p []byte, off int) []byte {
+		if b.Empty() {
+			return nil
+		}
+		return p[off:]
 	}
 	switch m := img.(type) {
 	case *image.Gray:
-		out := image.NewGray(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 1)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 1, true
 	case *image.Gray16:
-		out := image.NewGray16(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 2)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 2, true
 	case *image.RGBA:
-		out := image.NewRGBA(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 4)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 4, true
 	case *image.NRGBA:
-		out := image.NewNRGBA(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 4)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 4, true
 	case *image.RGBA64:
-		out := image.NewRGBA64(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 8)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 8, true
 	case *image.NRGBA64:
-		out := image.NewNRGBA64(r)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 8)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 8, true
 	case *image.Paletted:
-		out := image.NewPaletted(r, m.Palette)
-		turn(out.Pix, out.Stride, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 1)
-		return out
+		return at(m.Pix, m.PixOffset(b.Min.X, b.Min.Y)), m.Stride, 1, true
 	}
-	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(rgba, rgba.Bounds(), img, b.Min, draw.Src)
-	return Orient(rgba, o)
+	return nil, 0, 0, false
+}
+
+// like returns an image of img's type (one that layout knows) with bounds
+// r over pix.
+func like(img image.Image, pix []byte, stride int, r image.Rectangle) image.Image {
+	switch m := img.(type) {
+	case *image.Gray:
+		return &image.Gray{Pix: pix, Stride: stride, Rect: r}
+	case *image.Gray16:
+		return &image.Gray16{Pix: pix, Stride: stride, Rect: r}
+	case *image.RGBA:
+		return &image.RGBA{Pix: pix, Stride: stride, Rect: r}
+	case *image.NRGBA:
+		return &image.NRGBA{Pix: pix, Stride: stride, Rect: r}
+	case *image.RGBA64:
+		return &image.RGBA64{Pix: pix, Stride: stride, Rect: r}
+	case *image.NRGBA64:
+		return &image.NRGBA64{Pix: pix, Stride: stride, Rect: r}
+	case *image.Paletted:
+		return &image.Paletted{Pix: pix, Stride: stride, Rect: r, Palette: m.Palette}
+	}
+	panic("imagefile: like called with an image of another type")
+}
+
+// flip applies orientation o (2, 3 or 4) in place to the w x h pixels of
+// bpp bytes in pix: 2 mirrors each row, 4 swaps the rows top to bottom,
+// and 3, the half turn, does both.
+func flip(pix []byte, stride, bpp, w, h, o int) {
+	if o == 3 || o == 4 {
+		for y := range h / 2 {
+			a, b := pix[y*stride:][:w*bpp], pix[(h-1-y)*stride:][:w*bpp]
+			for i := range a {
+				a[i], b[i] = b[i], a[i]
+			}
+		}
+	}
+	if o == 2 || o == 3 {
+		for y := range h {
+			row := pix[y*stride:][:w*bpp]
+			for l, r := 0, (w-1)*bpp; l < r; l, r = l+bpp, r-bpp {
+				for i := range bpp {
+					row[l+i], row[r+i] = row[r+i], row[l+i]
+				}
+			}
+		}
+	}
+}
+
+// uprightXY maps a pixel of the stored image of size w x h with EXIF
+// orientation o (5..8) to the upright image: the inverse of sourceXY.
+func uprightXY(o, x, y, w, h int) (int, int) {
+	switch o {
+	case 5:
+		return y, x
+	case 6:
+		return h - 1 - y, x
+	case 7:
+		return h - 1 - y, w - 1 - x
+	case 8:
+		return y, w - 1 - x
+	}
+	return x, y
 }
 
 // sourceXY maps a pixel of the upright image to the stored image of size
