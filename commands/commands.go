@@ -60,6 +60,10 @@ type Options struct {
 	// DecodeBudget bounds the pixels of the uploads being decoded at once
 	// (default 2 x MaxPixels): decoding takes 4 to 8 bytes a pixel, and a
 	// small file can hold a large image, so further uploads wait their turn.
+	// An upload that turning upright by its EXIF orientation copies (a
+	// quarter turn or a transposition, or any turn of a JPEG or lossy
+	// WebP) counts twice its pixels, as it holds two pixel buffers at its
+	// peak (imagefile.PeakPixels); one larger than the budget takes all of it.
 	DecodeBudget int64
 }
 

@@ -126,13 +126,16 @@ func (s *Service) readImage(ctx context.Context, body io.Reader) ([]byte, imagef
 }
 
 // decodeTurn waits until the image in data may be decoded within
-// Options.DecodeBudget, and returns what gives its pixels back. The size
-// comes from the header; one that cannot be read weighs a pixel (Decode
-// will refuse it), and an image larger than the budget takes all of it.
+// Options.DecodeBudget, and returns what gives its pixels back. It
+// reserves what decoding holds at its peak (imagefile.PeakPixels, from the
+// header and the EXIF orientation): the pixels, twice them when turning
+// the image upright copies it. A header that cannot be read weighs a pixel
+// (Decode will refuse it), and an image larger than the budget takes all
+// of it.
 func (s *Service) decodeTurn(ctx context.Context, data []byte) (release func(), err error) {
 	pixels := int64(1)
-	if w, h, err := imagefile.Size(data); err == nil {
-		pixels = min(max(int64(w)*int64(h), 1), s.opts.DecodeBudget)
+	if n, err := imagefile.PeakPixels(data); err == nil {
+		pixels = min(max(n, 1), s.opts.DecodeBudget)
 	}
 	if err := s.decoding.Acquire(ctx, pixels); err != nil {
 		return nil, fmt.Errorf("wait to decode the upload: %w", err)

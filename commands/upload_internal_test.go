@@ -3,12 +3,16 @@ package commands
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"testing"
 	"time"
 
+	"github.com/imageservice/imageservice/internal/testexif"
 	"github.com/imageservice/imageservice/internal/teststores"
+	"github.com/imageservice/imageservice/internal/testwait"
 )
 
 // Uploads are decoded within the decode budget: one that would exceed it
@@ -45,5 +49,73 @@ func TestUploadsWaitForTheDecodeBudget(t *testing.T) {
 	s.decoding.Release(64)
 	if err := <-done; err != nil {
 		t.Fatalf("the waiting upload, once the pixels were given back: %v", err)
+	}
+}
+
+// An upload reserves of the decode budget what decoding it holds at its
+// peak: an 8x8 image (64 pixels) that a quarter turn copies reserves 128,
+// as does a JPEG, which any turn converts; one mirrored or turned half-way
+// in place, or not turned, reserves 64. With exactly its reservation free
+// an upload goes through; with one pixel fewer it waits its turn.
+func TestTurnedUploadsReserveWhatTheyHold(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lite := teststores.NewSQLite(t)
+	const budget = 1000
+	s := New(SQLite{Store: lite.Store, Blobs: lite.Blobs}, Options{DecodeBudget: budget})
+	var gray, colour bytes.Buffer
+	if err := png.Encode(&gray, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	if err := jpeg.Encode(&colour, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil); err != nil { // YCbCr
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		file    []byte
+		reserve int64
+	}{
+		{"png turned a quarter (6)", testexif.PNG(gray.Bytes(), 6), 128},
+		{"png transposed (5)", testexif.PNG(gray.Bytes(), 5), 128},
+		{"png turned half-way (3)", testexif.PNG(gray.Bytes(), 3), 64},
+		{"png mirrored (2)", testexif.PNG(gray.Bytes(), 2), 64},
+		{"png upright", gray.Bytes(), 64},
+		{"jpeg turned a quarter (8)", testexif.JPEG(colour.Bytes(), 8), 128},
+		{"jpeg mirrored (4)", testexif.JPEG(colour.Bytes(), 4), 128},
+		{"jpeg upright", colour.Bytes(), 64},
+	} {
+		upload := func() error {
+			_, err := s.Upload(ctx, UploadInput{Body: bytes.NewReader(c.file), Filename: "a"})
+			return err
+		}
+		// Other uploads hold all but the reservation.
+		if err := s.decoding.Acquire(ctx, budget-c.reserve); err != nil {
+			t.Fatal(err)
+		}
+		if err := upload(); err != nil {
+			t.Fatalf("%s, with %d pixels free: %v", c.name, c.reserve, err)
+		}
+		// And one pixel more: the upload must wait until they are given back.
+		if err := s.decoding.Acquire(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- upload() }()
+		testwait.Until(t, time.Minute, fmt.Sprintf("%s to wait for %d pixels", c.name, c.reserve), func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("%s went through with %d pixels free (err %v)", c.name, c.reserve-1, err)
+			default:
+			}
+			if s.decoding.TryAcquire(1) { // no upload waits yet
+				s.decoding.Release(1)
+				return false
+			}
+			return true
+		})
+		s.decoding.Release(budget - c.reserve + 1)
+		if err := <-done; err != nil {
+			t.Fatalf("%s, once the pixels were given back: %v", c.name, err)
+		}
 	}
 }

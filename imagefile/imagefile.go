@@ -135,14 +135,6 @@ func PeakPixels(data []byte) (int64, error) {
 	return n, nil
 }
 
-// Size returns the width and height of the image in data, of an accepted
-// format, from its header alone: what decoding it will take. They are the
-// stored size, before EXIF orientation (Decode's Info has the upright one).
-func Size(data []byte) (width, height int, err error) {
-	_, cfg, err := header(data)
-	return cfg.Width, cfg.Height, err
-}
-
 // header identifies the format of data by content and reads its header.
 func header(data []byte) (format, image.Config, error) {
 	f, err := sniff(data)

@@ -39,7 +39,7 @@ var settings = []setting{
 	{"MIGRATE", "true", "apply database migrations at start-up"},
 	{"AUTO_DITHER", "true", "request one dither (2 levels, Floyd-Steinberg) with every upload that asks for none"},
 	{"MAX_UPLOAD_BYTES", "26214400", "largest accepted upload, in bytes (25 MiB)"},
-	{"MAX_PIXELS", "50000000", "largest accepted image, in pixels (width times height); uploads are decoded at most twice this many pixels at a time, others wait their turn"},
+	{"MAX_PIXELS", "50000000", "largest accepted image, in pixels (width times height); uploads are decoded at most twice this many pixels at a time, others wait their turn; an upload that turning upright by its EXIF orientation copies (a quarter turn, or any turn of a JPEG) counts twice"},
 	{"CLOUDINARY_URL", "", "cloudinary://key:secret@cloud: sync originals and results to Cloudinary (or set the three variables below); never logged"},
 	{"CLOUDINARY_CLOUD_NAME", "", "old-service name: Cloudinary cloud name"},
 	{"CLOUDINARY_API_KEY", "", "old-service name: Cloudinary API key"},
