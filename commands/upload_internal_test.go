@@ -3,7 +3,6 @@ package commands
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
@@ -88,34 +87,6 @@ func TestTurnedUploadsReserveWhatTheyHold(t *testing.T) {
 			_, err := s.Upload(ctx, UploadInput{Body: bytes.NewReader(c.file), Filename: "a"})
 			return err
 		}
-		// Other uploads hold all but the reservation.
-		if err := s.decoding.Acquire(ctx, budget-c.reserve); err != nil {
-			t.Fatal(err)
-		}
-		if err := upload(); err != nil {
-			t.Fatalf("%s, with %d pixels free: %v", c.name, c.reserve, err)
-		}
-		// And one pixel more: the upload must wait until they are given back.
-		if err := s.decoding.Acquire(ctx, 1); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- upload() }()
-		testwait.Until(t, time.Minute, fmt.Sprintf("%s to wait for %d pixels", c.name, c.reserve), func() bool {
-			select {
-			case err := <-done:
-				t.Fatalf("%s went through with %d pixels free (err %v)", c.name, c.reserve-1, err)
-			default:
-			}
-			if s.decoding.TryAcquire(1) { // no upload waits yet
-				s.decoding.Release(1)
-				return false
-			}
-			return true
-		})
-		s.decoding.Release(budget - c.reserve + 1)
-		if err := <-done; err != nil {
-			t.Fatalf("%s, once the pixels were given back: %v", c.name, err)
-		}
+		testwait.Reserves(t, s.decoding, budget, c.reserve, c.name, upload)
 	}
 }
