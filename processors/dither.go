@@ -64,7 +64,10 @@ type DitherWorker struct {
 	Commands *commands.Service
 	Blobs    blobstore.Store
 	// Budget bounds the pixels being dithered at once across workers, so
-	// that many large images queue instead of exhausting memory.
+	// that many large images queue instead of exhausting memory. A dither
+	// reserves what decoding its original holds at its peak
+	// (imagefile.PeakPixels): twice the pixels of an image that turning
+	// upright by its EXIF orientation copies.
 	Budget *semaphore.Weighted
 	// BudgetPixels is the Budget's size.
 	BudgetPixels int64
@@ -161,15 +164,29 @@ func (w *DitherWorker) dither(ctx context.Context, img images.Image, d images.Di
 	if err != nil {
 		return images.DitherResult{}, "the dither's options are not supported: " + err.Error(), nil
 	}
-	pixels := min(int64(img.Width)*int64(img.Height), w.BudgetPixels)
-	if err := w.Budget.Acquire(ctx, max(pixels, 1)); err != nil {
-		return images.DitherResult{}, "", err
-	}
-	defer w.Budget.Release(max(pixels, 1))
 	start := time.Now()
-	src, reason, err := w.original(ctx, img.SHA256)
+	data, reason, err := w.original(ctx, img.SHA256)
 	if reason != "" || err != nil {
 		return images.DitherResult{}, reason, err
+	}
+	// Reserve what decoding holds at its peak, which the file's EXIF
+	// orientation tells: twice the pixels when turning the image upright
+	// copies it. The file is read first for that, outside the budget: it
+	// is at most the byte cap, one a worker.
+	peak := int64(img.Width) * int64(img.Height)
+	if n, err := imagefile.PeakPixels(data); err == nil {
+		peak = n
+	}
+	pixels := min(max(peak, 1), w.BudgetPixels)
+	waited := time.Now()
+	if err := w.Budget.Acquire(ctx, pixels); err != nil {
+		return images.DitherResult{}, "", err
+	}
+	defer w.Budget.Release(pixels)
+	start = start.Add(time.Since(waited)) // the wait is not the dither's duration
+	src, reason := w.decode(data)
+	if reason != "" {
+		return images.DitherResult{}, reason, nil
 	}
 	out, err := dither.DitherContext(ctx, src, opts)
 	if cerr := ctx.Err(); err != nil && cerr != nil {
@@ -195,8 +212,8 @@ func (w *DitherWorker) dither(ctx context.Context, img images.Image, d images.Di
 	}, "", nil
 }
 
-// original reads and decodes the original image.
-func (w *DitherWorker) original(ctx context.Context, key string) (image.Image, string, error) {
+// original reads the original image's file.
+func (w *DitherWorker) original(ctx context.Context, key string) ([]byte, string, error) {
 	r, _, err := w.Blobs.Open(ctx, key)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return nil, "the original image is missing", nil
@@ -209,14 +226,19 @@ func (w *DitherWorker) original(ctx context.Context, key string) (image.Image, s
 	if err != nil {
 		return nil, "", fmt.Errorf("read original: %w", err)
 	}
+	return data, "", nil
+}
+
+// decode decodes the original image's file, or gives the reason it cannot.
+func (w *DitherWorker) decode(data []byte) (image.Image, string) {
 	src, _, err := imagefile.Decode(bytes.NewReader(data), w.Limits)
 	switch {
 	case errors.Is(err, imagefile.ErrTooManyPixels), errors.Is(err, imagefile.ErrTooLarge):
-		return nil, "the image is over the size limits for dithering", nil
+		return nil, "the image is over the size limits for dithering"
 	case err != nil:
-		return nil, "the original image cannot be decoded: " + err.Error(), nil
+		return nil, "the original image cannot be decoded: " + err.Error()
 	}
-	return src, "", nil
+	return src, ""
 }
 
 // Options turns a dither request's options into the engine's. The random

@@ -33,7 +33,8 @@ type Config struct {
 	// (default GOMAXPROCS).
 	Concurrency int
 	// BudgetPixels bounds the pixels dithered at once (default 100 MP,
-	// about 1.2 GB of working memory at worst).
+	// about 1.2 GB of working memory at worst). An image that turning
+	// upright by its EXIF orientation copies counts twice its pixels.
 	BudgetPixels int64
 	// Limits are the decoding caps.
 	Limits imagefile.Limits
