@@ -2,9 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +19,7 @@ import (
 type rateLimiter struct {
 	perSecond rate.Limit
 	burst     int
+	proxies   TrustedProxies
 
 	mu      sync.Mutex
 	clients map[string]*client
@@ -33,9 +31,10 @@ type client struct {
 }
 
 // newRateLimiter allows each client perSecond writes on average, in
-// bursts of burst. A zero rate turns limiting off.
-func newRateLimiter(perSecond float64, burst int) *rateLimiter {
-	return &rateLimiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), clients: map[string]*client{}}
+// bursts of burst; the proxies name the clients behind them. A zero rate
+// turns limiting off.
+func newRateLimiter(perSecond float64, burst int, proxies TrustedProxies) *rateLimiter {
+	return &rateLimiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), proxies: proxies, clients: map[string]*client{}}
 }
 
 // middleware answers 429 with Retry-After when a client's uploads or REST
@@ -48,7 +47,7 @@ func (l *rateLimiter) middleware(next http.Handler, isWrite func(*http.Request) 
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := clientKey(r)
+		key := l.proxies.clientKey(r)
 		if isWrite(r) {
 			if wait, ok := l.allow(key); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(graph.RetryAfterSeconds(wait)))
@@ -126,18 +125,4 @@ func (l *rateLimiter) evict(now time.Time) {
 			delete(l.clients, k)
 		}
 	}
-}
-
-// clientKey names the client: a hash of its Authorization header, or its
-// address.
-func clientKey(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		sum := sha256.Sum256([]byte(h))
-		return "key:" + hex.EncodeToString(sum[:8])
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "addr:" + host
 }

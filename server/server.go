@@ -65,6 +65,15 @@ type Config struct {
 	// (per API key, or per address without one); 0 turns limiting off.
 	WriteRate  float64
 	WriteBurst int
+	// LiveConnectionsPerClient bounds the websockets and event streams
+	// each client (API key, or address without one) holds open at once on
+	// this replica; beyond it an upgrade is answered 429
+	// TOO_MANY_CONNECTIONS. 0 means DefaultLiveConnectionsPerClient; a
+	// negative value turns the limit off.
+	LiveConnectionsPerClient int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the per-client limits above.
+	TrustedProxies TrustedProxies
 	// ReadCacheTTL bounds how long the in-memory cache of image(id)
 	// answers serves one (default readcache.DefaultTTL).
 	ReadCacheTTL time.Duration
@@ -307,14 +316,15 @@ func (s *Server) routes(cfg Config) http.Handler {
 	if maxUpload <= 0 {
 		maxUpload = commands.DefaultMaxBytes
 	}
-	s.limiter = newRateLimiter(cfg.WriteRate, cfg.WriteBurst)
+	s.limiter = newRateLimiter(cfg.WriteRate, cfg.WriteBurst, cfg.TrustedProxies)
+	live := newLiveLimiter(cfg.LiveConnectionsPerClient, cfg.TrustedProxies)
 	mux := http.NewServeMux()
-	mux.Handle("/query", graph.NewHandler(resolver, graph.HandlerOptions{
+	mux.Handle("/query", live.middleware(graph.NewHandler(resolver, graph.HandlerOptions{
 		MaxUploadBytes: maxUpload + 1<<20, Keys: s.keys, PublicRead: !cfg.PrivateReads,
 		AllowedOrigins: cfg.AllowedOrigins, Production: cfg.Production, Observe: s.metrics.ObserveOperation,
 		AdmitMutation:  s.limiter.admitMutation,
 		TracerProvider: cfg.TracerProvider,
-	}))
+	})))
 	mux.Handle("GET /graphiql", graph.GraphiQL("/query"))
 	mux.Handle("/blobs/", http.StripPrefix("/blobs/", blobstore.Handler(s.st.blobs, blobstore.HandlerOptions{Withdrawn: s.withdrawn})))
 	limits := imagefile.Limits{MaxBytes: cfg.MaxUploadBytes, MaxPixels: cfg.MaxPixels}

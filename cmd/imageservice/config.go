@@ -49,6 +49,8 @@ var settings = []setting{
 	{"ALLOWED_ORIGINS", "", "comma-separated origins (host patterns) besides the service's own that may open GraphQL websockets"},
 	{"WRITE_RATE", "5", "writes (uploads, GraphQL mutations, REST writes) per second allowed to each API key (or address without one), on average; 0 turns the limit off"},
 	{"WRITE_BURST", "20", "how many writes a client may send at once before WRITE_RATE applies"},
+	{"LIVE_CONNECTIONS_PER_CLIENT", "32", "GraphQL websockets and event streams one API key (or address without one) may hold open at once on a replica; more are answered 429 TOO_MANY_CONNECTIONS; 0 turns the limit off"},
+	{"TRUSTED_PROXIES", "", "comma-separated IP addresses and CIDR prefixes of reverse proxies whose X-Forwarded-For names the client, for WRITE_RATE and LIVE_CONNECTIONS_PER_CLIENT (unset: the peer is the client, so everyone behind a proxy shares its limits)"},
 	{"SUBSCRIPTION_BUFFER", "256", "events buffered for each GraphQL subscription; a subscriber that falls further behind is closed with a SUBSCRIBER_TOO_SLOW error"},
 	{"ENV", "", "production turns GraphQL introspection and field suggestions off"},
 	{"SMTP_URL", "", "smtp://user:pass@host:587?from=images@example.com: e-mail dither outcomes to the addresses given with notify.email (STARTTLS when offered; smtps:// for implicit TLS); the password is never logged"},

@@ -74,6 +74,7 @@ func runServe(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		PrivateReads: !cfg.publicRead, Production: env("ENV") == "production",
 		AllowedOrigins: splitList(env("ALLOWED_ORIGINS")),
 		WriteRate:      cfg.writeRate, WriteBurst: int(cfg.writeBurst),
+		LiveConnectionsPerClient: cfg.liveConnections(), TrustedProxies: cfg.trustedProxies,
 		SubscriptionBuffer: int(cfg.subscriptionBuffer),
 		TracerProvider:     tracer.TracerProvider(),
 		BlobRetention:      cfg.blobRetention, BlobSweepInterval: cfg.sweepInterval,
@@ -119,6 +120,8 @@ type serveConfig struct {
 	publicRead                       bool
 	writeRate                        float64
 	writeBurst, subscriptionBuffer   int64
+	liveConnectionsPerClient         int64
+	trustedProxies                   server.TrustedProxies
 	maxBytes, maxPixels, concurrency int64
 	jobTimeout, rescueAfter          time.Duration
 	bodyTimeout                      time.Duration
@@ -152,6 +155,14 @@ func loadServeConfig() (serveConfig, error) {
 	errs = append(errs, err)
 	cfg.subscriptionBuffer, err = envInt("SUBSCRIPTION_BUFFER")
 	errs = append(errs, err)
+	if env("LIVE_CONNECTIONS_PER_CLIENT") != "0" {
+		cfg.liveConnectionsPerClient, err = envInt("LIVE_CONNECTIONS_PER_CLIENT")
+		errs = append(errs, err)
+	}
+	cfg.trustedProxies, err = server.ParseTrustedProxies(env("TRUSTED_PROXIES"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
 	cfg.cloud, _, err = cloudsync.FromEnv(os.Getenv)
 	errs = append(errs, err)
 	cfg.notify, err = notifyConfig()
@@ -181,6 +192,15 @@ func loadServeConfig() (serveConfig, error) {
 		errs = append(errs, fmt.Errorf("BLOB_SWEEP_INTERVAL (%s) must be at least %s", cfg.sweepInterval, blobgc.MinInterval))
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// liveConnections is LIVE_CONNECTIONS_PER_CLIENT as server.Config takes
+// it: there 0 means the default, and a negative value no limit.
+func (c serveConfig) liveConnections() int {
+	if c.liveConnectionsPerClient == 0 {
+		return -1
+	}
+	return int(c.liveConnectionsPerClient)
 }
 
 // notifyConfig reads SMTP_URL, WEBHOOK_SECRET and WEBHOOK_ALLOW_PRIVATE.

@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imageservice/imageservice/auth"
+	"github.com/imageservice/imageservice/server"
+)
+
+// loopback is the address test clients connect from, trusted as a proxy
+// where a test puts the service behind one.
+var loopback = server.TrustedProxies{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// uploadFrom uploads as a client that a proxy names in X-Forwarded-For
+// (none when forwardedFor is ""), and returns 429 when the upload was
+// rate limited, else 200.
+func (e *env) uploadFrom(forwardedFor string) int {
+	e.t.Helper()
+	req := e.uploadRequest("p.png", pngBytes(2, 2), nil)
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	var res uploadResult
+	if r := e.send(req, &res); errorCodes(r) == "RATE_LIMITED" {
+		return http.StatusTooManyRequests
+	}
+	return http.StatusOK
+}
+
+// Behind a trusted proxy the write budget is the client's that
+// X-Forwarded-For names: two clients behind one proxy are limited apart,
+// and a client that prepends a forged address to the header is still
+// counted as itself.
+func TestWriteRateBehindTrustedProxy(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, WriteRate: 0.001, WriteBurst: 2, TrustedProxies: loopback})
+	for range 2 {
+		if code := e.uploadFrom("203.0.113.1"); code != http.StatusOK {
+			t.Fatalf("an upload of the burst: %d", code)
+		}
+	}
+	if code := e.uploadFrom("203.0.113.1"); code != http.StatusTooManyRequests {
+		t.Fatalf("the third upload of a burst of 2: %d, want 429", code)
+	}
+	if code := e.uploadFrom("198.51.100.9, 203.0.113.1"); code != http.StatusTooManyRequests {
+		t.Fatalf("the client with a forged address prepended: %d, want 429", code)
+	}
+	if code := e.uploadFrom("203.0.113.2"); code != http.StatusOK {
+		t.Fatalf("another client behind the proxy: %d, want 200", code)
+	}
+	if code := e.uploadFrom("203.0.113.3, 127.0.0.1"); code != http.StatusOK {
+		t.Fatalf("a client behind two trusted proxies: %d, want 200", code)
+	}
+}
+
+// From a peer that is not a trusted proxy, X-Forwarded-For is ignored: a
+// client cannot claim a fresh budget by naming another address.
+func TestWriteRateIgnoresForwardedForFromUntrustedPeers(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, WriteRate: 0.001, WriteBurst: 2})
+	e.uploadFrom("203.0.113.1")
+	e.uploadFrom("203.0.113.2")
+	if code := e.uploadFrom("203.0.113.3"); code != http.StatusTooManyRequests {
+		t.Fatalf("the third upload of a burst of 2 under a new forwarded address: %d, want 429", code)
+	}
+}
+
+// dialLive opens a GraphQL websocket, sending header with the upgrade
+// request, and returns it, or nil and the status and body of a refusal.
+func dialLive(t *testing.T, e *env, header http.Header) (*websocket.Conn, int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
+	if err == nil {
+		t.Cleanup(func() { c.Close(websocket.StatusNormalClosure, "") })
+		return c, http.StatusSwitchingProtocols, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return nil, resp.StatusCode, string(body)
+}
+
+// A client may hold LiveConnectionsPerClient websockets and event streams
+// open at once: one more is refused with 429 TOO_MANY_CONNECTIONS before
+// the upgrade, another client (here an API key) is not held back, and
+// closing a connection frees its place.
+func TestLiveConnectionsPerClient(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, LiveConnectionsPerClient: 2})
+	first, _, _ := dialLive(t, e, nil)
+	sse := e.openSSE(`subscription { ditherCompleted { id } }`, nil)
+	if sse.StatusCode != http.StatusOK || first == nil {
+		t.Fatalf("the first two connections: websocket %v, event stream %d", first != nil, sse.StatusCode)
+	}
+	c, status, body := dialLive(t, e, nil)
+	if c != nil || status != http.StatusTooManyRequests || !strings.Contains(body, "TOO_MANY_CONNECTIONS") {
+		t.Fatalf("a third connection: %d %s, want 429 TOO_MANY_CONNECTIONS", status, body)
+	}
+	var refusal struct{ Errors []struct{ Message string } }
+	if err := json.Unmarshal([]byte(body), &refusal); err != nil || len(refusal.Errors) != 1 || refusal.Errors[0].Message == "" {
+		t.Fatalf("the refusal %q is not a GraphQL error with a message", body)
+	}
+	key := createKey(t, e, "other", auth.ScopeRead)
+	if c, status, body := dialLive(t, e, http.Header{"Authorization": {"Bearer " + key}}); c == nil {
+		t.Fatalf("another client was refused: %d %s", status, body)
+	}
+	first.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the closed websocket's place to be free", func() bool {
+		c, _, _ := dialLive(t, e, nil)
+		return c != nil
+	})
+}
