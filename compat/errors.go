@@ -17,9 +17,11 @@ const (
 	CodeNoDither               = "NO_DITHER"
 	CodeDitherDeleteNotAllowed = "DITHER_DELETE_NOT_SUPPORTED"
 	CodeInternal               = "INTERNAL"
-	// CodeUnavailable: the image needs a newer build of the service,
-	// which a rolling deploy is bringing in (commands.ErrNewerEvents).
-	CodeUnavailable = "UNAVAILABLE"
+	// CodeServiceUnavailable: the image needs a newer build of the
+	// service, which a rolling deploy is bringing in
+	// (commands.ErrNewerEvents); the code GraphQL answers with, and not
+	// UNAVAILABLE, which says that API keys cannot be checked.
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
 // errorBody is the JSON body of every error response.
@@ -57,7 +59,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, commands.ErrNewerEvents) {
 		a.cfg.Logger.Warn("compat: refused: the image holds events of a newer build", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "30")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, commands.ErrNewerEvents.Error())
+		writeError(w, http.StatusServiceUnavailable, CodeServiceUnavailable, commands.ErrNewerEvents.Error())
 		return
 	}
 	a.cfg.Logger.Error("compat: request failed", "method", r.Method, "path", r.URL.Path, "err", err)

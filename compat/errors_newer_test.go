@@ -20,7 +20,7 @@ func TestFailNewerEventsIsUnavailable(t *testing.T) {
 	rec := httptest.NewRecorder()
 	err := fmt.Errorf("load image x: %w: %w", commands.ErrNewerEvents, images.ErrUnknownEventType)
 	a.fail(rec, httptest.NewRequest(http.MethodDelete, "/images/x", nil), err)
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), CodeUnavailable) {
-		t.Errorf("answered %d %v %s, want 503 with Retry-After and %s", rec.Code, rec.Header(), rec.Body, CodeUnavailable)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), CodeServiceUnavailable) {
+		t.Errorf("answered %d %v %s, want 503 with Retry-After and %s", rec.Code, rec.Header(), rec.Body, CodeServiceUnavailable)
 	}
 }
