@@ -69,19 +69,43 @@ func start(t testing.TB, cfg server.Config) *env {
 	if e.srv, err = server.New(pool, cfg); err != nil {
 		t.Fatal(err)
 	}
-	ts.Config.Handler = markCounted(e.srv.Handler())
+	e.serve(ts, markCounted(e.srv.Handler()))
+	return e
+}
+
+// startEmbedded runs the whole service on the embedded default (SQLite
+// and files in a directory of the test's) behind an httptest server. Its
+// env has no pool: eventCount and the SQL statement counter are for the
+// PostgreSQL set-up.
+func startEmbedded(t testing.TB, cfg server.Config) *env {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
+	srv, err := server.NewEmbedded(context.Background(), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, queries: &atomic.Int64{}}
+	e.serve(ts, srv.Handler())
+	return e
+}
+
+// serve starts ts with the handler and runs e.srv until the test ends,
+// then closes both.
+func (e *env) serve(ts *httptest.Server, h http.Handler) {
+	e.t.Helper()
+	ts.Config.Handler = h
 	ts.Start()
 	e.http = ts
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { ts.Close(); cancel(); <-done; e.srv.Close() })
+	e.t.Cleanup(func() { ts.Close(); cancel(); <-done; e.srv.Close() })
 	if c := e.srv.ReadCache(); c != nil {
 		// Its subscription to the hub is then counted, and subscribers
 		// leaves it out.
-		eventually(t, "the read cache to follow the log", c.Following)
+		eventually(e.t, "the read cache to follow the log", c.Following)
 	}
-	return e
 }
 
 // queryCounter counts the statements run for requests that carry the
