@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -425,4 +427,54 @@ func TestMutationOnNewerEventsIsUnavailable(t *testing.T) {
 	if err != nil || len(events) != img.Version+1 || events[len(events)-1].ID != newer.ID {
 		t.Fatalf("stream after the refused mutation: %d events (%v), want %d ending with the newer event", len(events), err, img.Version+1)
 	}
+}
+
+// The automatic persisted queries, the one query cache a client can see
+// into, are bounded over HTTP as the parsed-document cache is (graph's
+// boundedCache): a query sent with its hash is then run from the hash
+// alone, until 1000 other queries have been kept since it was last used;
+// a query over 16 KiB is run but never kept.
+func TestPersistedQueriesAreBounded(t *testing.T) {
+	const kept = 1000 // entries of each of graph.NewHandler's query caches
+	e := startEmbedded(t, server.Config{NoProcessors: true})
+	query := func(i int) string { return fmt.Sprintf("query q%d { __typename }", i) }
+	send := func(q string, withText bool) gqlResponse {
+		t.Helper()
+		sum := sha256.Sum256([]byte(q))
+		body := map[string]any{"extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}}
+		if withText {
+			body["query"] = q
+		}
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, e.http.URL+"/query", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		return e.send(req, nil)
+	}
+	run := func(what, q string, withText bool) {
+		t.Helper()
+		if r := send(q, withText); len(r.Errors) > 0 || !strings.Contains(string(r.Data), "__typename") {
+			t.Fatalf("%s: %s %+v, want it run", what, r.Data, r.Errors)
+		}
+	}
+	notKept := func(what, q string) {
+		t.Helper()
+		if r := send(q, false); errorCodes(r) != "PERSISTED_QUERY_NOT_FOUND" {
+			t.Fatalf("%s sent by its hash alone: %s %+v, want PERSISTED_QUERY_NOT_FOUND", what, r.Data, r.Errors)
+		}
+	}
+
+	notKept("a query never sent", query(0))
+	run("the first query", query(0), true)
+	run("the first query", query(0), false)
+	for i := 1; i <= kept; i++ {
+		run("another query", query(i), true)
+	}
+	run("the last query", query(kept), false)
+	run(fmt.Sprintf("the %dth last query", kept), query(1), false)
+	notKept(fmt.Sprintf("the query used before %d others", kept), query(0))
+
+	long := "{ __typename }\n#" + strings.Repeat("x", 16<<10)
+	run("a query over 16 KiB", long, true)
+	notKept("a query over 16 KiB", long)
 }
