@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -76,10 +77,17 @@ func dialWS(t *testing.T, e *env, protocol string) *websocket.Conn {
 // dialWSAs is dialWS with an API key in connection_init ("" for none).
 func dialWSAs(t *testing.T, e *env, protocol, token string) *websocket.Conn {
 	t.Helper()
+	return dialWSWith(t, e, protocol, token, nil)
+}
+
+// dialWSWith is dialWSAs with the upgrade request's extra headers
+// (X-Count-Queries to count the SQL statements of its operations).
+func dialWSWith(t *testing.T, e *env, protocol, token string, header http.Header) *websocket.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol}})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol}, HTTPHeader: header})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,5 +408,48 @@ func TestSubscriptionsEndWithTheImage(t *testing.T) {
 		"query": `subscription ($id: ID!) { imageEvents(imageId: $id) { type } }`, "variables": map[string]any{"id": img.ID}}})
 	if m := receive(t, c); m.ID != "late" || !strings.Contains(string(m.Payload), "IMAGE_DELETED") {
 		t.Errorf("subscribing to the deleted image: %s %s %s", m.ID, m.Type, m.Payload)
+	}
+}
+
+// Subscribers told of one dither's outcome share one replay of its
+// image's stream: over real websockets, five subscribers cost the SQL
+// statements that one does.
+func TestSubscribersShareAnOutcomesReplay(t *testing.T) {
+	// No processor here: the test plays it, from another process, whose
+	// statements are not counted.
+	e := start(t, server.Config{AutoDither: true, NoProcessors: true})
+	const sub = `subscription ($id: ID) { ditherCompleted(imageId: $id) { id status } }`
+	counted := http.Header{"X-Count-Queries": {"1"}}
+	// statements has n counted subscribers told of a new image's dither
+	// and returns the SQL statements run for them meanwhile.
+	statements := func(n int) int64 {
+		t.Helper()
+		img := e.mustUpload("shared.png", pngBytes(8, 8))
+		ditherID := img.Dithers.Edges[0].Node.ID
+		conns := make([]*websocket.Conn, n)
+		for i := range conns {
+			conns[i] = dialWSWith(t, e, "graphql-transport-ws", "", counted)
+			send(t, conns[i], map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+				"query": sub, "variables": map[string]any{"id": img.ID}}})
+		}
+		eventually(t, fmt.Sprintf("%d subscriptions to open", n), func() bool { return e.subscribers() == n })
+		e.queries.Store(0)
+		otherProcess(t, e, img.ID, ditherID)
+		for _, c := range conns {
+			if d := nextCompleted(t, c); d.ID != ditherID || d.Status != "COMPLETED" {
+				t.Fatalf("ditherCompleted = %+v, want %s COMPLETED", d, ditherID)
+			}
+		}
+		run := e.queries.Load()
+		for _, c := range conns {
+			c.Close(websocket.StatusNormalClosure, "")
+		}
+		eventually(t, "the subscriptions to close", func() bool { return e.subscribers() == 0 })
+		return run
+	}
+	one, five := statements(1), statements(5)
+	t.Logf("statements: %d for one subscriber, %d for five", one, five)
+	if one == 0 || five != one {
+		t.Fatalf("telling 5 subscribers of an outcome ran %d SQL statements, telling 1 ran %d; want the same, more than 0", five, one)
 	}
 }
