@@ -21,7 +21,7 @@ import (
 // A sync that fails for good (a permanent error, or a transient one on its
 // last attempt) is recorded as ImageSyncFailed or DitherSyncFailed, as a
 // dither's failure is, and a last attempt that cannot record it is snoozed
-// (keepLastAttempt). A refusal of the domain (the image or dither is gone,
+// (snoozeLastAttempt). A refusal of the domain (the image or dither is gone,
 // or has no result yet) cancels the job: there is nothing to sync.
 
 // SyncImageArgs uploads an image's original.
@@ -81,7 +81,7 @@ type cloudWorker[T river.JobArgs] struct {
 // retried. A permanent error, or a transient one on the last attempt, is
 // recorded as the sync's failure (with time of its own: the attempt's may
 // be what ran out) and the job ends; a last attempt that cannot record it
-// is tried again later (keepLastAttempt). A refusal of the domain cancels
+// is tried again later (snoozeLastAttempt). A refusal of the domain cancels
 // the job, as does a permanent error of a job that records nothing. A job
 // that records nothing (a destroy) and still meets rate limits or outages
 // on its last attempt is snoozed for destroyRetry, again and again, still
@@ -104,21 +104,15 @@ func (w *cloudWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err error
 		if !cloudsync.Retryable(err) {
 			return river.JobCancel(err)
 		}
-		w.log.ErrorContext(ctx, "cloudinary job still failing after its last attempt; trying again later",
-			"job", job.Kind, "id", job.ID, "in", destroyRetry, "err", err)
-		return river.JobSnooze(destroyRetry)
+		return snoozeLastAttempt(ctx, w.log, job.JobRow, err, destroyRetry)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if rerr := w.failed(rctx, job.Args, job.Attempt, err); rerr != nil {
-		return keepLastAttempt(ctx, w.log, job.JobRow, errors.Join(err, rerr))
+		return snoozeLastAttempt(ctx, w.log, job.JobRow, errors.Join(err, rerr), lastAttemptSnooze)
 	}
 	return nil
 }
-
-// destroyRetry is how long a destroy that is still failing after its
-// last attempt waits before it tries again.
-const destroyRetry = time.Hour
 
 // NextRetry implements river.Worker with cloudsync's back-off.
 func (w *cloudWorker[T]) NextRetry(job *river.Job[T]) time.Time {

@@ -84,11 +84,11 @@ const actor = "processor:dither"
 // Work implements river.Worker. The attempt has a span ("process
 // dither"), a child of the trace of the DitherRequested event.
 // A last attempt that cannot record the dither's failure is tried again
-// (see keepLastAttempt), so the dither does not stay PENDING.
+// (see snoozeLastAttempt), so the dither does not stay PENDING.
 func (w *DitherWorker) Work(ctx context.Context, job *river.Job[DitherArgs]) (err error) {
 	ctx, span := startJob(ctx, w.Tracer, job.JobRow)
 	defer func() { tracing.End(span, err) }()
-	return keepLastAttempt(ctx, w.Logger, job.JobRow, w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts))
+	return snoozeLastAttempt(ctx, w.Logger, job.JobRow, w.Process(ctx, job.Args, job.Attempt >= job.MaxAttempts), lastAttemptSnooze)
 }
 
 // Process does one dither: it records exactly one outcome, or returns a

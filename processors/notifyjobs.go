@@ -98,7 +98,7 @@ func (w *notifyWorker[T]) Work(ctx context.Context, job *river.Job[T]) (err erro
 	defer func() { tracing.End(span, err) }()
 	imageID, ditherID := w.ids(job.Args)
 	err = w.n.Process(ctx, imageID, ditherID, w.channel, job.Attempt, job.Attempt >= job.MaxAttempts)
-	return keepLastAttempt(ctx, w.n.Logger, job.JobRow, err)
+	return snoozeLastAttempt(ctx, w.n.Logger, job.JobRow, err, lastAttemptSnooze)
 }
 
 // NextRetry implements river.Worker with notify's back-off.
