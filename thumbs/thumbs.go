@@ -10,6 +10,8 @@
 // refers to a thumbnail, so the blob sweeper (package blobgc) purges it
 // once it has not been stored for the retention period, even when its
 // original's image is live: a thumbnail whose blob is gone is made again.
+// Requests for a thumbnail in the making share it; it stops, storing
+// nothing, once every client that asked for it has gone.
 package thumbs
 
 import (
@@ -26,10 +28,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/image/draw"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/imageservice/imageservice/blobstore"
 	"github.com/imageservice/imageservice/imagefile"
@@ -78,9 +80,28 @@ type Handler struct {
 	withdrawn blobstore.Withdrawn
 	limits    imagefile.Limits
 	cache     *lru
-	group     singleflight.Group
 	slots     chan struct{}
 	log       *slog.Logger
+
+	mu      sync.Mutex
+	flights map[string]*flight // by original key and width, guarded by mu
+
+	// Test hooks (export_test.go), nil outside tests: waited is told a
+	// flight's number of waiting requests each time one joins or leaves,
+	// made the error its work ended with.
+	waited func(waiters int)
+	made   func(err error)
+}
+
+// flight is the making of one thumbnail, shared by the requests that ask
+// for it while it runs. Its context is its own, not any request's, and is
+// cancelled when the last request waiting for it leaves.
+type flight struct {
+	done    chan struct{} // closed once key and err are set
+	key     string
+	err     error
+	waiters int                // requests waiting, guarded by Handler.mu
+	cancel  context.CancelFunc // ends the work
 }
 
 // New returns a Handler of the blobs of store.
@@ -96,7 +117,7 @@ func New(store blobstore.Store, opts Options) *Handler {
 	}
 	return &Handler{
 		store: store, withdrawn: opts.Withdrawn, limits: opts.Limits, cache: newLRU(opts.CacheSize),
-		slots: make(chan struct{}, opts.Concurrency), log: opts.Logger,
+		slots: make(chan struct{}, opts.Concurrency), log: opts.Logger, flights: make(map[string]*flight),
 	}
 }
 
@@ -189,31 +210,82 @@ func (h *Handler) open(ctx context.Context, src source) (blobstore.Reader, blobs
 }
 
 // thumbnail makes the thumbnail of src once however many ask at the same
-// time, stores it and returns its key.
+// time, stores it and returns its key. The making goes on while any of
+// the requests that asked for it is waiting, and stops when the last one
+// leaves (the client went away): nothing is stored then, and a later
+// request makes it anew.
 func (h *Handler) thumbnail(ctx context.Context, src source) (string, error) {
 	name := src.key + "/" + strconv.Itoa(src.width)
-	ch := h.group.DoChan(name, func() (any, error) {
-		// Made for every waiter: one leaving must not cancel the others.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), makeTimeout)
-		defer cancel()
-		key, err := h.make(ctx, src)
-		if err == nil {
-			h.cache.add(src, key)
-		}
-		return key, err
-	})
+	h.mu.Lock()
+	f, ok := h.flights[name]
+	if !ok {
+		// Detached from the request, which may leave before the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), makeTimeout)
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		h.flights[name] = f
+		go h.fly(fctx, name, f, src)
+	}
+	f.waiters++
+	n := f.waiters
+	h.mu.Unlock()
+	h.hookWaited(n)
 	select {
+	case <-f.done:
+		return f.key, f.err
 	case <-ctx.Done():
+		h.leave(name, f)
 		return "", ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return "", res.Err
+	}
+}
+
+// fly makes the thumbnail of a flight and hands its outcome to the
+// flight's waiters.
+func (h *Handler) fly(ctx context.Context, name string, f *flight, src source) {
+	defer f.cancel()
+	key, err := h.make(ctx, src)
+	if err == nil {
+		h.cache.add(src, key)
+	}
+	h.mu.Lock()
+	if h.flights[name] == f {
+		delete(h.flights, name)
+	}
+	f.key, f.err = key, err
+	h.mu.Unlock()
+	close(f.done)
+	if h.made != nil {
+		h.made(err)
+	}
+}
+
+// leave takes a request that stopped waiting off its flight, and cancels
+// the flight when it was the last: a request that comes later starts
+// another.
+func (h *Handler) leave(name string, f *flight) {
+	h.mu.Lock()
+	f.waiters--
+	n := f.waiters
+	if n == 0 {
+		f.cancel()
+		if h.flights[name] == f {
+			delete(h.flights, name)
 		}
-		return res.Val.(string), nil
+	}
+	h.mu.Unlock()
+	h.hookWaited(n)
+}
+
+// hookWaited tells the test hook, if any, a flight's number of waiters.
+func (h *Handler) hookWaited(n int) {
+	if h.waited != nil {
+		h.waited(n)
 	}
 }
 
 // make decodes the original, scales it down, encodes it and stores it.
+// It stops between these steps once ctx ends, so that a thumbnail nobody
+// waits for any more is neither finished nor stored (a thumbnail is
+// stored whole or not at all: the store's Put writes it in one piece).
 func (h *Handler) make(ctx context.Context, src source) (string, error) {
 	select {
 	case h.slots <- struct{}{}:
@@ -225,9 +297,19 @@ func (h *Handler) make(ctx context.Context, src source) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	data, contentType, err := encode(Scale(img, src.width))
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("thumbnail of %s: stopped before scaling: %w", src.key, err)
+	}
+	img = Scale(img, src.width)
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("thumbnail of %s: stopped before encoding: %w", src.key, err)
+	}
+	data, contentType, err := encode(img)
 	if err != nil {
 		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("thumbnail of %s: stopped before storing: %w", src.key, err)
 	}
 	blob, err := h.store.Put(ctx, contentType, bytes.NewReader(data))
 	if err != nil {
@@ -236,7 +318,8 @@ func (h *Handler) make(ctx context.Context, src source) (string, error) {
 	return blob.Key, nil
 }
 
-// decode reads and decodes the original blob.
+// decode reads and decodes the original blob. A read cut short by ctx
+// ending is ctx's error, not ErrNotImage.
 func (h *Handler) decode(ctx context.Context, key string) (image.Image, error) {
 	rd, _, err := h.store.Open(ctx, key)
 	if err != nil {
@@ -244,6 +327,11 @@ func (h *Handler) decode(ctx context.Context, key string) (image.Image, error) {
 	}
 	defer rd.Close()
 	img, _, err := imagefile.Decode(rd, h.limits)
+	if err != nil && ctx.Err() != nil {
+		// The read stopped (a store's reader may end with ctx), which
+		// says nothing of the blob.
+		return nil, fmt.Errorf("read original %s: %w", key, ctx.Err())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotImage, key, err)
 	}

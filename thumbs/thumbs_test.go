@@ -3,6 +3,8 @@ package thumbs_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg"
@@ -12,12 +14,14 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/imageservice/imageservice/blobstore"
 	blobfs "github.com/imageservice/imageservice/blobstore/fs"
+	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/thumbs"
 )
 
@@ -32,9 +36,78 @@ func (s *countingStore) Put(ctx context.Context, ct string, r io.Reader) (blobst
 	return s.Store.Put(ctx, ct, r)
 }
 
+// gatedStore holds each Open of one blob (an original), once opened,
+// until it is released, as a slow store would, and hands over the context
+// of that Open: the context of the thumbnail's making. With ctxReads, the
+// reader it returns ends with that context, as the Postgres store's does;
+// without, it reads on, as a file does.
+type gatedStore struct {
+	blobstore.Store
+	mu       sync.Mutex
+	key      string
+	ctxReads bool
+	opened   chan context.Context
+	release  chan struct{}
+}
+
+// ctxReader fails its reads once ctx has ended.
+type ctxReader struct {
+	blobstore.Reader
+	ctx context.Context
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.Reader.Read(p)
+}
+
+// hold makes the Opens of key wait for release, their readers ending
+// with their context when ctxReads.
+func (s *gatedStore) hold(key string, ctxReads bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key, s.ctxReads = key, ctxReads
+	s.opened, s.release = make(chan context.Context, 8), make(chan struct{})
+}
+
+// open lets the Opens held, and those to come, go on.
+func (s *gatedStore) open() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.key != "" {
+		close(s.release)
+		s.key = ""
+	}
+}
+
+func (s *gatedStore) Open(ctx context.Context, key string) (blobstore.Reader, blobstore.Blob, error) {
+	s.mu.Lock()
+	held, ctxReads := key == s.key, s.ctxReads
+	opened, release := s.opened, s.release
+	s.mu.Unlock()
+	rd, b, err := s.Store.Open(ctx, key)
+	if !held || err != nil {
+		return rd, b, err
+	}
+	opened <- ctx
+	<-release
+	if ctxReads {
+		rd = ctxReader{Reader: rd, ctx: ctx}
+	}
+	return rd, b, nil
+}
+
 type fixture struct {
 	store *countingStore
+	gate  *gatedStore
 	url   string
+	// waiters is the number of requests waiting for the last flight
+	// (thumbnail in the making) that one joined or left, made the errors
+	// the flights' work ended with.
+	waiters atomic.Int64
+	made    chan error
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -44,11 +117,74 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	store := &countingStore{Store: fs}
+	f := &fixture{store: store, gate: &gatedStore{Store: store}, made: make(chan error, 64)}
+	h := thumbs.New(f.gate, thumbs.Options{})
+	h.SetHooks(func(n int) { f.waiters.Store(int64(n)) }, func(err error) {
+		select {
+		case f.made <- err:
+		default:
+		}
+	})
 	mux := http.NewServeMux()
-	mux.Handle("/thumbs/", http.StripPrefix("/thumbs", thumbs.New(store, thumbs.Options{})))
+	mux.Handle("/thumbs/", http.StripPrefix("/thumbs", h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{store: store, url: srv.URL + "/thumbs/"}
+	t.Cleanup(f.gate.open) // first: Close waits for the requests held
+	f.url = srv.URL + "/thumbs/"
+	return f
+}
+
+// waitFor waits until a request has joined or left a flight that then
+// had n requests waiting.
+func (f *fixture) waitFor(t *testing.T, n int64) {
+	t.Helper()
+	testwait.Until(t, time.Minute, fmt.Sprintf("%d requests waiting for the thumbnail", n), func() bool {
+		return f.waiters.Load() == n
+	})
+}
+
+// nextMade returns the error the next flight's work ends with.
+func (f *fixture) nextMade(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-f.made:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("no thumbnail's making ended in a minute")
+		return nil
+	}
+}
+
+// nextOpened returns the context of the next held Open: the making's.
+func (f *fixture) nextOpened(t *testing.T) context.Context {
+	t.Helper()
+	select {
+	case ctx := <-f.gate.opened:
+		return ctx
+	case <-time.After(time.Minute):
+		t.Fatal("the original was not opened in a minute")
+		return nil
+	}
+}
+
+// leaving starts a request of url that its client gives up (closing the
+// connection) when cancel is called; done is closed once the client has
+// returned.
+func leaving(t *testing.T, url string) (cancel func(), done <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return cancel, ch
 }
 
 // put stores a w x h PNG (with alpha when alpha < 255) and returns its key.
@@ -246,5 +382,98 @@ func TestThumbnailRemadeWhenPurged(t *testing.T) {
 	}
 	if _, err := f.store.Stat(ctx, blobstore.KeyOf(body)); err != nil {
 		t.Fatalf("the thumbnail made again is not stored: %v", err)
+	}
+}
+
+// A thumbnail whose only client goes away mid-work is not finished: its
+// making's context is cancelled, the work stops (in the read of the
+// original where the store's reader ends with the context, else before
+// storing) with that error, not as a blob that is no image, nothing is
+// stored, and a later request makes it anew.
+func TestThumbnailStopsWhenItsClientLeaves(t *testing.T) {
+	for _, ctxReads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reads end with the context: %t", ctxReads), func(t *testing.T) {
+			f := newFixture(t)
+			key := f.put(t, 300, 200, 255)
+			before := f.store.puts.Load()
+			f.gate.hold(key, ctxReads)
+			leave, left := leaving(t, f.url+key+"?w=160")
+			making := f.nextOpened(t)
+			f.waitFor(t, 1)
+			leave()
+			<-left
+			f.waitFor(t, 0)
+			if err := making.Err(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("the making's context once its client left: %v, want cancelled", err)
+			}
+			f.gate.open() // the work goes on from the original, its context ended
+			if err := f.nextMade(t); !errors.Is(err, context.Canceled) || errors.Is(err, thumbs.ErrNotImage) {
+				t.Errorf("the making ended with %v, want cancelled (and not ErrNotImage)", err)
+			}
+			if n := f.store.puts.Load() - before; n != 0 {
+				t.Errorf("%d blobs put for a thumbnail nobody waited for, want none", n)
+			}
+			resp, body := get(t, f.url+key+"?w=160", nil)
+			if resp.StatusCode != http.StatusOK || f.store.puts.Load()-before != 1 {
+				t.Fatalf("a later request: status %d, %d puts: %s", resp.StatusCode, f.store.puts.Load()-before, body)
+			}
+			if _, size := decodeSize(t, body); size != image.Pt(160, 106) {
+				t.Errorf("thumbnail %v, want 160x106", size)
+			}
+		})
+	}
+}
+
+// A thumbnail asked for by two clients at once is made once, and goes on
+// when the first client goes away: the second gets it.
+func TestThumbnailGoesOnForTheClientsLeft(t *testing.T) {
+	f := newFixture(t)
+	key := f.put(t, 300, 200, 255)
+	before := f.store.puts.Load()
+	f.gate.hold(key, true)
+	url := f.url + key + "?w=160"
+	leave, left := leaving(t, url)
+	making := f.nextOpened(t)
+	f.waitFor(t, 1)
+	type answer struct {
+		resp *http.Response
+		body []byte
+	}
+	second := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			second <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		second <- answer{resp, body}
+	}()
+	f.waitFor(t, 2)
+	leave()
+	<-left
+	f.waitFor(t, 1)
+	if err := making.Err(); err != nil {
+		t.Fatalf("the making's context once the first client left, the second waiting: %v", err)
+	}
+	f.gate.open()
+	if err := f.nextMade(t); err != nil {
+		t.Errorf("the making ended with %v", err)
+	}
+	a := <-second
+	if a.resp == nil || a.resp.StatusCode != http.StatusOK {
+		t.Fatalf("the second client's answer: %+v: %s", a.resp, a.body)
+	}
+	if _, size := decodeSize(t, a.body); size != image.Pt(160, 106) {
+		t.Errorf("thumbnail %v, want 160x106", size)
+	}
+	if n := f.store.puts.Load() - before; n != 1 {
+		t.Errorf("thumbnail stored %d times, want once", n)
+	}
+	select {
+	case <-f.gate.opened:
+		t.Error("the original was opened twice: the second client did not share the first's making")
+	default:
 	}
 }
