@@ -7,7 +7,8 @@
 //
 // It is also a blobstore.Purger, on the local clock: a blob's put time is
 // its data file's modification time, set to the time of every Put (also
-// one of content already stored, which only touches the file). A lock per
+// one of content already stored, which only touches the file, or rewrites
+// it when it belongs to another user and cannot be touched). A lock per
 // key, in the process, makes Put's check-and-touch and Purge's
 // check-and-remove atomic with respect to each other. That lock does not
 // reach other processes: while Put, Stat, Open and Delete may be shared by
@@ -82,7 +83,10 @@ func (s *Store) dataPath(key string) string {
 
 // Put implements blobstore.Store. Content already stored is not written
 // again, but its data file is touched: its modification time, the blob's
-// put time, becomes now.
+// put time, becomes now. A data file that cannot be touched because it
+// belongs to another user (a data directory restored with the wrong
+// owner) is rewritten instead, as a fresh Put writes it (its sidecar is
+// kept): the new file is ours, put now.
 func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobstore.Blob, error) {
 	tmp, key, err := s.writeTemp(ctx, r)
 	if err != nil {
@@ -90,9 +94,17 @@ func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobs
 	}
 	defer os.Remove(tmp) // no-op once renamed
 	defer s.locks.lock(key)()
-	err = touch(s.dataPath(key))
-	if errors.Is(err, iofs.ErrNotExist) {
+	dst := s.dataPath(key)
+	err = touch(dst)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
 		err = s.install(key, tmp, blobstore.NormalizeContentType(contentType))
+	case errors.Is(err, iofs.ErrPermission):
+		if rerr := place(tmp, dst); rerr != nil {
+			err = fmt.Errorf("data file cannot be touched (%w) nor rewritten: %w", err, rerr)
+		} else {
+			err = nil
+		}
 	}
 	if err != nil {
 		return blobstore.Blob{}, fmt.Errorf("put blob %s: %w", key, err)
@@ -107,8 +119,14 @@ func (s *Store) Put(ctx context.Context, contentType string, r io.Reader) (blobs
 // touch sets a file's modification time to now.
 func touch(path string) error {
 	now := time.Now()
-	return os.Chtimes(path, now, now)
+	return chtimes(path, now, now)
 }
+
+// chtimes is os.Chtimes. It is a variable for one test only, which makes
+// it fail with EPERM as it does on a file owned by another user: the tests
+// run as root, for whom it never fails. A test that sets it must not run
+// in parallel with others of the package, and restores it.
+var chtimes = os.Chtimes
 
 // writeTemp copies r into a synced temporary file and returns its path and
 // the content's key.
@@ -160,13 +178,19 @@ func (s *Store) install(key, tmp, contentType string) error {
 	if err := s.writeFileAtomic(dst+".json", m); err != nil {
 		return err
 	}
+	return place(tmp, dst)
+}
+
+// place moves the complete temporary file tmp to dst, over any file there,
+// and sets its modification time to now.
+func place(tmp, dst string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
 	if err := touch(dst); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(dst))
 }
 
 func (s *Store) writeFileAtomic(path string, data []byte) error {
