@@ -22,7 +22,13 @@ type Subscription struct {
 	// subscription can run on different replicas.
 	Partitions int
 	// Handler handles each batch. When it returns an error the batch is
-	// handed over again, after a back-off, from the last checkpoint.
+	// handed over again, after a back-off, from the last checkpoint. Its
+	// ctx is cancelled when the partition stops: when the runner stops, or
+	// when the lease is lost (a renewal was refused, or the lease's local
+	// deadline passed without one; see Runner.LeaseTTL) and another
+	// replica may soon take the partition over. A handler with side
+	// effects should give up then: what it does afterwards may overlap
+	// with the work of the replica that takes over, or be repeated by it.
 	Handler func(ctx context.Context, b Batch) error
 	// Prepare, when set, is called with each batch's events, in log order,
 	// before Handler receives them; what it returns is the batch's
@@ -81,11 +87,33 @@ type Runner struct {
 	// Holder names this replica in leases (default: host, pid and a random suffix).
 	Holder string
 	// LeaseTTL is how long a lease lasts without renewal (default 15 s).
-	// The holder renews it every third of that; another replica takes
-	// over at most LeaseTTL after the holder stops renewing.
+	// The holder renews it every third of that, and retries a renewal
+	// that failed after a short back-off (a thirtieth of the TTL,
+	// doubling up to a sixth); another replica takes over at most
+	// LeaseTTL after the holder stops renewing.
+	//
+	// The store times leases on its own clock (the database's), so the
+	// runner also keeps a local deadline for each lease it holds: nine
+	// tenths of LeaseTTL after it sent the call that granted or last
+	// renewed the lease, on this process's clock. The store starts the
+	// TTL no earlier than that call was sent, so the lease expires in the
+	// store a tenth of the TTL after the local deadline at the earliest;
+	// that margin covers clocks running at slightly different rates and
+	// a handler noticing its cancelled context. When the local deadline
+	// passes without a renewal (the store cannot be reached, or the
+	// process was paused), the partition stops as when a renewal is
+	// refused: no batch is handed over after it, the handler's context is
+	// cancelled with a cause that wraps ErrLeaseLost, and the runner
+	// competes for the lease again. A renewal still in flight is given up
+	// at the deadline.
 	LeaseTTL time.Duration
 	// Logger receives errors that the runner retries (default slog.Default()).
 	Logger *slog.Logger
+	// OnLease, when set, is called each time a partition is granted its
+	// lease or a renewal of it, with the lease and the local deadline the
+	// runner keeps for it (see LeaseTTL). It is called from each
+	// partition's goroutines and must not block. For tests and diagnostics.
+	OnLease func(l Lease, deadline time.Time)
 }
 
 // Run runs the subscription's partitions until ctx ends, taking each
@@ -140,11 +168,11 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 	// back by renewing it rather than waiting for that.
 	var kept *Lease
 	for ctx.Err() == nil {
-		var lease Lease
+		var g grant
 		var err error
-		lease, kept, err = r.takeLease(ctx, key, kept)
+		g, kept, err = r.takeLease(ctx, key, kept)
 		if err == nil {
-			kept, err = r.holdLease(ctx, sub, lease, n)
+			kept, err = r.holdLease(ctx, sub, g, n)
 			if errors.Is(err, ErrLeaseLost) {
 				backoff.reset()
 			}
@@ -162,37 +190,104 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 }
 
 // takeLease acquires the partition's lease, or renews kept, a lease of
-// this runner's that it could not release. It returns the lease, what is
-// still kept (kept again after a transient error renewing it) and the
-// error.
-func (r *Runner) takeLease(ctx context.Context, key CheckpointKey, kept *Lease) (Lease, *Lease, error) {
+// this runner's that it could not release. It returns the lease with its
+// local deadline, what is still kept (kept again after a transient error
+// renewing it) and the error.
+func (r *Runner) takeLease(ctx context.Context, key CheckpointKey, kept *Lease) (grant, *Lease, error) {
+	sent := time.Now()
 	if kept != nil {
 		lease, err := r.Store.RenewLease(ctx, *kept, r.LeaseTTL)
 		if err == nil {
-			return lease, nil, nil
+			return r.granted(lease, sent), nil, nil
 		}
 		if !errors.Is(err, ErrLeaseLost) {
-			return Lease{}, kept, err
+			return grant{}, kept, err
 		}
+		sent = time.Now()
 	}
 	lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
-	return lease, nil, err
+	if err != nil {
+		return grant{}, nil, err
+	}
+	return r.granted(lease, sent), nil, nil
+}
+
+// grant is a lease as this runner holds it: the lease and its local
+// deadline (see Runner.LeaseTTL).
+type grant struct {
+	Lease
+	deadline time.Time
+}
+
+// granted returns the lease that a call sent at sent granted or renewed,
+// with its local deadline, and tells OnLease.
+func (r *Runner) granted(l Lease, sent time.Time) grant {
+	g := grant{Lease: l, deadline: sent.Add(r.LeaseTTL - r.LeaseTTL/10)}
+	if r.OnLease != nil {
+		r.OnLease(l, g.deadline)
+	}
+	return g
+}
+
+// hold is a partition's hold on its lease while it runs: the lease as
+// last renewed, whose local deadline renew moves on and follow checks
+// before handing each batch over, and the cancellation of the
+// partition's context.
+type hold struct {
+	mu     sync.Mutex
+	g      grant
+	cancel context.CancelCauseFunc
+}
+
+func (h *hold) current() grant {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.g
+}
+
+func (h *hold) extend(g grant) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.g = g
+}
+
+// check returns nil while the partition may go on: its context is live
+// and the lease's local deadline has not passed. Once the deadline has
+// passed it cancels the partition's context with a cause that wraps
+// ErrLeaseLost. Otherwise it returns the context's cause.
+func (h *hold) check(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	g := h.current()
+	// On the monotonic clock, and on the wall clock too, which goes on
+	// while a machine is suspended.
+	now := time.Now()
+	if now.Before(g.deadline) && now.Round(0).Before(g.deadline.Round(0)) {
+		return nil
+	}
+	h.cancel(fmt.Errorf("lease %s (epoch %d) not renewed by its local deadline %s: %w",
+		g.Key, g.Epoch, g.deadline.Format(time.RFC3339Nano), ErrLeaseLost))
+	return context.Cause(ctx)
 }
 
 // holdLease follows the log while renewing the lease, until the lease is
-// lost, ctx ends or the handler fails; then it releases the lease. It
-// returns the lease as well when it could not release it.
-func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n int) (*Lease, error) {
+// lost (or its local deadline passes), ctx ends or the handler fails;
+// then it releases the lease, unless lost. It returns the lease as well
+// when it could not release it.
+func (r *Runner) holdLease(ctx context.Context, sub Subscription, g grant, n int) (*Lease, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	h := &hold{g: g, cancel: cancel}
 	var wg sync.WaitGroup
-	wg.Go(func() { r.renew(ctx, cancel, lease) })
-	err := r.follow(ctx, sub, lease, n)
+	wg.Go(func() { r.renew(ctx, h) })
+	err := r.follow(ctx, sub, h, n)
 	cancel(err)
 	wg.Wait()
 	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
 		return nil, cause
 	}
+	lease := h.current().Lease
 	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer relCancel()
 	if rerr := r.Store.ReleaseLease(relCtx, lease); rerr != nil {
@@ -202,34 +297,60 @@ func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, n
 	return nil, err
 }
 
-// renew extends the lease every third of its TTL and cancels the
-// partition's context with ErrLeaseLost when renewal is refused.
-func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, lease Lease) {
-	t := time.NewTicker(r.LeaseTTL / 3)
-	defer t.Stop()
+// renew extends the lease every third of its TTL, retrying a failed
+// renewal after a short back-off, and cancels the partition's context
+// with a cause that wraps ErrLeaseLost when renewal is refused or the
+// lease's local deadline passes first.
+func (r *Runner) renew(ctx context.Context, h *hold) {
+	retry := newBackoff(max(r.LeaseTTL/30, time.Millisecond), r.LeaseTTL/6)
+	next := r.LeaseTTL / 3
 	for {
-		select {
-		case <-ctx.Done():
+		if _, err := wait(ctx, nil, min(next, time.Until(h.current().deadline))); err != nil {
 			return
-		case <-t.C:
 		}
-		renewed, err := r.Store.RenewLease(ctx, lease, r.LeaseTTL)
+		if h.check(ctx) != nil {
+			return
+		}
+		err := r.renewOnce(ctx, h)
 		switch {
+		case ctx.Err() != nil:
+			return
 		case errors.Is(err, ErrLeaseLost):
-			cancel(fmt.Errorf("renew %s: %w", lease.Key, err))
+			h.cancel(fmt.Errorf("renew %s: %w", h.current().Key, err))
 			return
 		case err != nil:
-			// A transient error: try again at the next tick, while the
-			// lease may still be valid; the fenced checkpoint protects us.
-			r.Logger.Warn("renew lease", "subscription", lease.Key.String(), "err", err)
+			// A transient error: try again soon, while the lease is
+			// still valid, up to its local deadline.
+			next = retry.next()
+			r.Logger.Warn("renew lease; retrying", "subscription", h.current().Key.String(), "err", err,
+				"retry_in", next, "deadline", h.current().deadline)
 		default:
-			lease = renewed
+			retry.reset()
+			next = r.LeaseTTL / 3
 		}
 	}
 }
 
-// follow hands the partition's batches to the handler and checkpoints them.
-func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n int) error {
+// renewOnce renews the lease, giving the call up at the lease's local
+// deadline or after a third of the TTL, whichever comes first, and moves
+// the deadline on.
+func (r *Runner) renewOnce(ctx context.Context, h *hold) error {
+	g := h.current()
+	rctx, cancel := context.WithTimeout(ctx, min(time.Until(g.deadline), r.LeaseTTL/3))
+	defer cancel()
+	sent := time.Now()
+	renewed, err := r.Store.RenewLease(rctx, g.Lease, r.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	h.extend(r.granted(renewed, sent))
+	return nil
+}
+
+// follow hands the partition's batches to the handler, while the lease is
+// held, and checkpoints them.
+func (r *Runner) follow(ctx context.Context, sub Subscription, h *hold, n int) error {
+	lease := h.current().Lease
 	from, err := r.Store.Checkpoint(ctx, lease.Key)
 	if err != nil {
 		return fmt.Errorf("load checkpoint %s: %w", lease.Key, err)
@@ -241,20 +362,7 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n in
 		cps.interval = sub.CheckpointInterval
 	}
 	err = followSteps(ctx, r.Store, from, opts, sub.Prepare, func(ctx context.Context, s step) error {
-		if s.read == 0 {
-			return cps.flush(ctx) // caught up after a full batch: nothing new to handle
-		}
-		if len(s.events) > 0 {
-			cp := Checkpoint{Key: lease.Key, Epoch: lease.Epoch, Position: s.next}
-			if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
-				return fmt.Errorf("handle %d events of %s: %w", len(s.events), lease.Key, err)
-			}
-			if sub.HandlerSavesCheckpoint {
-				cps.handlerSaved()
-				return nil
-			}
-		}
-		return cps.handled(ctx, s.next, s.caughtUp)
+		return handStep(ctx, sub, h, cps, s)
 	})
 	// Store what was handled but not yet checkpointed, even when ctx has
 	// ended: the write is fenced, so it fails if the lease was lost.
@@ -264,6 +372,28 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, lease Lease, n in
 		r.Logger.Warn("store the checkpoint on stopping", "subscription", lease.Key.String(), "err", ferr)
 	}
 	return err
+}
+
+// handStep hands a step's events, if any, to the handler while the lease
+// is held, and records them with the checkpointer.
+func handStep(ctx context.Context, sub Subscription, h *hold, cps *checkpointer, s step) error {
+	if s.read == 0 {
+		return cps.flush(ctx) // caught up after a full batch: nothing new to handle
+	}
+	if len(s.events) > 0 {
+		if err := h.check(ctx); err != nil {
+			return err // the lease was lost, or the partition stops: hand nothing over
+		}
+		cp := Checkpoint{Key: cps.key, Epoch: cps.epoch, Position: s.next}
+		if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
+			return fmt.Errorf("handle %d events of %s: %w", len(s.events), cps.key, err)
+		}
+		if sub.HandlerSavesCheckpoint {
+			cps.handlerSaved()
+			return nil
+		}
+	}
+	return cps.handled(ctx, s.next, s.caughtUp)
 }
 
 // checkpointer stores a partition's checkpoint after every batch, or with

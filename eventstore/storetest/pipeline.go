@@ -207,26 +207,27 @@ func testCheckpointIntervalFenced(t *testing.T, b Backend) {
 	s := b.Store
 	settled(t, s, 5) // six events: three full batches of two
 	key := eventstore.CheckpointKey{Subscription: "fenced-interval"}
-	second := make(chan struct{})
+	tookOver := make(chan struct{})
 	calls := 0
 	sub := pipelined(eventstore.Subscription{Name: key.Subscription, Read: eventstore.ReadOptions{BatchSize: 2}})
-	sub.Handler = func(ctx context.Context, _ eventstore.Batch) error {
+	sub.Handler = func(hctx context.Context, _ eventstore.Batch) error {
 		calls++
-		switch calls {
-		case 1: // the holder's renewals fail: another takes the lease over
-			return takeOver(ctx, s, key)
-		case 2: // the holder still runs, with the first batch not yet checkpointed
-			close(second)
-			<-ctx.Done()
-			return ctx.Err()
+		if calls == 1 {
+			// The holder's renewals fail: it stops at the lease's local
+			// deadline, with this batch handled but not checkpointed,
+			// while the handler goes on until another took the lease.
+			err := takeOver(ctx(t), s, key)
+			close(tookOver)
+			return err
 		}
-		return nil
+		<-hctx.Done()
+		return hctx.Err()
 	}
 	old := &faulty{Store: s}
 	old.noRenew.Store(true)
 	var h handled
 	r := startFaultyReplica(t, old, "old", 300*time.Millisecond, sub, &h)
-	<-second
+	<-tookOver
 	r.halt()
 	if old.fenced.Load() == 0 {
 		t.Error("the old holder did not try to store its pending checkpoint as it stopped")

@@ -77,6 +77,9 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Lag", testLag},
 		{"ObserveAppend", testObserveAppend},
 		{"ReclaimsUnreleasedLease", testReclaimsUnreleasedLease},
+		{"LeaseExpiresLocally", testLeaseExpiresLocally},
+		{"LeaseExpiresWithRenewerStalled", testLeaseExpiresWithRenewerStalled},
+		{"RenewalRetried", testRenewalRetried},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

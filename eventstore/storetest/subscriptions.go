@@ -19,11 +19,21 @@ import (
 // getting through, or a process that is killed and does nothing more.
 type faulty struct {
 	eventstore.Store
-	noRenew   atomic.Bool // RenewLease fails as on a broken network
-	noRelease atomic.Bool // ReleaseLease fails, as while the database is down
-	dead      atomic.Bool // every call fails, as in a killed process
-	fenced    atomic.Int64
+	noRenew    atomic.Bool  // RenewLease fails as on a broken network
+	failRenews atomic.Int32 // the next this many RenewLease calls fail, then they get through again
+	noAcquire  atomic.Bool  // AcquireLease fails, as while the database is down
+	noRelease  atomic.Bool  // ReleaseLease fails, as while the database is down
+	dead       atomic.Bool  // every call fails, as in a killed process
+	fenced     atomic.Int64
+	// stall, when set, holds every RenewLease until it is closed, whatever
+	// its context, as in a process paused mid-call; then the call fails.
+	stall chan struct{}
+
+	mu       sync.Mutex
+	renewals []int64 // the epochs of the leases renewed, in order
 }
+
+var errNoRenew = errors.New("storetest: renewals are not getting through")
 
 var errDead = errors.New("storetest: this replica was killed")
 
@@ -56,14 +66,47 @@ func (f *faulty) AcquireLease(ctx context.Context, key eventstore.CheckpointKey,
 	if err := f.check(); err != nil {
 		return eventstore.Lease{}, err
 	}
+	if f.noAcquire.Load() {
+		return eventstore.Lease{}, errors.New("storetest: the acquisition did not get through")
+	}
 	return f.Store.AcquireLease(ctx, key, holder, ttl)
 }
 
 func (f *faulty) RenewLease(ctx context.Context, l eventstore.Lease, ttl time.Duration) (eventstore.Lease, error) {
-	if f.dead.Load() || f.noRenew.Load() {
-		return eventstore.Lease{}, errors.New("storetest: renewals are not getting through")
+	if f.stall != nil {
+		<-f.stall
+		return eventstore.Lease{}, errNoRenew
 	}
-	return f.Store.RenewLease(ctx, l, ttl)
+	if f.dead.Load() || f.noRenew.Load() || f.blip() {
+		return eventstore.Lease{}, errNoRenew
+	}
+	renewed, err := f.Store.RenewLease(ctx, l, ttl)
+	if err == nil {
+		f.mu.Lock()
+		f.renewals = append(f.renewals, l.Epoch)
+		f.mu.Unlock()
+	}
+	return renewed, err
+}
+
+// blip reports whether this renewal is one of failRenews, and counts it.
+func (f *faulty) blip() bool {
+	for {
+		n := f.failRenews.Load()
+		if n <= 0 {
+			return false
+		}
+		if f.failRenews.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// renewed returns the epochs of the leases renewed so far, in order.
+func (f *faulty) renewed() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.renewals...)
 }
 
 func (f *faulty) ReleaseLease(ctx context.Context, l eventstore.Lease) error {
@@ -100,6 +143,23 @@ func (h *handled) count() int {
 	return len(h.events)
 }
 
+// handledBy returns the events of ids that holder handled.
+func (h *handled) handledBy(ids []uuid.UUID, holder string) []uuid.UUID {
+	want := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var got []uuid.UUID
+	for i, e := range h.events {
+		if want[e.ID] && h.holders[i] == holder {
+			got = append(got, e.ID)
+		}
+	}
+	return got
+}
+
 func (h *handled) ids() []uuid.UUID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -116,6 +176,25 @@ type replica struct {
 	runner *eventstore.Runner
 	stop   context.CancelFunc
 	done   chan struct{}
+
+	mu        sync.Mutex
+	deadlines map[int64]time.Time // by epoch: the latest local deadline of the lease
+}
+
+// leased records a lease's local deadline (Runner.OnLease).
+func (r *replica) leased(l eventstore.Lease, deadline time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if deadline.After(r.deadlines[l.Epoch]) {
+		r.deadlines[l.Epoch] = deadline
+	}
+}
+
+// deadline returns the latest local deadline of the lease of the epoch.
+func (r *replica) deadline(epoch int64) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deadlines[epoch]
 }
 
 // startReplica runs sub on a runner named holder until stopped or the test ends.
@@ -126,10 +205,12 @@ func startReplica(t *testing.T, s eventstore.Store, holder string, ttl time.Dura
 // startFaultyReplica is startReplica on a store whose faults the test controls.
 func startFaultyReplica(t *testing.T, f *faulty, holder string, ttl time.Duration, sub eventstore.Subscription, h *handled) *replica {
 	r := &replica{
-		store:  f,
-		runner: &eventstore.Runner{Store: f, Holder: holder, LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)},
-		done:   make(chan struct{}),
+		store:     f,
+		runner:    &eventstore.Runner{Store: f, Holder: holder, LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)},
+		done:      make(chan struct{}),
+		deadlines: map[int64]time.Time{},
 	}
+	r.runner.OnLease = r.leased
 	inner := sub.Handler
 	sub.Handler = func(ctx context.Context, b eventstore.Batch) error {
 		h.add(holder, b)
@@ -318,8 +399,11 @@ func testLeaseTakeoverFencesOldHolder(t *testing.T, b Backend) {
 	}
 }
 
-// testRunnerTakeover: when the holder's renewals stop, another runner takes
-// over within the TTL and the old holder's checkpoint writes are rejected.
+// testRunnerTakeover: when the holder's lease calls stop getting through
+// while its handler is busy, the holder stops at the lease's local
+// deadline, cancelling its handler's context, before the lease expires in
+// the store; another runner then takes the partition over, and it alone
+// handles the events that follow.
 func testRunnerTakeover(t *testing.T, b Backend) {
 	runnerTakeover(t, b, eventstore.Subscription{Name: "takeover"})
 }
@@ -334,23 +418,82 @@ func runnerTakeover(t *testing.T, b Backend, sub eventstore.Subscription) {
 	s := b.Store
 	var h handled
 	ttl := 500 * time.Millisecond
-	first := startReplica(t, s, "first", ttl, sub, &h)
+	f := &faulty{Store: s}
+	var armed atomic.Bool
+	stuck := make(chan lapse, 1)
+	old := sub
+	old.Handler = func(ctx context.Context, b eventstore.Batch) error {
+		if !armed.CompareAndSwap(true, false) {
+			return nil
+		}
+		// The holder's lease calls stop getting through while it works.
+		f.noRenew.Store(true)
+		f.noAcquire.Store(true)
+		<-ctx.Done()
+		stuck <- lapse{epoch: b.Checkpoint.Epoch, cause: context.Cause(ctx)}
+		return nil // the work is done all the same
+	}
+	first := startFaultyReplica(t, f, "first", ttl, old, &h)
 	appendN(t, s, 5)
 	eventually(t, "five events", func() bool { return h.count() >= 5 })
-	first.store.noRenew.Store(true)
-	startReplica(t, s, "second", ttl, sub, &h)
-	// Keep the log growing until the second runner handles what is new,
-	// and the first, still following, has tried to checkpoint it.
+	armed.Store(true)
+	appendN(t, s, 1)
+
+	var mu sync.Mutex
+	var began time.Time // when the second runner's handler was first called
+	heir := sub
+	heir.Handler = func(context.Context, eventstore.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if began.IsZero() {
+			began = time.Now()
+		}
+		return nil
+	}
+	startReplica(t, s, "second", ttl, heir, &h)
+	l := waitLapse(t, stuck)
+	if !errors.Is(l.cause, eventstore.ErrLeaseLost) {
+		t.Fatalf("the first runner's handler context ended with %v, want ErrLeaseLost", l.cause)
+	}
 	eventually(t, "the second runner to take over", func() bool {
 		appendN(t, s, 1)
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return h.holders[len(h.holders)-1] == "second"
+		mu.Lock()
+		defer mu.Unlock()
+		return !began.IsZero()
 	})
-	eventually(t, "the old holder to be fenced", func() bool {
-		appendN(t, s, 1)
-		return first.store.fenced.Load() > 0
+	next := appendN(t, s, 5)
+	eventually(t, "the second runner to handle the next events", func() bool {
+		return len(h.handledBy(next, "second")) == len(next)
 	})
+	if got := h.handledBy(next, "first"); len(got) > 0 {
+		t.Fatalf("the first runner handled %d of the events after the takeover", len(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if deadline := first.deadline(l.epoch); !deadline.Before(began) {
+		t.Fatalf("the first runner's lease had its local deadline at %s, after the second began handling at %s",
+			deadline.Format(time.RFC3339Nano), began.Format(time.RFC3339Nano))
+	}
+}
+
+// lapse is how a handler's context ended under a lease: the lease's epoch
+// and the context's cause.
+type lapse struct {
+	epoch int64
+	cause error
+}
+
+// waitLapse waits for a handler to report its context's end, failing the
+// test if it never does.
+func waitLapse(t *testing.T, c <-chan lapse) lapse {
+	t.Helper()
+	select {
+	case l := <-c:
+		return l
+	case <-time.After(3 * time.Minute):
+		t.Fatal("timed out after 3m0s waiting for the handler's context to be cancelled")
+		return lapse{}
+	}
 }
 
 // testPartitionedSubscription: partitions split the work between replicas;
