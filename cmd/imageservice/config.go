@@ -26,7 +26,7 @@ type setting struct {
 // settings lists every environment variable the binary reads.
 var settings = []setting{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (pgx syntax); when unset, the POSTGRES_* variables compose it, and when they are unset too the embedded default (SQLite and files under DATA_DIR) is used. The connection pool takes pgxpool's parameters in the URL: `pool_max_conns` (default: the number of CPUs, at least 4; the job queue's listener keeps one, and the event store's listener opens one more of its own), `pool_max_conn_lifetime`, ..."},
-	{"DATA_DIR", "./data", "where the embedded default keeps its SQLite database and blobs"},
+	{"DATA_DIR", "./data", "where the embedded default keeps its SQLite database and blobs; its directories must be writable by the service, but a blob file of another owner (a directory restored with the wrong ownership) is rewritten as the service's own when its content is stored again"},
 	{"POSTGRES_HOST", "", "old-service name: database host, used when DATABASE_URL is unset"},
 	{"POSTGRES_PORT", "5432", "old-service name: database port"},
 	{"POSTGRES_USER", "", "old-service name: database user"},
