@@ -74,15 +74,25 @@ func (n *embeddedNATS) sink(url string) *bridge.NATS {
 	return s
 }
 
-// read returns every message in the stream, in stream order.
-func readStream(t testing.TB, url string) []bridge.Message {
+// jetStream connects to the server at url for the test's duration.
+func jetStream(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// read returns every message in the stream, in stream order.
+func readStream(t testing.TB, url string) []bridge.Message {
+	t.Helper()
+	js := jetStream(t, url)
 	ctx := context.Background()
 	st, err := js.Stream(ctx, bridge.DefaultNATSStream)
 	if err != nil {

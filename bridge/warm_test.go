@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,15 +42,7 @@ func TestRunWarmsTheSink(t *testing.T) {
 		w := newWorld(t)
 		n := startNATS(t)
 		w.run(bridge.Traced(n.sink(n.url()), noop.NewTracerProvider()))
-		nc, err := nats.Connect(n.url())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jetStream(t, n.url())
 		waitFor(t, "the stream to be created", func() (bool, error) {
 			_, err := js.Stream(context.Background(), bridge.DefaultNATSStream)
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
