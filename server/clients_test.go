@@ -1,14 +1,11 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -72,23 +69,10 @@ func TestWriteRateIgnoresForwardedForFromUntrustedPeers(t *testing.T) {
 	}
 }
 
-// dialLive opens a GraphQL websocket, sending header with the upgrade
-// request, and returns it, or nil and the status and body of a refusal.
+// dialLive opens a GraphQL websocket as dialRaw does.
 func dialLive(t *testing.T, e *env, header http.Header) (*websocket.Conn, int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
-	if err == nil {
-		t.Cleanup(func() { c.Close(websocket.StatusNormalClosure, "") })
-		return c, http.StatusSwitchingProtocols, ""
-	}
-	if resp == nil {
-		t.Fatalf("dial: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return nil, resp.StatusCode, string(body)
+	return dialRaw(t, e, "graphql-transport-ws", header)
 }
 
 // A client may hold LiveConnectionsPerClient websockets and event streams

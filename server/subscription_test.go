@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -84,14 +85,10 @@ func dialWSAs(t *testing.T, e *env, protocol, token string) *websocket.Conn {
 // (X-Count-Queries to count the SQL statements of its operations).
 func dialWSWith(t *testing.T, e *env, protocol, token string, header http.Header) *websocket.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol}, HTTPHeader: header})
-	if err != nil {
-		t.Fatal(err)
+	c, status, body := dialRaw(t, e, protocol, header)
+	if c == nil {
+		t.Fatalf("websocket refused: %d %s", status, body)
 	}
-	t.Cleanup(func() { c.Close(websocket.StatusNormalClosure, "") })
 	if c.Subprotocol() != protocol {
 		t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), protocol)
 	}
@@ -104,6 +101,26 @@ func dialWSWith(t *testing.T, e *env, protocol, token string, header http.Header
 		t.Fatalf("got %+v, want connection_ack", m)
 	}
 	return c
+}
+
+// dialRaw opens a websocket on /query with the subprotocol, sending
+// header with the upgrade request, and returns it (closed when the test
+// ends), or nil and the status and body of a refusal.
+func dialRaw(t *testing.T, e *env, protocol string, header http.Header) (*websocket.Conn, int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/query"
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{protocol}, HTTPHeader: header})
+	if err == nil {
+		t.Cleanup(func() { c.Close(websocket.StatusNormalClosure, "") })
+		return c, http.StatusSwitchingProtocols, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return nil, resp.StatusCode, string(body)
 }
 
 type wsMessage struct {
