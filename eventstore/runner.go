@@ -105,7 +105,8 @@ type Runner struct {
 	// refused: no batch is handed over after it, the handler's context is
 	// cancelled with a cause that wraps ErrLeaseLost, and the runner
 	// competes for the lease again. A renewal still in flight is given up
-	// at the deadline.
+	// at the deadline. The runner keeps its leases with a LeaseKeeper,
+	// which work under a lease of its own can use too.
 	LeaseTTL time.Duration
 	// Logger receives errors that the runner retries (default slog.Default()).
 	Logger *slog.Logger
@@ -168,11 +169,12 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 	// back by renewing it rather than waiting for that.
 	var kept *Lease
 	for ctx.Err() == nil {
-		var g grant
+		var lease Lease
+		var sent time.Time
 		var err error
-		g, kept, err = r.takeLease(ctx, key, kept)
+		lease, sent, kept, err = r.takeLease(ctx, key, kept)
 		if err == nil {
-			kept, err = r.holdLease(ctx, sub, g, n)
+			kept, err = r.holdLease(ctx, sub, lease, sent, n)
 			if errors.Is(err, ErrLeaseLost) {
 				backoff.reset()
 			}
@@ -190,104 +192,45 @@ func (r *Runner) runPartition(ctx context.Context, sub Subscription, key Checkpo
 }
 
 // takeLease acquires the partition's lease, or renews kept, a lease of
-// this runner's that it could not release. It returns the lease with its
-// local deadline, what is still kept (kept again after a transient error
-// renewing it) and the error.
-func (r *Runner) takeLease(ctx context.Context, key CheckpointKey, kept *Lease) (grant, *Lease, error) {
+// this runner's that it could not release. It returns the lease, the
+// local time taken before the call that granted it was sent, what is
+// still kept (kept again after a transient error renewing it) and the
+// error.
+func (r *Runner) takeLease(ctx context.Context, key CheckpointKey, kept *Lease) (Lease, time.Time, *Lease, error) {
 	sent := time.Now()
 	if kept != nil {
 		lease, err := r.Store.RenewLease(ctx, *kept, r.LeaseTTL)
 		if err == nil {
-			return r.granted(lease, sent), nil, nil
+			return lease, sent, nil, nil
 		}
 		if !errors.Is(err, ErrLeaseLost) {
-			return grant{}, kept, err
+			return Lease{}, time.Time{}, kept, err
 		}
 		sent = time.Now()
 	}
 	lease, err := r.Store.AcquireLease(ctx, key, r.Holder, r.LeaseTTL)
 	if err != nil {
-		return grant{}, nil, err
+		return Lease{}, time.Time{}, nil, err
 	}
-	return r.granted(lease, sent), nil, nil
+	return lease, sent, nil, nil
 }
 
-// grant is a lease as this runner holds it: the lease and its local
-// deadline (see Runner.LeaseTTL).
-type grant struct {
-	Lease
-	deadline time.Time
+// keeper returns the LeaseKeeper of the runner's leases.
+func (r *Runner) keeper() LeaseKeeper {
+	return LeaseKeeper{Store: r.Store, TTL: r.LeaseTTL, Logger: r.Logger, OnLease: r.OnLease}
 }
 
-// granted returns the lease that a call sent at sent granted or renewed,
-// with its local deadline, and tells OnLease.
-func (r *Runner) granted(l Lease, sent time.Time) grant {
-	g := grant{Lease: l, deadline: sent.Add(r.LeaseTTL - r.LeaseTTL/10)}
-	if r.OnLease != nil {
-		r.OnLease(l, g.deadline)
+// holdLease follows the log while keeping the lease, which a call sent at
+// sent granted, until the lease is lost (or its local deadline passes),
+// ctx ends or the handler fails; then it releases the lease, unless lost.
+// It returns the lease as well when it could not release it.
+func (r *Runner) holdLease(ctx context.Context, sub Subscription, lease Lease, sent time.Time, n int) (*Lease, error) {
+	ctx, kl := r.keeper().Keep(ctx, lease, sent)
+	err := r.follow(ctx, sub, kl, n)
+	if lost := kl.Stop(err); lost != nil {
+		return nil, lost
 	}
-	return g
-}
-
-// hold is a partition's hold on its lease while it runs: the lease as
-// last renewed, whose local deadline renew moves on and follow checks
-// before handing each batch over, and the cancellation of the
-// partition's context.
-type hold struct {
-	mu     sync.Mutex
-	g      grant
-	cancel context.CancelCauseFunc
-}
-
-func (h *hold) current() grant {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.g
-}
-
-func (h *hold) extend(g grant) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.g = g
-}
-
-// check returns nil while the partition may go on: its context is live
-// and the lease's local deadline has not passed. Once the deadline has
-// passed it cancels the partition's context with a cause that wraps
-// ErrLeaseLost. Otherwise it returns the context's cause.
-func (h *hold) check(ctx context.Context) error {
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	g := h.current()
-	// On the monotonic clock, and on the wall clock too, which goes on
-	// while a machine is suspended.
-	now := time.Now()
-	if now.Before(g.deadline) && now.Round(0).Before(g.deadline.Round(0)) {
-		return nil
-	}
-	h.cancel(fmt.Errorf("lease %s (epoch %d) not renewed by its local deadline %s: %w",
-		g.Key, g.Epoch, g.deadline.Format(time.RFC3339Nano), ErrLeaseLost))
-	return context.Cause(ctx)
-}
-
-// holdLease follows the log while renewing the lease, until the lease is
-// lost (or its local deadline passes), ctx ends or the handler fails;
-// then it releases the lease, unless lost. It returns the lease as well
-// when it could not release it.
-func (r *Runner) holdLease(ctx context.Context, sub Subscription, g grant, n int) (*Lease, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	h := &hold{g: g, cancel: cancel}
-	var wg sync.WaitGroup
-	wg.Go(func() { r.renew(ctx, h) })
-	err := r.follow(ctx, sub, h, n)
-	cancel(err)
-	wg.Wait()
-	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
-		return nil, cause
-	}
-	lease := h.current().Lease
+	lease = kl.Lease()
 	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer relCancel()
 	if rerr := r.Store.ReleaseLease(relCtx, lease); rerr != nil {
@@ -297,60 +240,10 @@ func (r *Runner) holdLease(ctx context.Context, sub Subscription, g grant, n int
 	return nil, err
 }
 
-// renew extends the lease every third of its TTL, retrying a failed
-// renewal after a short back-off, and cancels the partition's context
-// with a cause that wraps ErrLeaseLost when renewal is refused or the
-// lease's local deadline passes first.
-func (r *Runner) renew(ctx context.Context, h *hold) {
-	retry := newBackoff(max(r.LeaseTTL/30, time.Millisecond), r.LeaseTTL/6)
-	next := r.LeaseTTL / 3
-	for {
-		if _, err := wait(ctx, nil, min(next, time.Until(h.current().deadline))); err != nil {
-			return
-		}
-		if h.check(ctx) != nil {
-			return
-		}
-		err := r.renewOnce(ctx, h)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, ErrLeaseLost):
-			h.cancel(fmt.Errorf("renew %s: %w", h.current().Key, err))
-			return
-		case err != nil:
-			// A transient error: try again soon, while the lease is
-			// still valid, up to its local deadline.
-			next = retry.next()
-			r.Logger.Warn("renew lease; retrying", "subscription", h.current().Key.String(), "err", err,
-				"retry_in", next, "deadline", h.current().deadline)
-		default:
-			retry.reset()
-			next = r.LeaseTTL / 3
-		}
-	}
-}
-
-// renewOnce renews the lease, giving the call up at the lease's local
-// deadline or after a third of the TTL, whichever comes first, and moves
-// the deadline on.
-func (r *Runner) renewOnce(ctx context.Context, h *hold) error {
-	g := h.current()
-	rctx, cancel := context.WithTimeout(ctx, min(time.Until(g.deadline), r.LeaseTTL/3))
-	defer cancel()
-	sent := time.Now()
-	renewed, err := r.Store.RenewLease(rctx, g.Lease, r.LeaseTTL)
-	if err != nil {
-		return err
-	}
-	h.extend(r.granted(renewed, sent))
-	return nil
-}
-
 // follow hands the partition's batches to the handler, while the lease is
 // held, and checkpoints them.
-func (r *Runner) follow(ctx context.Context, sub Subscription, h *hold, n int) error {
-	lease := h.current().Lease
+func (r *Runner) follow(ctx context.Context, sub Subscription, kl *KeptLease, n int) error {
+	lease := kl.Lease()
 	from, err := r.Store.Checkpoint(ctx, lease.Key)
 	if err != nil {
 		return fmt.Errorf("load checkpoint %s: %w", lease.Key, err)
@@ -362,7 +255,7 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, h *hold, n int) e
 		cps.interval = sub.CheckpointInterval
 	}
 	err = followSteps(ctx, r.Store, from, opts, sub.Prepare, func(ctx context.Context, s step) error {
-		return handStep(ctx, sub, h, cps, s)
+		return handStep(ctx, sub, kl, cps, s)
 	})
 	// Store what was handled but not yet checkpointed, even when ctx has
 	// ended: the write is fenced, so it fails if the lease was lost.
@@ -376,13 +269,16 @@ func (r *Runner) follow(ctx context.Context, sub Subscription, h *hold, n int) e
 
 // handStep hands a step's events, if any, to the handler while the lease
 // is held, and records them with the checkpointer.
-func handStep(ctx context.Context, sub Subscription, h *hold, cps *checkpointer, s step) error {
+func handStep(ctx context.Context, sub Subscription, kl *KeptLease, cps *checkpointer, s step) error {
 	if s.read == 0 {
 		return cps.flush(ctx) // caught up after a full batch: nothing new to handle
 	}
 	if len(s.events) > 0 {
-		if err := h.check(ctx); err != nil {
-			return err // the lease was lost, or the partition stops: hand nothing over
+		if err := context.Cause(ctx); err != nil {
+			return err // the partition stops: hand nothing over
+		}
+		if err := kl.Err(); err != nil {
+			return err // the lease was lost: hand nothing over
 		}
 		cp := Checkpoint{Key: cps.key, Epoch: cps.epoch, Position: s.next}
 		if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
