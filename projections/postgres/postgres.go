@@ -23,7 +23,10 @@
 // Rebuild replays the whole log into shadow tables while the live model
 // keeps serving queries, then swaps the shadow tables in by renames and
 // stores the checkpoint in one transaction, under the projection's lease,
-// so readers only ever see a complete model.
+// so readers only ever see a complete model. It keeps the lease as the
+// projector's runner does (eventstore.LeaseKeeper), and stops, leaving
+// the old model in place, once the lease is lost or its local deadline
+// passes without a renewal.
 package postgres
 
 import (

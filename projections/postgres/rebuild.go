@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,36 +22,46 @@ const rebuildHolderPrefix = "rebuild:"
 //  1. It takes the projection's lease. A live projector holding it is
 //     preempted (the lease's epoch moves on, which fences its checkpoint
 //     writes, so it stops writing and waits for the lease); another
-//     rebuild holding it is waited for. The lease is renewed throughout.
+//     rebuild holding it is waited for. The lease is kept throughout by
+//     an eventstore.LeaseKeeper, on the terms of eventstore.Runner's: it
+//     is renewed every third of its TTL, a failed renewal is retried
+//     after a short back-off, and the rebuild stops, with an error that
+//     wraps eventstore.ErrLeaseLost, when a renewal is refused or when
+//     the lease's local deadline (nine tenths of the TTL after the last
+//     renewal that got through was sent) passes without one: it writes
+//     no batch and does not swap after that, before another replica can
+//     take the lease over.
 //  2. It replays the log into shadow tables (image_view_next,
 //     dither_view_next) while queries keep reading the old model.
 //  3. In one transaction it swaps the shadow tables in by renames and
 //     stores the checkpoint at the last position replayed.
 //  4. It releases the lease, so the live projector resumes from there.
 //
-// runner supplies the lease holder name and TTL (nil: the defaults of
-// eventstore.Runner). progress, when not nil, is called after every batch
-// with the events replayed, the estimated total and the rate in events per
-// second, and once at the end with done == total.
+// runner supplies the lease holder name, TTL and OnLease (nil: the
+// defaults of eventstore.Runner). progress, when not nil, is called after
+// every batch with the events replayed, the estimated total and the rate
+// in events per second, and once at the end with done == total.
 func (m *ReadModel) Rebuild(ctx context.Context, runner *eventstore.Runner, progress func(done, total int64, rate float64)) error {
 	holder, ttl := rebuildLeaseParams(runner)
-	lease, err := m.takeLease(ctx, holder, ttl)
+	lease, sent, err := m.takeLease(ctx, holder, ttl)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", m.name, err)
 	}
 	m.log.Info("projections: rebuild started", "projection", m.name, "epoch", lease.Epoch)
-	leaseCtx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { m.renewLease(leaseCtx, cancel, lease, ttl) })
-	err = m.rebuild(leaseCtx, lease, progress)
-	if cause := context.Cause(leaseCtx); errors.Is(cause, eventstore.ErrLeaseLost) {
-		err = cause
+	keeper := eventstore.LeaseKeeper{Store: m.store, TTL: ttl, Logger: m.log}
+	if runner != nil {
+		keeper.OnLease = runner.OnLease
 	}
-	cancel(nil)
-	wg.Wait()
+	leaseCtx, kept := keeper.Keep(ctx, lease, sent)
+	err = m.rebuild(leaseCtx, kept, progress)
+	// A rebuild that failed because its lease was lost says so; one
+	// that swapped its model in did so under the lease, fenced by it.
+	if lost := kept.Stop(err); lost != nil && err != nil {
+		err = lost
+	}
 	relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer relCancel()
-	if rerr := m.store.ReleaseLease(relCtx, lease); rerr != nil {
+	if rerr := m.store.ReleaseLease(relCtx, kept.Lease()); rerr != nil {
 		m.log.Warn("projections: release rebuild lease", "projection", m.name, "err", rerr)
 	}
 	if err != nil {
@@ -76,8 +85,10 @@ func rebuildLeaseParams(runner *eventstore.Runner) (string, time.Duration) {
 	return rebuildHolderPrefix + holder, ttl
 }
 
-// rebuild replays the log into the shadow tables and swaps them in.
-func (m *ReadModel) rebuild(ctx context.Context, lease eventstore.Lease, progress func(done, total int64, rate float64)) error {
+// rebuild replays the log into the shadow tables and swaps them in, while
+// it holds the kept lease: it checks the lease before each batch and
+// before the swap.
+func (m *ReadModel) rebuild(ctx context.Context, kept *eventstore.KeptLease, progress func(done, total int64, rate float64)) error {
 	if progress == nil {
 		progress = func(int64, int64, float64) {}
 	}
@@ -98,6 +109,9 @@ func (m *ReadModel) rebuild(ctx context.Context, lease eventstore.Lease, progres
 			return fmt.Errorf("read the log after %s: %w", pos, err)
 		}
 		if len(events) > 0 {
+			if err := kept.Err(); err != nil {
+				return fmt.Errorf("replay %d events after %s: %w", len(events), pos, err)
+			}
 			if err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 				return m.apply(ctx, tx, shadowTables, events)
 			}); err != nil {
@@ -110,7 +124,10 @@ func (m *ReadModel) rebuild(ctx context.Context, lease eventstore.Lease, progres
 			break
 		}
 	}
-	if err := m.swap(ctx, lease, pos); err != nil {
+	if err := kept.Err(); err != nil {
+		return fmt.Errorf("swap in the rebuilt model at %s: %w", pos, err)
+	}
+	if err := m.swap(ctx, kept.Lease(), pos); err != nil {
 		return err
 	}
 	progress(done, done, rate(done))
@@ -186,22 +203,25 @@ WHERE i.indrelid = $1::regclass`, table)
 }
 
 // takeLease acquires the projection's lease for a rebuild, preempting a
-// live projector and waiting for another rebuild.
-func (m *ReadModel) takeLease(ctx context.Context, holder string, ttl time.Duration) (eventstore.Lease, error) {
+// live projector and waiting for another rebuild. It returns the lease
+// and the local time taken before the call that granted it was sent.
+func (m *ReadModel) takeLease(ctx context.Context, holder string, ttl time.Duration) (eventstore.Lease, time.Time, error) {
 	delay := 50 * time.Millisecond
 	for {
+		sent := time.Now()
 		lease, err := m.store.AcquireLease(ctx, m.key(), holder, ttl)
 		if !errors.Is(err, eventstore.ErrLeaseHeld) {
-			return lease, err
+			return lease, sent, err
 		}
+		sent = time.Now()
 		lease, ok, err := m.preemptLease(ctx, holder, ttl)
 		if err != nil || ok {
-			return lease, err
+			return lease, sent, err
 		}
 		m.log.Info("projections: waiting for another rebuild to finish", "projection", m.name)
 		select {
 		case <-ctx.Done():
-			return eventstore.Lease{}, fmt.Errorf("wait for lease %s: %w", m.key(), ctx.Err())
+			return eventstore.Lease{}, time.Time{}, fmt.Errorf("wait for lease %s: %w", m.key(), ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, time.Second)
@@ -226,28 +246,4 @@ RETURNING epoch, expires_at`, l.Key.Subscription, l.Key.Partition, holder, ttl.S
 		return eventstore.Lease{}, false, fmt.Errorf("preempt lease %s: %w", l.Key, err)
 	}
 	return l, true, nil
-}
-
-// renewLease extends the rebuild's lease every third of its TTL and
-// cancels the rebuild with ErrLeaseLost when renewal is refused.
-func (m *ReadModel) renewLease(ctx context.Context, cancel context.CancelCauseFunc, lease eventstore.Lease, ttl time.Duration) {
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		renewed, err := m.store.RenewLease(ctx, lease, ttl)
-		switch {
-		case errors.Is(err, eventstore.ErrLeaseLost):
-			cancel(err)
-			return
-		case err != nil:
-			m.log.Warn("projections: renew rebuild lease", "projection", m.name, "err", err)
-		default:
-			lease = renewed
-		}
-	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,14 +141,22 @@ func TestConcurrentRebuilds(t *testing.T) {
 	}
 }
 
-// TestRebuildLosingLeaseKeepsModel: a rebuild whose lease is taken over
-// before the swap fails and leaves the live model and checkpoint alone.
-func TestRebuildLosingLeaseKeepsModel(t *testing.T) {
-	t.Parallel()
+// newProjectedEnv returns an env, rebuilding in batches of two, whose
+// live projector has applied a seeded log of three images.
+func newProjectedEnv(t *testing.T) (*env, []*projectiontest.Image) {
+	t.Helper()
 	e := newEnv(t, postgres.WithRebuildBatchSize(2))
 	e.StartProjector(t)
 	all, _ := projectiontest.Seed(t, e.Env, 3)
 	e.WaitFor(t, projectiontest.LastPos(all...))
+	return e, all
+}
+
+// TestRebuildLosingLeaseKeepsModel: a rebuild whose lease is taken over
+// before the swap fails and leaves the live model and checkpoint alone.
+func TestRebuildLosingLeaseKeepsModel(t *testing.T) {
+	t.Parallel()
+	e, all := newProjectedEnv(t)
 	oid, cp := tableOID(t, e), e.Checkpoint(t)
 	steal := func(int64, int64, float64) {
 		_, err := e.pool.Exec(context.Background(), `UPDATE leases SET epoch = epoch + 1 WHERE subscription = $1`, e.model.Name())
@@ -163,4 +174,123 @@ func TestRebuildLosingLeaseKeepsModel(t *testing.T) {
 	if _, err := e.model.Image(context.Background(), all[0].State.ID); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestRebuildStopsAtLocalDeadline: a rebuild whose lease renewals keep
+// failing, without the database ever refusing one, stops at the lease's
+// local deadline, with an error that wraps ErrLeaseLost, instead of
+// swapping its model in under a lease that is about to expire: the live
+// model and the checkpoint stay as they were.
+func TestRebuildStopsAtLocalDeadline(t *testing.T) {
+	t.Parallel()
+	e, _ := newProjectedEnv(t)
+	oid, cp := tableOID(t, e), e.Checkpoint(t)
+	failRenewals(t, e, math.MaxInt64)
+	var deadline atomic.Pointer[time.Time] // the lease's latest local deadline
+	onLease := func(_ eventstore.Lease, d time.Time) { deadline.Store(&d) }
+	var waited atomic.Bool
+	pastDeadline := func(int64, int64, float64) {
+		if !waited.CompareAndSwap(false, true) {
+			return
+		}
+		if deadline.Load() == nil {
+			t.Fatal("OnLease was not called with the lease granted")
+		}
+		// No renewal gets through, so the deadline of the grant stays.
+		for d := *deadline.Load(); time.Now().Before(d); d = *deadline.Load() {
+			time.Sleep(time.Until(d) + time.Millisecond)
+		}
+	}
+	err := e.model.Rebuild(context.Background(), &eventstore.Runner{LeaseTTL: time.Second, OnLease: onLease}, pastDeadline)
+	if !errors.Is(err, eventstore.ErrLeaseLost) || !strings.Contains(err.Error(), "local deadline") {
+		t.Fatalf("Rebuild = %v, want ErrLeaseLost at the local deadline", err)
+	}
+	if tableOID(t, e) != oid || e.Checkpoint(t) != cp {
+		t.Errorf("a rebuild past its lease's local deadline replaced the model or moved the checkpoint")
+	}
+}
+
+// TestRebuildRenewalRetried: renewals of a rebuild's lease that fail once,
+// or twice in a row, and then get through do not stop the rebuild: it
+// retries them before the lease's local deadline and swaps its model in.
+func TestRebuildRenewalRetried(t *testing.T) {
+	t.Parallel()
+	for _, failures := range []int64{1, 2} {
+		t.Run(fmt.Sprint(failures), func(t *testing.T) {
+			t.Parallel()
+			e, all := newProjectedEnv(t)
+			oid := tableOID(t, e)
+			failRenewals(t, e, failures)
+			leases := make(chan eventstore.Lease, 100) // granted, then renewed
+			onLease := func(l eventstore.Lease, _ time.Time) { leases <- l }
+			var waited atomic.Bool
+			untilRenewed := func(int64, int64, float64) {
+				if !waited.CompareAndSwap(false, true) {
+					return
+				}
+				granted := receiveLease(t, leases)
+				if renewed := receiveLease(t, leases); renewed.Epoch != granted.Epoch {
+					t.Errorf("renewed epoch %d, want %d", renewed.Epoch, granted.Epoch)
+				}
+			}
+			runner := &eventstore.Runner{LeaseTTL: 3 * time.Second, OnLease: onLease}
+			if err := e.model.Rebuild(context.Background(), runner, untilRenewed); err != nil {
+				t.Fatal(err)
+			}
+			if attempts := renewalAttempts(t, e); attempts <= failures {
+				t.Errorf("%d renewals attempted, want more than the %d that failed", attempts, failures)
+			}
+			if tableOID(t, e) == oid || e.Checkpoint(t) != projectiontest.LastPos(all...) {
+				t.Errorf("the rebuild did not swap its model in")
+			}
+		})
+	}
+}
+
+// receiveLease returns the next lease OnLease was called with.
+func receiveLease(t *testing.T, leases <-chan eventstore.Lease) eventstore.Lease {
+	t.Helper()
+	select {
+	case l := <-leases:
+		return l
+	case <-time.After(time.Minute):
+		t.Fatal("timed out after 1m0s waiting for a lease to be granted or renewed")
+		return eventstore.Lease{}
+	}
+}
+
+// failRenewals makes the database fail the first n renewals of a
+// rebuild's lease with an error, as when they do not get through, without
+// refusing them; renewalAttempts counts them all.
+func failRenewals(t *testing.T, e *env, n int64) {
+	t.Helper()
+	_, err := e.pool.Exec(context.Background(), fmt.Sprintf(`CREATE SEQUENCE renewal_attempts;
+CREATE FUNCTION fail_renewal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('renewal_attempts') <= %d THEN
+		RAISE EXCEPTION 'test: renewal %% did not get through', currval('renewal_attempts');
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER fail_renewal BEFORE UPDATE ON leases FOR EACH ROW
+WHEN (OLD.holder LIKE 'rebuild:%%' AND NEW.holder = OLD.holder AND NEW.epoch = OLD.epoch AND NEW.expires_at > OLD.expires_at)
+EXECUTE FUNCTION fail_renewal();`, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// renewalAttempts returns the number of renewals of a rebuild's lease
+// attempted since failRenewals.
+func renewalAttempts(t *testing.T, e *env) int64 {
+	t.Helper()
+	var n int64
+	var called bool
+	if err := e.pool.QueryRow(context.Background(), `SELECT last_value, is_called FROM renewal_attempts`).Scan(&n, &called); err != nil {
+		t.Fatal(err)
+	}
+	if !called {
+		return 0
+	}
+	return n
 }
