@@ -46,11 +46,20 @@ func (k *Keys) PrincipalOf(ctx context.Context, header string) (Principal, error
 		}
 		return Anonymous, nil
 	}
-	token, ok := strings.CutPrefix(header, "Bearer ")
+	token, ok := BearerToken(header)
 	if !ok {
 		return Principal{}, ErrBadKey
 	}
-	return k.Authenticate(ctx, strings.TrimSpace(token))
+	return k.Authenticate(ctx, token)
+}
+
+// BearerToken returns the key of an Authorization header value ("Bearer
+// <key>"), as PrincipalOf reads it: without the spaces around it, so
+// that "Bearer  <key>" is the same key. It returns false for a value of
+// another scheme.
+func BearerToken(header string) (string, bool) {
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	return strings.TrimSpace(token), ok
 }
 
 // writeError answers a request that cannot be authenticated, in the

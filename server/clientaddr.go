@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/imageservice/imageservice/auth"
 )
 
 // TrustedProxies are the reverse proxies (load balancers, ingresses) in
@@ -117,9 +119,14 @@ func hostAddr(s string) (netip.Addr, bool) {
 }
 
 // clientKey names the client of a request for the per-client limits: a
-// hash of its Authorization header, or its address.
+// hash of its API key (as the service reads it from the Authorization
+// header, so that spacing the header otherwise names the same client),
+// or its address.
 func (t TrustedProxies) clientKey(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
+		if token, ok := auth.BearerToken(h); ok {
+			h = token
+		}
 		sum := sha256.Sum256([]byte(h))
 		return "key:" + hex.EncodeToString(sum[:8])
 	}

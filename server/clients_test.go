@@ -104,3 +104,34 @@ func TestLiveConnectionsPerClient(t *testing.T) {
 		return c != nil
 	})
 }
+
+// An API key is one client however its Authorization header is spaced:
+// the service reads "Bearer   <key>" as "Bearer <key>", so the limits
+// must too, or a key would claim a fresh share of each with every extra
+// space.
+func TestClientLimitsIgnoreTheSpacingOfTheKey(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, LiveConnectionsPerClient: 1, WriteRate: 0.001, WriteBurst: 1})
+	key := createKey(t, e, "spaced", auth.ScopeRead, auth.ScopeWrite)
+	bearer := func(spaces int) http.Header {
+		return http.Header{"Authorization": {"Bearer" + strings.Repeat(" ", spaces) + key}}
+	}
+	if c, status, body := dialLive(t, e, bearer(1)); c == nil {
+		t.Fatalf("the key's first websocket: %d %s", status, body)
+	}
+	if c, status, body := dialLive(t, e, bearer(3)); c != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("a second websocket of the key, spaced otherwise: %d %s, want 429 TOO_MANY_CONNECTIONS", status, body)
+	}
+
+	upload := func(spaces int) string {
+		req := e.uploadRequest("p.png", pngBytes(2, 2), nil)
+		req.Header["Authorization"] = bearer(spaces)["Authorization"]
+		var res uploadResult
+		return errorCodes(e.send(req, &res))
+	}
+	if codes := upload(1); codes != "" {
+		t.Fatalf("the key's first upload: %s", codes)
+	}
+	if codes := upload(2); codes != "RATE_LIMITED" {
+		t.Fatalf("a second upload of the key, spaced otherwise, with a burst of 1: %q, want RATE_LIMITED", codes)
+	}
+}
