@@ -51,9 +51,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// trusts reports whether a is one of the proxies.
+// trusts reports whether a is one of the proxies. A link-local peer's
+// zone (the interface it was reached on, "fe80::7%eth0") does not count:
+// a prefix contains no zoned address.
 func (t TrustedProxies) trusts(a netip.Addr) bool {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, p := range t {
 		if p.Contains(a) {
 			return true

@@ -6,7 +6,7 @@ import (
 )
 
 func TestClientAddr(t *testing.T) {
-	proxies, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8,")
+	proxies, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8, fe80::7,")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +27,8 @@ func TestClientAddr(t *testing.T) {
 		{"10.1.2.3:80", []string{"198.51.100.1:4711"}, "198.51.100.1"},
 		{"[fd00::1]:443", []string{"[2001:db8::5]:99"}, "2001:db8::5"},
 		{"[::ffff:10.1.2.3]:80", []string{"::ffff:198.51.100.1"}, "198.51.100.1"}, // IPv4-mapped
+		{"[fe80::7%eth0]:80", []string{"198.51.100.1"}, "198.51.100.1"},           // a link-local proxy, zoned
+		{"[fe80::7%eth0]:80", nil, "fe80::7%eth0"},
 	} {
 		r := &http.Request{RemoteAddr: c.peer, Header: http.Header{}}
 		for _, v := range c.xff {
