@@ -135,3 +135,21 @@ func TestClientLimitsIgnoreTheSpacingOfTheKey(t *testing.T) {
 		t.Fatalf("a second upload of the key, spaced otherwise, with a burst of 1: %q, want RATE_LIMITED", codes)
 	}
 }
+
+// Only what gqlgen serves as a long-lived connection counts against
+// LiveConnectionsPerClient: an upload (a multipart POST) whose client
+// accepts an event stream too, as urql's and graphql-sse's do on every
+// request, is answered as a plain request, and goes through while the
+// client holds as many connections as it may.
+func TestUploadAcceptingEventStreamsIsNotALiveConnection(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, LiveConnectionsPerClient: 1})
+	if c, status, body := dialLive(t, e, nil); c == nil {
+		t.Fatalf("the client's websocket: %d %s", status, body)
+	}
+	req := e.uploadRequest("p.png", pngBytes(2, 2), nil)
+	req.Header.Set("Accept", "application/graphql-response+json, application/json, text/event-stream, multipart/mixed")
+	var res uploadResult
+	if r := e.send(req, &res); len(r.Errors) > 0 || res.UploadImage.Image == nil {
+		t.Fatalf("an upload accepting event streams, with the client's one connection open: %s %+v", r.Data, r.Errors)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,11 +60,20 @@ func (l *liveLimiter) middleware(next http.Handler) http.Handler {
 }
 
 // isLive reports a request that opens a long-lived GraphQL connection,
-// as gqlgen's transports recognise them: a websocket upgrade, or a POST
-// that accepts an event stream.
+// as gqlgen's transports (Websocket, SSE) recognise them: a websocket
+// upgrade, or a POST of JSON that accepts an event stream. A request of
+// another type that accepts one too (a multipart upload from a client
+// that accepts event streams on every request) is served by another
+// transport, as a plain request.
 func isLive(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" ||
-		r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if r.Header.Get("Upgrade") != "" {
+		return true
+	}
+	if r.Method != http.MethodPost || !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		return false
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mediaType == "application/json"
 }
 
 // take counts a connection of the client, or reports that it holds the
