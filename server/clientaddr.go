@@ -38,9 +38,15 @@ func ParseTrustedProxies(list string) (TrustedProxies, error) {
 	return out, nil
 }
 
+// parsePrefix parses an address or a CIDR prefix. An IPv4-mapped one
+// ("::ffff:10.0.0.0/104") becomes its IPv4 prefix, as the addresses it is
+// matched with are unmapped.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), err
 	}
 	a, err := netip.ParseAddr(s)

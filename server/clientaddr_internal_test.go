@@ -6,7 +6,7 @@ import (
 )
 
 func TestClientAddr(t *testing.T) {
-	proxies, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8, fe80::7,")
+	proxies, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8, fe80::7, ::ffff:198.18.0.0/111,")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +29,7 @@ func TestClientAddr(t *testing.T) {
 		{"[::ffff:10.1.2.3]:80", []string{"::ffff:198.51.100.1"}, "198.51.100.1"}, // IPv4-mapped
 		{"[fe80::7%eth0]:80", []string{"198.51.100.1"}, "198.51.100.1"},           // a link-local proxy, zoned
 		{"[fe80::7%eth0]:80", nil, "fe80::7%eth0"},
+		{"198.19.0.1:80", []string{"198.51.100.1"}, "198.51.100.1"}, // a proxy of an IPv4-mapped prefix
 	} {
 		r := &http.Request{RemoteAddr: c.peer, Header: http.Header{}}
 		for _, v := range c.xff {
