@@ -117,8 +117,11 @@ func (s *Service) readImage(ctx context.Context, body io.Reader) ([]byte, imagef
 	if err != nil {
 		return nil, imagefile.Info{}, err
 	}
-	_, info, err := imagefile.Decode(bytes.NewReader(data), imagefile.Limits{MaxBytes: s.opts.MaxBytes, MaxPixels: s.opts.MaxPixels})
-	release()
+	info, err := func() (imagefile.Info, error) {
+		defer release() // even if decoding panics: the budget must not shrink for good
+		_, info, err := imagefile.Decode(bytes.NewReader(data), imagefile.Limits{MaxBytes: s.opts.MaxBytes, MaxPixels: s.opts.MaxPixels})
+		return info, err
+	}()
 	if err != nil {
 		return nil, imagefile.Info{}, uploadError(err, s.opts.MaxPixels)
 	}

@@ -138,5 +138,21 @@ func (t TrustedProxies) clientKey(r *http.Request) string {
 		sum := sha256.Sum256([]byte(h))
 		return "key:" + hex.EncodeToString(sum[:8])
 	}
-	return "addr:" + t.clientAddr(r)
+	return "addr:" + addrKey(t.clientAddr(r))
+}
+
+// addrKey names a client address for the per-client limits: an IPv4
+// address whole, an IPv6 address by its /64, the least that one
+// subscriber's line is given, so that a client cannot take a fresh
+// budget from each of its own addresses.
+func addrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() {
+		return addr
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }

@@ -48,3 +48,22 @@ func TestParseTrustedProxiesRefusesGarbage(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 client is one /64: its other addresses share its limits.
+func TestClientKeyOfIPv6IsItsSlash64(t *testing.T) {
+	key := func(peer string) string {
+		return TrustedProxies(nil).clientKey(&http.Request{RemoteAddr: peer, Header: http.Header{}})
+	}
+	if a, b := key("[2001:db8:1:2::5]:1"), key("[2001:db8:1:2:ffff::6]:2"); a != b {
+		t.Errorf("two addresses of one /64: keys %s and %s", a, b)
+	}
+	if a, b := key("[2001:db8:1:2::5]:1"), key("[2001:db8:1:3::5]:1"); a == b {
+		t.Errorf("two /64s share the key %s", a)
+	}
+	if a, b := key("192.0.2.1:1"), key("192.0.2.2:1"); a == b {
+		t.Errorf("two IPv4 addresses share the key %s", a)
+	}
+	if a, b := key("[fe80::1%eth0]:1"), key("[fe80::2%eth1]:1"); a != b {
+		t.Errorf("two link-local addresses of one /64: keys %s and %s", a, b)
+	}
+}

@@ -153,3 +153,17 @@ func TestUploadAcceptingEventStreamsIsNotALiveConnection(t *testing.T) {
 		t.Fatalf("an upload accepting event streams, with the client's one connection open: %s %+v", r.Data, r.Errors)
 	}
 }
+
+// Behind a trusted proxy too, the IPv6 addresses of one /64 are one
+// client: rotating through them gives no fresh budget.
+func TestWriteRateCountsAnIPv6ClientByItsSlash64(t *testing.T) {
+	e := start(t, server.Config{NoProcessors: true, WriteRate: 0.001, WriteBurst: 2, TrustedProxies: loopback})
+	e.uploadFrom("2001:db8:1:2::1")
+	e.uploadFrom("2001:db8:1:2::2")
+	if code := e.uploadFrom("2001:db8:1:2::3"); code != http.StatusTooManyRequests {
+		t.Fatalf("a third address of the /64: %d, want 429", code)
+	}
+	if code := e.uploadFrom("2001:db8:1:3::1"); code != http.StatusOK {
+		t.Fatalf("another /64: %d, want 200", code)
+	}
+}
