@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/imageservice/imageservice/compat"
 	"github.com/imageservice/imageservice/internal/pgtest"
 	"github.com/imageservice/imageservice/internal/testwait"
 	"github.com/imageservice/imageservice/server"
@@ -54,6 +55,8 @@ func start(t *testing.T, cfg server.Config) *env {
 	ts.Start()
 	upload, dither := srv.CompatHandlers()
 	up, di := httptest.NewServer(upload), httptest.NewServer(dither)
+	documented.listener(t, up.URL, compat.UploadPrefix)
+	documented.listener(t, di.URL, compat.DitherPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()

@@ -26,13 +26,7 @@ func TestImageWithNewerEventsIsUnavailable(t *testing.T) {
 	e := start(t, server.Config{})
 	up, di := e.main+"/compat/upload", e.main+"/compat/dither"
 	img := uploadPNG(t, up) // no automatic dither: its stream is the upload alone
-	ctx := context.Background()
-	stream := images.StreamID(uuid.MustParse(img.UUID))
-	newer := eventstore.NewEvent{ID: eventstore.NewEventID(), Type: images.TypeImageDeleted,
-		SchemaVersion: images.ImageDeletedVersion + 1, Data: []byte(`{}`)}
-	if _, err := e.srv.Store().Append(ctx, stream, eventstore.Exact(1), newer); err != nil {
-		t.Fatal(err)
-	}
+	newer := e.appendToUpload(img.UUID, images.ImageDeletedVersion+1, `{}`)
 	before := e.eventCount()
 
 	for _, c := range []struct{ method, url string }{
@@ -63,8 +57,20 @@ func TestImageWithNewerEventsIsUnavailable(t *testing.T) {
 	if after := e.eventCount(); after != before {
 		t.Errorf("the refused requests appended %d events", after-before)
 	}
-	events, err := e.srv.Store().ReadStream(ctx, stream, 0, 100)
+	events, err := e.srv.Store().ReadStream(context.Background(), images.StreamID(uuid.MustParse(img.UUID)), 0, 100)
 	if err != nil || len(events) != 2 || events[1].ID != newer.ID {
 		t.Fatalf("stream after the refused requests: %d events (%v), want the upload and the newer event", len(events), err)
 	}
+}
+
+// appendToUpload appends an ImageDeleted event of the schema version with
+// the data to the stream of an image whose only event is its upload, as a
+// newer build of the service (or a broken one) might have, and returns it.
+func (e *env) appendToUpload(id string, version int, data string) eventstore.NewEvent {
+	e.t.Helper()
+	ev := eventstore.NewEvent{ID: eventstore.NewEventID(), Type: images.TypeImageDeleted, SchemaVersion: version, Data: []byte(data)}
+	if _, err := e.srv.Store().Append(context.Background(), images.StreamID(uuid.MustParse(id)), eventstore.Exact(1), ev); err != nil {
+		e.t.Fatalf("append to image %s: %v", id, err)
+	}
+	return ev
 }
