@@ -134,12 +134,13 @@ func TestStoppingDoesNotUseAttempts(t *testing.T) {
 	}
 }
 
-// The inline processor spreads a dither's attempts over about two
-// minutes, so that a short outage does not fail it for good.
+// By default the inline processor spreads a dither's attempts over about
+// two minutes, so that a short outage does not fail it for good.
 func TestInlineRetryWaits(t *testing.T) {
+	p := NewInline(nil, nil, nil, Config{})
 	var total time.Duration
 	for attempt := 2; attempt <= DitherMaxAttempts; attempt++ {
-		w := inlineRetryWait(attempt)
+		w := p.retryWait(attempt)
 		if w < time.Second || w > time.Minute {
 			t.Errorf("attempt %d waits %v", attempt, w)
 		}

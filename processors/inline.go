@@ -24,7 +24,7 @@ import (
 // hands the batch over again from the checkpoint, and since a dither that
 // has an outcome is skipped and outcome events have ids derived from the
 // dither, every request still ends in exactly one outcome. A dither that
-// keeps failing transiently is tried again after inlineRetryWait, and is
+// keeps failing transiently is tried again after retryWait, and is
 // recorded as failed after DitherMaxAttempts hand-overs in this process
 // (about two minutes), so that a short outage of the disk or the
 // database does not fail it for good. Like a River job, an attempt may
@@ -38,6 +38,7 @@ type Inline struct {
 	worker  *DitherWorker
 	n       int
 	timeout time.Duration // of one attempt
+	retry   time.Duration // the wait before the second attempt (Config.InlineRetryBase)
 
 	mu       sync.Mutex
 	attempts map[DitherArgs]int
@@ -50,7 +51,7 @@ const InlineName = "processors-inline"
 func NewInline(store eventstore.Store, cmds *commands.Service, blobs blobstore.Store, cfg Config) *Inline {
 	cfg = cfg.withDefaults()
 	return &Inline{
-		store: store, n: cfg.Concurrency, timeout: cfg.JobTimeout, attempts: map[DitherArgs]int{},
+		store: store, n: cfg.Concurrency, timeout: cfg.JobTimeout, retry: cfg.InlineRetryBase, attempts: map[DitherArgs]int{},
 		worker: &DitherWorker{
 			Commands: cmds, Blobs: blobs, Budget: semaphore.NewWeighted(cfg.BudgetPixels),
 			BudgetPixels: cfg.BudgetPixels, Limits: cfg.Limits, Logger: cfg.Logger,
@@ -104,7 +105,7 @@ func (p *Inline) process(ctx context.Context, e eventstore.Event, args DitherArg
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(inlineRetryWait(attempt)):
+		case <-time.After(p.retryWait(attempt)):
 		}
 	}
 	return p.try(ctx, e, args, attempt)
@@ -122,10 +123,15 @@ func (p *Inline) try(ctx context.Context, e eventstore.Event, args DitherArgs, a
 	return p.worker.Process(ctx, args, attempt >= DitherMaxAttempts)
 }
 
-// inlineRetryWait is how long the inline processor waits before the given
-// attempt (2 and later) at a dither: 1 s, doubling up to a minute.
-func inlineRetryWait(attempt int) time.Duration {
-	return min(time.Second<<(attempt-2), time.Minute)
+// DefaultInlineRetryBase is the inline processor's default wait before
+// its second attempt at a dither (see Config.InlineRetryBase).
+const DefaultInlineRetryBase = time.Second
+
+// retryWait is how long the inline processor waits before the given
+// attempt (2 and later) at a dither: Config.InlineRetryBase, doubling up
+// to a minute.
+func (p *Inline) retryWait(attempt int) time.Duration {
+	return min(p.retry<<(attempt-2), time.Minute)
 }
 
 // attempt counts an attempt at a dither and returns the count.

@@ -44,7 +44,13 @@ type Config struct {
 	// of the inline processor; RescueAfter is when a job whose replica
 	// died is handed to another (default 6 min; at least JobTimeout).
 	JobTimeout, RescueAfter time.Duration
-	Logger                  *slog.Logger
+	// InlineRetryBase is how long the inline processor (the embedded
+	// default's) waits before its second attempt at a dither that failed
+	// transiently; the wait doubles with each attempt, up to a minute
+	// (default DefaultInlineRetryBase: the attempts span about two
+	// minutes). River jobs retry on River's schedule.
+	InlineRetryBase time.Duration
+	Logger          *slog.Logger
 	// Notify configures the e-mail and webhook notifications of dither
 	// outcomes; PublicURL starts their links to results.
 	Notify    notify.Config
@@ -66,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RescueAfter < c.JobTimeout {
 		c.RescueAfter = c.JobTimeout + time.Minute
+	}
+	if c.InlineRetryBase <= 0 {
+		c.InlineRetryBase = DefaultInlineRetryBase
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

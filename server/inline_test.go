@@ -19,15 +19,13 @@ import (
 // image's history ends with the DitherFailed, and the log shows each
 // attempt before the last failing for want of time. The timeout is a
 // nanosecond, so every attempt runs out of time before it has done
-// anything, whatever the machine's speed; the test waits out the inline
-// processor's retry schedule (about two minutes).
+// anything, whatever the machine's speed; the retries start after a
+// millisecond instead of a second, so the whole schedule takes about
+// 130 ms.
 func TestEmbeddedDitherOutOfTimeIsRetriedThenFailed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out the inline processor's retry schedule, about two minutes")
-	}
 	var logs testlog.Buffer
 	e := startEmbedded(t, server.Config{AutoDither: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
-		Processors: processors.Config{JobTimeout: time.Nanosecond}})
+		Processors: processors.Config{JobTimeout: time.Nanosecond, InlineRetryBase: time.Millisecond}})
 	img := e.mustUpload("slow.png", pngBytes(40, 30))
 	if len(img.Dithers.Edges) != 1 {
 		t.Fatalf("the upload's dithers: %+v, want the automatic one", img.Dithers)
