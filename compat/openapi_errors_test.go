@@ -18,6 +18,7 @@ import (
 	"github.com/imageservice/imageservice/auth"
 	"github.com/imageservice/imageservice/compat"
 	"github.com/imageservice/imageservice/images"
+	"github.com/imageservice/imageservice/internal/pgtest"
 	"github.com/imageservice/imageservice/server"
 )
 
@@ -179,6 +180,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // request here reaches fail the test: the document lists only what an
 // operation can answer.
 func TestErrorResponsesAsDocumented(t *testing.T) {
+	pgtest.Require(t) // the subtests' servers need it, and the final check needs them
 	sp, err := loadSpec()
 	if err != nil {
 		t.Fatal(err)

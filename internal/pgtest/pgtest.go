@@ -14,15 +14,24 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// URL creates a fresh schema, dropped when the test ends, and returns a
-// connection URL whose search_path is that schema, and the schema's name.
-// It skips the test when TEST_DATABASE_URL is unset.
-func URL(t testing.TB) (string, string) {
+// Require returns TEST_DATABASE_URL, and skips the test when it is unset:
+// for a test whose subtests each take a schema of their own but whose
+// own checks need them to have run.
+func Require(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("TEST_DATABASE_URL")
 	if base == "" {
 		t.Skip("TEST_DATABASE_URL is not set: skipping the PostgreSQL tests (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test)")
 	}
+	return base
+}
+
+// URL creates a fresh schema, dropped when the test ends, and returns a
+// connection URL whose search_path is that schema, and the schema's name.
+// It skips the test when TEST_DATABASE_URL is unset.
+func URL(t testing.TB) (string, string) {
+	t.Helper()
+	base := Require(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "test_" + hex.EncodeToString(b[:])
