@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Middleware authenticates each request by its "Authorization: Bearer"
@@ -62,16 +64,24 @@ func BearerToken(header string) (string, bool) {
 	return strings.TrimSpace(token), ok
 }
 
+// RetryAfterUnavailable is how long a client is asked to wait when API
+// keys cannot be checked (the database is unreachable).
+const RetryAfterUnavailable = 5 * time.Second
+
 // writeError answers a request that cannot be authenticated, in the
 // shapes of both APIs: GraphQL's "errors" and the REST API's "error".
+// A 401 says how to authenticate (WWW-Authenticate); a 503, when to try
+// again (Retry-After).
 func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("WWW-Authenticate", `Bearer realm="imageservice"`)
-	w.WriteHeader(status)
 	code := "UNAUTHENTICATED"
 	if status == http.StatusServiceUnavailable {
 		code = "UNAVAILABLE"
+		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfterUnavailable/time.Second)))
+	} else {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="imageservice"`)
 	}
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
 		"error":  map[string]string{"code": code, "message": msg},

@@ -159,7 +159,7 @@ func (d *errorDriver) want(t *testing.T, c errorCase) {
 		t.Errorf("%s %s = %d %s, want %d with code %s", c.method, c.url, resp.StatusCode, raw, c.status, c.code)
 		return
 	}
-	if code == "RATE_LIMITED" || code == compat.CodeServiceUnavailable {
+	if code == "RATE_LIMITED" || code == compat.CodeServiceUnavailable || code == "UNAVAILABLE" {
 		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 {
 			t.Errorf("%s %s = %d %s with Retry-After %q, want a whole number of seconds", c.method, c.url, resp.StatusCode, code, resp.Header.Get("Retry-After"))
 		}
