@@ -45,7 +45,16 @@ type Subscription struct {
 	// in the same transaction as its own writes (a projection, say), with
 	// the backend's fenced checkpoint write. Otherwise the runner stores
 	// it after Handler succeeds, so a batch is handled at least once.
+	// Even so, the runner stores the checkpoint of a read that holds no
+	// event of the partition, unless HandEmptyBatches is set.
 	HandlerSavesCheckpoint bool
+	// HandEmptyBatches, with HandlerSavesCheckpoint, hands over the reads
+	// that hold no event of the partition too, as batches without events,
+	// so that the handler alone moves the checkpoint: one that holds it
+	// back before work it has not finished (the inline processor's
+	// dithers waiting for another attempt) would otherwise see it move
+	// past that work. Ignored without HandlerSavesCheckpoint.
+	HandEmptyBatches bool
 	// CheckpointInterval, when positive, lets the runner store the
 	// checkpoint at most this often while the partition catches up
 	// (batches come back full), instead of after every batch. It still
@@ -273,7 +282,7 @@ func handStep(ctx context.Context, sub Subscription, kl *KeptLease, cps *checkpo
 	if s.read == 0 {
 		return cps.flush(ctx) // caught up after a full batch: nothing new to handle
 	}
-	if len(s.events) > 0 {
+	if len(s.events) > 0 || sub.HandlerSavesCheckpoint && sub.HandEmptyBatches {
 		if err := context.Cause(ctx); err != nil {
 			return err // the partition stops: hand nothing over
 		}

@@ -74,6 +74,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Prepare", testPrepare},
 		{"ReadAhead", testReadAhead},
 		{"PartitionedSubscription", testPartitionedSubscription},
+		{"HandEmptyBatches", testHandEmptyBatches},
 		{"Lag", testLag},
 		{"ObserveAppend", testObserveAppend},
 		{"ReclaimsUnreleasedLease", testReclaimsUnreleasedLease},

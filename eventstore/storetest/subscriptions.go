@@ -528,6 +528,45 @@ func testPartitionedSubscription(t *testing.T, b Backend) {
 	}
 }
 
+// testHandEmptyBatches: with HandlerSavesCheckpoint and HandEmptyBatches
+// the handler is handed the reads that hold no event of its partition, as
+// batches without events, and the runner never stores the checkpoint: a
+// handler that does not store it leaves it where it was.
+func testHandEmptyBatches(t *testing.T, b Backend) {
+	s := b.Store
+	var mu sync.Mutex
+	var empty []eventstore.Position // the empty batches' checkpoints
+	sub := eventstore.Subscription{Name: "empty-batches", Partitions: 2, HandlerSavesCheckpoint: true, HandEmptyBatches: true,
+		Handler: func(_ context.Context, b eventstore.Batch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(b.Events) == 0 {
+				empty = append(empty, b.Checkpoint.Position)
+			}
+			return nil
+		}}
+	stream := "empty-0"
+	for i := 1; eventstore.PartitionOf(stream, 2) != 0; i++ {
+		stream = fmt.Sprintf("empty-%d", i)
+	}
+	startReplica(t, s, "e1", time.Minute, sub, &handled{})
+	last := mustAppend(t, s, stream, eventstore.Any, ev("E", 0), ev("E", 1)).Positions[1]
+	key := eventstore.CheckpointKey{Subscription: sub.Name, Partition: 1}
+	var cp eventstore.Position
+	eventually(t, "partition 1 handed the read of partition 0's events, or its checkpoint stored", func() bool {
+		var err error
+		if cp, err = s.Checkpoint(ctx(t), key); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return cp != (eventstore.Position{}) || len(empty) > 0 && !empty[len(empty)-1].Less(last)
+	})
+	if cp != (eventstore.Position{}) {
+		t.Fatalf("partition 1's checkpoint stored at %s by the runner, want it left to the handler", cp)
+	}
+}
+
 func testLag(t *testing.T, b Backend) {
 	s := b.Store
 	key := eventstore.CheckpointKey{Subscription: "lag"}
