@@ -29,6 +29,8 @@ type Subscription struct {
 	// replica may soon take the partition over. A handler with side
 	// effects should give up then: what it does afterwards may overlap
 	// with the work of the replica that takes over, or be repeated by it.
+	// The ctx is the same for every batch of one lease, so work that the
+	// handler goes on with in the background may be tied to it.
 	Handler func(ctx context.Context, b Batch) error
 	// Prepare, when set, is called with each batch's events, in log order,
 	// before Handler receives them; what it returns is the batch's

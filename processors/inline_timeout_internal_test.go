@@ -98,19 +98,26 @@ func returns(t *testing.T, what string, f func() error) error {
 }
 
 // An attempt of the inline processor at a dither whose blob store never
-// finishes a Put runs out of time (JobTimeout): the first fails the batch,
-// to be handed over again, and leaves the dither PENDING; the last
-// records it FAILED, as any attempt failing for a transient reason does.
+// finishes a Put runs out of time (JobTimeout): the first parks the
+// dither, counted as failed once, its batch done, and leaves it PENDING;
+// the last records it FAILED, as any attempt failing for a transient
+// reason does.
 func TestInlineAttemptTimeout(t *testing.T) {
 	started := make(chan struct{})
 	w := newInlineWorld(t, 50*time.Millisecond, func(s blobstore.Store) blobstore.Store {
 		return stuckPut{Store: s, started: started}
 	})
-	batch := eventstore.Batch{Events: []eventstore.Event{w.request}}
-	err := returns(t, "the first attempt", func() error { return w.proc.handle(context.Background(), batch) })
-	if err == nil {
-		t.Fatal("the first attempt, out of time, did not fail its batch")
+	w.proc.retry = time.Hour // no second attempt while the test looks
+	ctx, stop := context.WithCancel(t.Context())
+	batch := eventstore.Batch{Events: []eventstore.Event{w.request}, Checkpoint: eventstore.Checkpoint{Position: w.request.Position}}
+	err := returns(t, "the first attempt", func() error { return w.proc.handle(ctx, batch) })
+	tr, _ := w.proc.triesOf(w.args)
+	if err != nil || tr.failed != 1 || len(w.proc.parts[0].parkedNow()) != 1 {
+		t.Fatalf("the first attempt, out of time: %v, %d failed attempts, %d parked; want the batch done, the dither parked after one",
+			err, tr.failed, len(w.proc.parts[0].parkedNow()))
 	}
+	stop()
+	w.proc.wg.Wait()
 	if d := w.status(t); d.Status != images.DitherStatusPending {
 		t.Fatalf("after the first attempt ran out of time: dither %s (%s), want PENDING", d.Status, d.Error)
 	}

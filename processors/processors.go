@@ -48,7 +48,8 @@ type Config struct {
 	// default's) waits before its second attempt at a dither that failed
 	// transiently; the wait doubles with each attempt, up to a minute
 	// (default DefaultInlineRetryBase: the attempts span about two
-	// minutes). River jobs retry on River's schedule.
+	// minutes), while the dithers after it go on. River jobs retry on
+	// River's schedule.
 	InlineRetryBase time.Duration
 	Logger          *slog.Logger
 	// Notify configures the e-mail and webhook notifications of dither

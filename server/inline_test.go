@@ -82,13 +82,13 @@ func TestEmbeddedDitherOutOfTimeIsRetriedThenFailed(t *testing.T) {
 }
 
 // outOfTime counts the attempts at the dither that the log shows failing
-// for want of time: the inline processor's batch handed over again.
+// for want of time: the inline processor's dither parked for another.
 func outOfTime(logs, ditherID string) int {
 	n := 0
 	for line := range strings.Lines(logs) {
-		var l struct{ Msg, Err string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "subscription partition stopped; retrying" &&
-			strings.Contains(l.Err, ditherID) && strings.Contains(l.Err, "context deadline exceeded") {
+		var l struct{ Msg, Err, Dither string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "dither attempt failed; trying again later" &&
+			l.Dither == ditherID && strings.Contains(l.Err, "context deadline exceeded") {
 			n++
 		}
 	}
