@@ -145,7 +145,7 @@ func TestInlineStopsAtUnreadableEvents(t *testing.T) {
 			l := newUnreadableLog(t, c.ev())
 			sub := processors.NewInline(l.store, l.cmds, l.blobs, processors.Config{Concurrency: 1}).Subscription()
 			handle := func(events []eventstore.Event) error {
-				return sub.Handler(context.Background(), eventstore.Batch{Events: events,
+				return sub.Handler(t.Context(), eventstore.Batch{Events: events,
 					Checkpoint: eventstore.Checkpoint{Key: eventstore.CheckpointKey{Subscription: sub.Name}, Position: events[len(events)-1].Position}})
 			}
 			err := handle(l.events)
