@@ -506,3 +506,25 @@ func TestDecodeGIFFrameOnScreen(t *testing.T) {
 		t.Errorf("inside the frame: %v, want the frame's red", img.At(7, 6))
 	}
 }
+
+// sourceXY, the tests' reference, maps a pixel of the upright image to the stored image of size
+// w x h with EXIF orientation o.
+func sourceXY(o, x, y, w, h int) (int, int) {
+	switch o {
+	case 2: // mirrored horizontally
+		return w - 1 - x, y
+	case 3: // rotated 180
+		return w - 1 - x, h - 1 - y
+	case 4: // mirrored vertically
+		return x, h - 1 - y
+	case 5: // transposed
+		return y, x
+	case 6: // needs 90 degrees clockwise
+		return y, h - 1 - x
+	case 7: // transversed
+		return w - 1 - y, h - 1 - x
+	case 8: // needs 90 degrees anticlockwise
+		return w - 1 - y, x
+	}
+	return x, y
+}

@@ -179,7 +179,9 @@ func Orient(img image.Image, o int) image.Image {
 			return like(img, pix, stride, r)
 		}
 		out := make([]byte, r.Dx()*r.Dy()*bpp)
-		remap(out, r.Dx()*bpp, pix, stride, bpp, r.Dx(), r.Dy(), func(x, y int) (int, int) { return sourceXY(o, x, y, w, h) })
+		for y := range h {
+			turnRow(out, r.Dx()*bpp, pix[y*stride:], bpp, o, y, w, h)
+		}
 		return like(img, out, r.Dx()*bpp, r)
 	}
 	out := image.NewRGBA(r)
@@ -191,10 +193,7 @@ func Orient(img image.Image, o int) image.Image {
 	row := image.NewRGBA(image.Rect(0, 0, w, 1))
 	for y := range h {
 		draw.Draw(row, row.Bounds(), img, image.Pt(b.Min.X, b.Min.Y+y), draw.Src)
-		for x := range w {
-			dx, dy := uprightXY(o, x, y, w, h)
-			copy(out.Pix[dy*out.Stride+dx*4:][:4], row.Pix[x*4:])
-		}
+		turnRow(out.Pix, out.Stride, row.Pix, 4, o, y, w, h)
 	}
 	return out
 }
@@ -299,8 +298,18 @@ func flip(pix []byte, stride, bpp, w, h, o int) {
 	}
 }
 
+// turnRow copies row y of a stored image of w x h pixels of bpp bytes
+// (src, from its first pixel) to where orientation o (5..8) puts its
+// pixels in the upright image out.
+func turnRow(out []byte, outStride int, src []byte, bpp, o, y, w, h int) {
+	for x := range w {
+		dx, dy := uprightXY(o, x, y, w, h)
+		copy(out[dy*outStride+dx*bpp:][:bpp], src[x*bpp:])
+	}
+}
+
 // uprightXY maps a pixel of the stored image of size w x h with EXIF
-// orientation o (5..8) to the upright image: the inverse of sourceXY.
+// orientation o (5..8) to the upright image.
 func uprightXY(o, x, y, w, h int) (int, int) {
 	switch o {
 	case 5:
@@ -313,37 +322,4 @@ func uprightXY(o, x, y, w, h int) (int, int) {
 		return y, w - 1 - x
 	}
 	return x, y
-}
-
-// sourceXY maps a pixel of the upright image to the stored image of size
-// w x h with EXIF orientation o.
-func sourceXY(o, x, y, w, h int) (int, int) {
-	switch o {
-	case 2: // mirrored horizontally
-		return w - 1 - x, y
-	case 3: // rotated 180
-		return w - 1 - x, h - 1 - y
-	case 4: // mirrored vertically
-		return x, h - 1 - y
-	case 5: // transposed
-		return y, x
-	case 6: // needs 90 degrees clockwise
-		return y, h - 1 - x
-	case 7: // transversed
-		return w - 1 - y, h - 1 - x
-	case 8: // needs 90 degrees anticlockwise
-		return w - 1 - y, x
-	}
-	return x, y
-}
-
-// remap copies pixels of bpp bytes from src to dst through the map f.
-func remap(dst []byte, dstStride int, src []byte, srcStride, bpp, dw, dh int, f func(x, y int) (int, int)) {
-	for y := 0; y < dh; y++ {
-		row := dst[y*dstStride:]
-		for x := 0; x < dw; x++ {
-			sx, sy := f(x, y)
-			copy(row[x*bpp:x*bpp+bpp], src[sy*srcStride+sx*bpp:])
-		}
-	}
 }
