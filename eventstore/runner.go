@@ -285,11 +285,8 @@ func handStep(ctx context.Context, sub Subscription, kl *KeptLease, cps *checkpo
 		return cps.flush(ctx) // caught up after a full batch: nothing new to handle
 	}
 	if len(s.events) > 0 || sub.HandlerSavesCheckpoint && sub.HandEmptyBatches {
-		if err := context.Cause(ctx); err != nil {
-			return err // the partition stops: hand nothing over
-		}
 		if err := kl.Err(); err != nil {
-			return err // the lease was lost: hand nothing over
+			return err // the partition stops, or the lease was lost: hand nothing over
 		}
 		cp := Checkpoint{Key: cps.key, Epoch: cps.epoch, Position: s.next}
 		if err := sub.Handler(ctx, Batch{Events: s.events, Checkpoint: cp, Prepared: s.prepared}); err != nil {
