@@ -70,20 +70,18 @@ func (t TrustedProxies) trusts(a netip.Addr) bool {
 	return false
 }
 
-// clientAddr returns the address of the client that sent r: the peer,
+// clientAddr returns the address of the client that sent r (false when
+// the peer's is not an address, as in tests over a pipe): the peer,
 // or, when the peer is a trusted proxy, the right-most address of
 // X-Forwarded-For that is not a trusted proxy (each proxy appends the
 // address it was reached from, so entries left of that one are the
 // client's to forge). When every entry is a trusted proxy, the left-most
 // is the client; an entry that is not an address stops the walk at the
 // last proxy that wrote a good one.
-func (t TrustedProxies) clientAddr(r *http.Request) string {
+func (t TrustedProxies) clientAddr(r *http.Request) (netip.Addr, bool) {
 	peer, ok := hostAddr(r.RemoteAddr)
-	if !ok {
-		return r.RemoteAddr
-	}
-	if len(t) == 0 || !t.trusts(peer) {
-		return peer.String()
+	if !ok || len(t) == 0 || !t.trusts(peer) {
+		return peer, ok
 	}
 	hops := forwardedFor(r.Header)
 	client := peer
@@ -97,7 +95,7 @@ func (t TrustedProxies) clientAddr(r *http.Request) string {
 			break
 		}
 	}
-	return client.String()
+	return client, true
 }
 
 // forwardedFor returns the entries of every X-Forwarded-For header, in
@@ -138,21 +136,21 @@ func (t TrustedProxies) clientKey(r *http.Request) string {
 		sum := sha256.Sum256([]byte(h))
 		return "key:" + hex.EncodeToString(sum[:8])
 	}
-	return "addr:" + addrKey(t.clientAddr(r))
+	a, ok := t.clientAddr(r)
+	if !ok {
+		return "addr:" + r.RemoteAddr
+	}
+	return "addr:" + addrKey(a)
 }
 
 // addrKey names a client address for the per-client limits: an IPv4
 // address whole, an IPv6 address by its /64, the least that one
 // subscriber's line is given, so that a client cannot take a fresh
 // budget from each of its own addresses.
-func addrKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Is6() {
-		return addr
+func addrKey(a netip.Addr) string {
+	if !a.Is6() {
+		return a.String()
 	}
-	p, err := a.WithZone("").Prefix(64)
-	if err != nil {
-		return addr
-	}
+	p, _ := a.WithZone("").Prefix(64) // no error: no zone, 64 bits of 128
 	return p.String()
 }

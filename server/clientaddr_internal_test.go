@@ -35,8 +35,8 @@ func TestClientAddr(t *testing.T) {
 		for _, v := range c.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		if got := proxies.clientAddr(r); got != c.want {
-			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", c.peer, c.xff, got, c.want)
+		if a, _ := proxies.clientAddr(r); a.String() != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", c.peer, c.xff, a, c.want)
 		}
 	}
 }
