@@ -158,15 +158,9 @@ func loadGeneric(src image.Image, b image.Rectangle, y int, buf []uint8) []uint8
 	fast, _ := src.(image.RGBA64Image)
 	sy := b.Min.Y + y
 	for x := 0; x < b.Dx(); x++ {
-		var r, g, bl, a uint32
-		if fast != nil {
-			c := fast.RGBA64At(b.Min.X+x, sy)
-			r, g, bl, a = uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A)
-		} else {
-			r, g, bl, a = src.At(b.Min.X+x, sy).RGBA()
-		}
+		r, g, bl, a := straight16(src, fast, b.Min.X+x, sy)
 		d := buf[4*x : 4*x+4 : 4*x+4]
-		d[0], d[1], d[2], d[3] = uint8(unpremul16(r, a)>>8), uint8(unpremul16(g, a)>>8), uint8(unpremul16(bl, a)>>8), uint8(a>>8)
+		d[0], d[1], d[2], d[3] = uint8(r>>8), uint8(g>>8), uint8(bl>>8), uint8(a>>8)
 	}
 	return buf[:4*b.Dx()]
 }

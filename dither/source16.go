@@ -110,17 +110,24 @@ func loadGeneric16(src image.Image, b image.Rectangle, y int, buf []uint16) []ui
 	sy := b.Min.Y + y
 	buf = buf[:4*b.Dx()]
 	for x := range b.Dx() {
-		var r, g, bl, a uint32
-		if fast != nil {
-			c := fast.RGBA64At(b.Min.X+x, sy)
-			r, g, bl, a = uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A)
-		} else {
-			r, g, bl, a = src.At(b.Min.X+x, sy).RGBA()
-		}
 		d := buf[4*x : 4*x+4 : 4*x+4]
-		d[0], d[1], d[2], d[3] = unpremul16(r, a), unpremul16(g, a), unpremul16(bl, a), uint16(a)
+		d[0], d[1], d[2], d[3] = straight16(src, fast, b.Min.X+x, sy)
 	}
 	return buf
+}
+
+// straight16 returns the pixel (x, y) of src in straight (not
+// premultiplied) 16-bit RGBA, through fast (src, when it is an
+// image.RGBA64Image, or nil) without allocating, or else through At.
+func straight16(src image.Image, fast image.RGBA64Image, x, y int) (r, g, b, a uint16) {
+	var pr, pg, pb, pa uint32
+	if fast != nil {
+		c := fast.RGBA64At(x, y)
+		pr, pg, pb, pa = uint32(c.R), uint32(c.G), uint32(c.B), uint32(c.A)
+	} else {
+		pr, pg, pb, pa = src.At(x, y).RGBA()
+	}
+	return unpremul16(pr, pa), unpremul16(pg, pa), unpremul16(pb, pa), uint16(pa)
 }
 
 // narrowRow returns the top byte of every value of row in dst. Its alpha
