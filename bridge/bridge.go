@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/imageservice/imageservice/eventstore"
@@ -229,7 +230,7 @@ const maxCachedStates = 10_000
 func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore.Event) error {
 	m := b.Mapper.withDefaults()
 	for _, e := range events {
-		if !isImageStream(e.StreamID) {
+		if !strings.HasPrefix(e.StreamID, images.StreamPrefix) {
 			continue // not an image's event (an API key's): never published, not even decoded
 		}
 		before, err := b.stateBefore(ctx, e)
@@ -247,11 +248,6 @@ func (b *Bridge) messages(ctx context.Context, buf *buffers, events []eventstore
 		b.remember(e, decoded, derr, before)
 	}
 	return nil
-}
-
-func isImageStream(stream string) bool {
-	_, err := images.ParseStreamID(stream)
-	return err == nil
 }
 
 // stateBefore returns the image's state just before the event when Map
